@@ -1,0 +1,72 @@
+"""Settings, built once (pydantic-settings) and passed down. Names: interfaces.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("recon", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Every knob of recon. Environment variables (or a ``.env`` file) set them."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    # the bot's own store; unset: embedded PostgreSQL in data_dir
+    database_url: SecretStr | None = Field(default=None, alias="DATABASE_URL")
+    # the platform's billing database (read-only role); unset: the demo billing database
+    billing_database_url: SecretStr | None = Field(default=None, alias="BILLING_DATABASE_URL")
+    loki_url: str | None = Field(default=None, alias="LOKI_URL")
+    loki_tenant: str | None = Field(default=None, alias="LOKI_TENANT")
+    tempo_url: str | None = Field(default=None, alias="TEMPO_URL")
+    tempo_tenant: str | None = Field(default=None, alias="TEMPO_TENANT")
+
+    slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
+    slack_api_url: str | None = Field(default=None, alias="SLACK_API_URL")
+
+    approvers: str = Field(default="", alias="RECON_APPROVERS")
+    alert_webhook_token: SecretStr | None = Field(default=None, alias="ALERT_WEBHOOK_TOKEN")
+    api_token: SecretStr | None = Field(default=None, alias="RECON_API_TOKEN")
+    alert_channel: str | None = Field(default=None, alias="RECON_ALERT_CHANNEL")
+    watch_channels: str = Field(default="", alias="RECON_WATCH_CHANNELS")
+    public_url: str | None = Field(default=None, alias="RECON_PUBLIC_URL")
+    approve_emoji: str = Field(default="white_check_mark", alias="RECON_APPROVE_EMOJI")
+    decline_emoji: str = Field(default="x", alias="RECON_DECLINE_EMOJI")
+    pin_emoji: str = Field(default="pushpin", alias="RECON_PIN_EMOJI")
+
+    # recon's own additions
+    data_dir: Path = Field(default_factory=default_data_dir, alias="RECON_DATA_DIR")
+    evidence_dir: Path | None = Field(default=None, alias="RECON_EVIDENCE_DIR")
+    source_timeout_s: float = Field(default=10.0, gt=0, alias="RECON_SOURCE_TIMEOUT")
+    billing_statement_timeout_ms: int = Field(default=15000, gt=0, alias="RECON_BILLING_STATEMENT_TIMEOUT_MS")
+    loki_batch: int = Field(default=1000, ge=1, le=5000, alias="RECON_LOKI_BATCH")
+    loki_max_entries: int = Field(default=20000, ge=1, alias="RECON_LOKI_MAX_ENTRIES")
+    evidence_row_cap: int = Field(default=200, ge=1, alias="RECON_EVIDENCE_ROW_CAP")
+    log_level: str = Field(default="INFO", alias="RECON_LOG_LEVEL")
+
+    @field_validator("loki_url", "tempo_url", "slack_api_url", "public_url")
+    @classmethod
+    def _strip_slash(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        return v.strip().rstrip("/")
+
+    @property
+    def pgdata_dir(self) -> Path:
+        return self.data_dir / "pgdata"
+
+    @property
+    def demo_evidence_dir(self) -> Path:
+        return self.data_dir / "demo-evidence"
+
+
+def load_settings() -> Settings:
+    return Settings()

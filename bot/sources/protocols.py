@@ -1,0 +1,114 @@
+"""The small Protocols a diagnosis flow depends on.
+
+A flow never knows whether logs came from Loki or from a file: it asks a
+``LogSource``, a ``TraceSource`` and a ``BillingReader``. Every answer is a
+``Fetched``: the items plus a ``SourceCall`` that says exactly what was asked
+(LogQL text, Tempo URL, SQL query name and parameters), over which window, when, and
+how long it took; the flow records that as evidence. Failures raise
+``bot.errors.SourceUnavailable`` or ``bot.errors.SourceError``, never anything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar
+
+from bot.diagnosis.model import (
+    AppInstance,
+    BillingAccount,
+    Component,
+    LedgerEntry,
+    LogEvent,
+    RateCard,
+    Span,
+    UsageRecord,
+    Window,
+)
+from bot.sources.logql import LogQuery
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceCall:
+    """What one source call asked, for the evidence record."""
+
+    source: str  # "loki" | "tempo" | "billing"
+    kind: str  # "logql" | "trace" | "sql"
+    request: str  # LogQL text, trace URL or file, SQL query name
+    params: Mapping[str, Any] = field(default_factory=dict)
+    window: Window | None = None
+    started_at: datetime | None = None
+    duration_ms: float = 0.0
+    via: str = ""  # where it went: "http://loki:3100", "offline:/path", "postgres"
+
+
+@dataclass(slots=True)
+class Fetched(Generic[T]):
+    items: list[T]
+    call: SourceCall
+
+
+class LogSource(Protocol):
+    @property
+    def label(self) -> str:
+        """Where logs come from, for people: "loki http://…" or "offline folder …"."""
+        ...
+
+    async def query(self, q: LogQuery, window: Window) -> Fetched[LogEvent]:
+        """All log events the query matches in the window, oldest first."""
+        ...
+
+
+class TraceSource(Protocol):
+    @property
+    def label(self) -> str: ...
+
+    async def get_trace(self, trace_id: str, window: Window) -> Fetched[Span]:
+        """The trace's spans; no items when the trace does not exist (404 or empty)."""
+        ...
+
+
+class BillingReader(Protocol):
+    """Read-only access to the billing schema; each method is one named SQL query."""
+
+    @property
+    def label(self) -> str: ...
+
+    async def usage_by_correlation(self, correlation_id: str, window: Window) -> Fetched[UsageRecord]: ...
+
+    async def ledger_by_correlation(self, correlation_id: str, window: Window) -> Fetched[LedgerEntry]: ...
+
+    async def app_instances(self, app_instance_ids: Sequence[str]) -> Fetched[AppInstance]: ...
+
+    async def instances_in_scope(
+        self, org_id: str, project_id: str | None, window: Window
+    ) -> Fetched[AppInstance]:
+        """App instances of an org (and project) that ran at some time in the window."""
+        ...
+
+    async def components(self, app_instance_ids: Sequence[str]) -> Fetched[Component]: ...
+
+    async def usage_for_instances(
+        self, app_instance_ids: Sequence[str], window: Window
+    ) -> Fetched[UsageRecord]:
+        """Usage rows of these instances whose period_start lies in the window."""
+        ...
+
+    async def usage_by_ids(self, usage_record_ids: Sequence[str]) -> Fetched[UsageRecord]: ...
+
+    async def ledger_for_usage(self, usage_record_ids: Sequence[str]) -> Fetched[LedgerEntry]:
+        """Entries naming these usage rows, plus every credit that reverses one of them."""
+        ...
+
+    async def orphan_debits(
+        self, org_projects: Sequence[tuple[str, str]], window: Window
+    ) -> Fetched[LedgerEntry]:
+        """Usage debits posted in the window whose usage row does not exist."""
+        ...
+
+    async def billing_accounts(self, org_ids: Sequence[str]) -> Fetched[BillingAccount]: ...
+
+    async def rate_cards(self, currencies: Sequence[str]) -> Fetched[RateCard]: ...
