@@ -197,12 +197,17 @@ class Subject(BaseModel):
     model_config = ConfigDict(frozen=True)
     correlation_id: str | None = None
     app_instance_id: str | None = None
+    # alert triage without either id diagnoses an org (and project) scope
+    org_id: str | None = None
+    project_id: str | None = None
 
     def label(self) -> str:
         if self.correlation_id:
             return f"correlation_id {self.correlation_id}"
         if self.app_instance_id:
             return f"app_instance_id {self.app_instance_id}"
+        if self.org_id:
+            return f"org {self.org_id}" + (f" project {self.project_id}" if self.project_id else "")
         return "(no subject)"
 
 

@@ -1,0 +1,464 @@
+"""The runbook's six checks over billing evidence (platform.md, rules 1 to 7). Pure.
+
+``run_checks`` takes the evidence of the app instances under examination and returns
+findings; it reports only what is wrong. What is correct stays silent: an hour still
+inside the 2-hour grace window, a duplicate whose extra debit was reversed, refunds
+and promo credits, ``on_allocation`` workers billed as ``allocation``, a charge equal
+to rule 5 to the minor unit, a rate card that changed inside the window.
+
+How a usage row finds its app instance: by its ``app_instance_id`` when that names an
+instance under examination, else by the ``metering.emitted`` log line of its
+``source_event_id`` (a row anchored to the wrong instance is still found that way).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from bot.diagnosis import platform_map as pm
+from bot.diagnosis.model import (
+    CHECKS,
+    AppInstance,
+    BillingAccount,
+    CheckName,
+    Component,
+    Finding,
+    LedgerEntry,
+    LogEvent,
+    OwningLayer,
+    RateCard,
+    UsageRecord,
+    Window,
+)
+from bot.diagnosis.money import Pricer, format_minor
+
+HOUR = timedelta(hours=1)
+ANCHOR_FIELDS = ("org_id", "project_id", "app_instance_id", "operating_mode", "control_plane_scope", "runtime_backend")
+
+
+@dataclass(slots=True)
+class BillingEvidence:
+    """Everything the checks look at, for the app instances under examination."""
+
+    window: Window
+    now: datetime
+    instances: list[AppInstance]
+    components: list[Component]
+    usage: list[UsageRecord]
+    ledger: list[LedgerEntry]  # entries of those rows, their reversals, and orphan debits
+    accounts: list[BillingAccount]
+    rate_cards: list[RateCard]
+    logs: list[LogEvent] = field(default_factory=list)  # pivot logs: who emitted / published
+    logs_available: bool = True
+
+
+@dataclass(slots=True)
+class _Group:
+    """Findings of one check on one instance for one cause, merged into one Finding."""
+
+    check: CheckName
+    instance: AppInstance | None
+    org_id: str | None
+    project_id: str | None
+    layer: OwningLayer
+    what: str
+    usage_ids: list[str] = field(default_factory=list)
+    ledger_ids: list[str] = field(default_factory=list)
+    periods: list[datetime] = field(default_factory=list)
+    impact: int = 0
+    currency: str | None = None
+    unpriced: int = 0
+    evidence: list[str] = field(default_factory=list)
+
+
+def floor_hour(t: datetime) -> datetime:
+    return t.replace(minute=0, second=0, microsecond=0)
+
+
+def _parse_ts(v: object) -> datetime | None:
+    if isinstance(v, datetime):
+        return v
+    if not isinstance(v, str) or not v:
+        return None
+    try:
+        t = datetime.fromisoformat(v.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _fmt_t(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _periods_text(periods: list[datetime]) -> str:
+    ps = sorted(set(periods))
+    if not ps:
+        return ""
+    if len(ps) == 1:
+        return _fmt_t(ps[0])
+    return f"{len(ps)} hours, {_fmt_t(ps[0])} to {_fmt_t(ps[-1] + HOUR)}"
+
+
+class _MeteringLogs:
+    """What the pivot logs say about each metering event."""
+
+    def __init__(self, logs: Iterable[LogEvent]) -> None:
+        self.emitted: dict[tuple[str, str, datetime], list[str]] = defaultdict(list)
+        self.instance_of_event: dict[str, str] = {}
+        self.published: set[str] = set()
+        self.publish_failed: dict[str, str] = {}
+        self.rejected: dict[str, str] = {}
+        self.recorded: set[str] = set()
+        self.instance_of_ledger: dict[str, str] = {}
+        for e in logs:
+            sid = e.get("source_event_id")
+            if e.event == pm.EV_METERING_EMITTED and sid:
+                aid, comp, ps = e.app_instance_id, e.get("component"), _parse_ts(e.line.get("period_start"))
+                if aid:
+                    self.instance_of_event[sid] = aid
+                if aid and comp and ps:
+                    self.emitted[(aid, comp, ps)].append(sid)
+            elif e.event == pm.EV_OUTBOX_PUBLISHED and sid:
+                self.published.add(sid)
+            elif e.event == pm.EV_OUTBOX_FAILED and sid:
+                self.publish_failed[sid] = e.get("error") or "publish failed"
+            elif e.event == pm.EV_USAGE_REJECTED and sid:
+                self.rejected[sid] = e.get("error") or "rejected"
+            elif e.event == pm.EV_USAGE_RECORDED and sid:
+                self.recorded.add(sid)
+            elif e.event == pm.EV_LEDGER_POSTED:
+                lid, aid = e.get("ledger_entry_id"), e.app_instance_id
+                if lid and aid:
+                    self.instance_of_ledger[lid] = aid
+
+
+class _Checker:
+    def __init__(self, ev: BillingEvidence) -> None:
+        self.ev = ev
+        self.instances = {i.app_instance_id: i for i in ev.instances}
+        self.components: dict[str, dict[str, Component]] = defaultdict(dict)
+        for c in ev.components:
+            self.components[c.app_instance_id][c.component] = c
+        self.currency = {a.org_id: a.currency for a in ev.accounts}
+        self.pricer = Pricer(ev.rate_cards)
+        self.logs = _MeteringLogs(ev.logs)
+        self.groups: dict[tuple[str, str | None, str], _Group] = {}
+        self.usage_ids = {u.usage_record_id for u in ev.usage}
+        # ledger indexes
+        self.debits: dict[str, list[LedgerEntry]] = defaultdict(list)
+        self.reversed_ids: set[str] = set()
+        for e in ev.ledger:
+            if e.direction == "credit" and e.kind == "reversal" and e.reverses_entry_id:
+                self.reversed_ids.add(e.reverses_entry_id)
+        for e in ev.ledger:
+            if e.direction == "debit" and e.kind == "usage" and e.usage_record_id:
+                self.debits[e.usage_record_id].append(e)
+
+    # -------------------------------------------------------------- helpers
+
+    def group(self, check: CheckName, inst: AppInstance | None, layer: OwningLayer, what: str,
+              org_id: str | None = None, project_id: str | None = None) -> _Group:
+        aid = inst.app_instance_id if inst else None
+        key = (check, aid, what)
+        g = self.groups.get(key)
+        if g is None:
+            g = _Group(check, inst, inst.org_id if inst else org_id, inst.project_id if inst else project_id,
+                       layer, what)
+            g.currency = self.currency.get(g.org_id or "")
+            self.groups[key] = g
+        return g
+
+    def effective_debits(self, usage_record_id: str) -> list[LedgerEntry]:
+        return [d for d in self.debits.get(usage_record_id, ()) if d.ledger_entry_id not in self.reversed_ids]
+
+    def visible_charge(self, usage_record_id: str) -> int:
+        return sum(d.amount_minor for d in self.effective_debits(usage_record_id))
+
+    def price_recorded(self, u: UsageRecord) -> int | None:
+        cur = self.currency.get(u.org_id)
+        if cur is None:
+            return None
+        return self.pricer.price(cur, u.resource_class, u.usage_source, u.control_plane_component,
+                                 u.control_plane_scope, u.period_start, u.quantity)
+
+    def owner(self, u: UsageRecord) -> AppInstance | None:
+        if u.app_instance_id and u.app_instance_id in self.instances:
+            return self.instances[u.app_instance_id]
+        aid = self.logs.instance_of_event.get(u.source_event_id)
+        return self.instances.get(aid) if aid else None
+
+    # -------------------------------------------------------------- the run
+
+    def run(self) -> list[Finding]:
+        rows_by_inst: dict[str, list[UsageRecord]] = defaultdict(list)
+        for u in self.ev.usage:
+            inst = self.owner(u)
+            if inst is not None:
+                rows_by_inst[inst.app_instance_id].append(u)
+        for aid in sorted(self.instances):
+            inst = self.instances[aid]
+            rows = rows_by_inst.get(aid, [])
+            self.check_attribution(inst, rows)
+            covered_by_dupes = self.check_duplicates(inst, rows)
+            self.check_ledger(inst, rows, covered_by_dupes)
+            self.check_completeness(inst, rows)
+        self.check_orphan_debits()
+        return self.findings()
+
+    def check_attribution(self, inst: AppInstance, rows: list[UsageRecord]) -> None:
+        comps = self.components.get(inst.app_instance_id, {})
+        for u in rows:
+            c = comps.get(u.component or "")
+            cp = c.control_plane if c else u.control_plane_component
+            want_source = "app_runtime" if inst.operating_mode == "managed" or cp else "allocation"
+            # price under progressively corrected attribution: the differences telescope
+            p0 = self.price_recorded(u)
+            src_wrong = u.usage_source != want_source or (
+                want_source == "allocation" and u.allocation_id != inst.allocation_id
+            )
+            cur = self.currency.get(inst.org_id)
+            p1 = self._price(cur, u, want_source, u.control_plane_component, u.control_plane_scope)
+            p2 = self._price(cur, u, want_source, cp, u.control_plane_scope)
+            p3 = self._price(cur, u, want_source, cp, inst.control_plane_scope)
+            if src_wrong:
+                if u.usage_source != want_source:
+                    what = f"billed as {u.usage_source}, should be {want_source}"
+                else:
+                    what = f"allocation_id {u.allocation_id} is not the instance's {inst.allocation_id}"
+                self._add(self.group("wrong_source", inst, "attribution_mapping", what), u, p0, p1)
+            if c is not None and u.control_plane_component != c.control_plane:
+                what = (f"component {c.component} recorded as "
+                        f"{'control plane' if u.control_plane_component else 'not control plane'}, "
+                        f"but it {'is' if c.control_plane else 'is not'}")
+                self._add(self.group("control_plane_drift", inst, "metering_emitter", what), u, p1, p2)
+            diffs = [f for f in ANCHOR_FIELDS if getattr(u, f) != getattr(inst, f)]
+            if c is None:
+                diffs.append("component")
+            if diffs:
+                what = ", ".join(
+                    f"{f} {getattr(u, f)!s} ≠ {getattr(inst, f)!s}" if f != "component"
+                    else f"component {u.component} is not one of the instance's" for f in diffs
+                )
+                self._add(self.group("wrong_anchor", inst, "attribution_mapping", what), u, p2, p3)
+
+    def _price(self, cur: str | None, u: UsageRecord, source: str, cp: bool, scope: str | None) -> int | None:
+        if cur is None:
+            return None
+        return self.pricer.price(cur, u.resource_class, source, cp, scope, u.period_start, u.quantity)
+
+    @staticmethod
+    def _add(g: _Group, u: UsageRecord, before: int | None, after: int | None) -> None:
+        g.usage_ids.append(u.usage_record_id)
+        g.periods.append(u.period_start)
+        if before is None or after is None:
+            g.unpriced += 1
+        else:
+            g.impact += before - after
+
+    def check_duplicates(self, inst: AppInstance, rows: list[UsageRecord]) -> set[str]:
+        """Rule 7. Returns the ids of duplicate rows whose charge another row carries."""
+        parent: dict[str, str] = {u.usage_record_id: u.usage_record_id for u in rows}
+
+        def find(x: str) -> str:
+            while parent[x] != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        first_by_key: dict[tuple[str, object], str] = {}
+        for u in rows:
+            for key in (("slot", (u.component, u.period_start)), ("event", u.source_event_id)):
+                other = first_by_key.setdefault(key, u.usage_record_id)
+                if other != u.usage_record_id:
+                    parent[find(u.usage_record_id)] = find(other)
+        members: dict[str, list[UsageRecord]] = defaultdict(list)
+        for u in rows:
+            members[find(u.usage_record_id)].append(u)
+        covered: set[str] = set()
+        for group_rows in members.values():
+            if len(group_rows) < 2:
+                continue
+            charged = sorted(
+                (u for u in group_rows if self.visible_charge(u.usage_record_id) > 0),
+                key=lambda u: (u.recorded_at, u.usage_record_id),
+            )
+            if charged:
+                covered.update(u.usage_record_id for u in group_rows if u is not charged[0])
+            if len(charged) > 1:
+                extra = charged[1:]
+                comp = group_rows[0].component
+                g = self.group("duplicate_charge", inst, "billing_worker",
+                               f"{comp} charged {len(charged)} times for the same hour")
+                for u in group_rows:
+                    if u.usage_record_id not in g.usage_ids:
+                        g.usage_ids.append(u.usage_record_id)
+                g.periods.append(group_rows[0].period_start)
+                for u in extra:
+                    g.impact += self.visible_charge(u.usage_record_id)
+                    g.ledger_ids.extend(d.ledger_entry_id for d in self.effective_debits(u.usage_record_id))
+        return covered
+
+    def check_ledger(self, inst: AppInstance, rows: list[UsageRecord], covered: set[str]) -> None:
+        """Rule 6: one usage debit per row, at the rule 5 price; reversals cancel debits."""
+        for u in rows:
+            if u.usage_record_id in covered:
+                continue
+            debits = self.debits.get(u.usage_record_id, [])
+            effective = [d for d in debits if d.ledger_entry_id not in self.reversed_ids]
+            expected = self.price_recorded(u)
+            cur = self.currency.get(u.org_id)
+            if not effective:
+                what = "no usage debit" if not debits else "its only debit was reversed and nothing replaced it"
+                g = self.group("ledger_mismatch", inst, "billing_worker", what)
+                self._add_ledger(g, u, [], -expected if expected is not None else None)
+            elif len(effective) > 1:
+                total = sum(d.amount_minor for d in effective)
+                g = self.group("ledger_mismatch", inst, "billing_worker", "more than one usage debit for one row")
+                self._add_ledger(g, u, effective, total - expected if expected is not None else None)
+            else:
+                d = effective[0]
+                if cur is not None and d.currency.upper() != cur.upper():
+                    g = self.group("ledger_mismatch", inst, "billing_worker",
+                                   f"debit in {d.currency}, account bills in {cur}")
+                    self._add_ledger(g, u, effective, None)
+                elif expected is not None and d.amount_minor != expected:
+                    what = "debit amount differs from the rate card price"
+                    g = self.group("ledger_mismatch", inst, "billing_worker", what)
+                    g.evidence.append(
+                        f"{d.ledger_entry_id}: debited {format_minor(d.amount_minor, cur)}, "
+                        f"rule 5 gives {format_minor(expected, cur)}"
+                    )
+                    self._add_ledger(g, u, effective, d.amount_minor - expected)
+
+    @staticmethod
+    def _add_ledger(g: _Group, u: UsageRecord, entries: list[LedgerEntry], impact: int | None) -> None:
+        g.usage_ids.append(u.usage_record_id)
+        g.periods.append(u.period_start)
+        g.ledger_ids.extend(e.ledger_entry_id for e in entries)
+        if impact is None:
+            g.unpriced += 1
+        else:
+            g.impact += impact
+
+    def check_completeness(self, inst: AppInstance, rows: list[UsageRecord]) -> None:
+        """Rule 4: a row per component per hour run; hours in the grace window are pending."""
+        if inst.started_at is None:
+            return
+        now, win = self.ev.now, self.ev.window
+        run_end = inst.stopped_at or now
+        covered = {(u.component, u.period_start) for u in rows}
+        h = floor_hour(max(inst.started_at, win.start))
+        stop = min(run_end, win.end)
+        grace = timedelta(hours=pm.GRACE_HOURS)
+        cur = self.currency.get(inst.org_id)
+        comps = sorted(self.components.get(inst.app_instance_id, {}).values(), key=lambda c: c.component)
+        while h < stop:
+            h_end = h + HOUR
+            if h_end + grace > now:
+                break  # this hour and every later one are still pending
+            seconds = (min(h_end, run_end) - max(h, inst.started_at)).total_seconds()
+            if seconds > 0:
+                for c in comps:
+                    if (c.component, h) not in covered:
+                        self._missing(inst, c, h, Decimal(int(seconds)), cur)
+            h = h_end
+
+    def _missing(self, inst: AppInstance, c: Component, h: datetime, seconds: Decimal, cur: str | None) -> None:
+        layer: OwningLayer
+        if not self.ev.logs_available:
+            layer, why = "metering_emitter", "logs unavailable: owning layer not confirmed"
+        else:
+            sids = self.logs.emitted.get((inst.app_instance_id, c.component, h), [])
+            published = [s for s in sids if s in self.logs.published]
+            if not sids:
+                layer, why = "metering_emitter", "no metering.emitted event"
+            elif not published:
+                failed = [self.logs.publish_failed[s] for s in sids if s in self.logs.publish_failed]
+                layer = "metering_emitter"
+                why = "emitted but never published by the outbox relay" + (f" ({failed[0]})" if failed else "")
+            else:
+                rejected = [self.logs.rejected[s] for s in published if s in self.logs.rejected]
+                layer = "billing_worker"
+                why = "published but not recorded by the billing worker" + (
+                    f" (rejected: {rejected[0]})" if rejected else ""
+                )
+        g = self.group("missing_usage", inst, layer, f"{c.component}: {why}")
+        g.periods.append(h)
+        want_source = "app_runtime" if inst.operating_mode == "managed" or c.control_plane else "allocation"
+        price = None
+        if cur is not None:
+            price = self.pricer.price(cur, c.resource_class, want_source, c.control_plane,
+                                      inst.control_plane_scope, h, seconds)
+        if price is None:
+            g.unpriced += 1
+        else:
+            g.impact -= price
+
+    def check_orphan_debits(self) -> None:
+        for e in self.ev.ledger:
+            if e.direction != "debit" or e.kind != "usage":
+                continue
+            if e.usage_record_id and e.usage_record_id in self.usage_ids:
+                continue
+            if e.ledger_entry_id in self.reversed_ids:
+                continue
+            aid = self.logs.instance_of_ledger.get(e.ledger_entry_id)
+            inst = self.instances.get(aid) if aid else None
+            what = (f"debit for usage row {e.usage_record_id}, which does not exist" if e.usage_record_id
+                    else "usage debit without a usage row")
+            g = self.group("ledger_mismatch", inst, "billing_worker", what, e.org_id, e.project_id)
+            g.ledger_ids.append(e.ledger_entry_id)
+            g.periods.append(e.posted_at)
+            g.impact += e.amount_minor
+            g.currency = e.currency
+
+    # -------------------------------------------------------------- output
+
+    def findings(self) -> list[Finding]:
+        out: list[Finding] = []
+        order = {c: i for i, c in enumerate(CHECKS)}
+        for g in sorted(self.groups.values(), key=lambda g: (
+            order[g.check], g.org_id or "", g.project_id or "",
+            g.instance.app_instance_id if g.instance else "", min(g.periods) if g.periods else self.ev.now, g.what,
+        )):
+            out.append(Finding(
+                check=g.check,
+                app_instance_id=g.instance.app_instance_id if g.instance else None,
+                org_id=g.org_id,
+                project_id=g.project_id,
+                owning_layer=g.layer,
+                usage_record_ids=sorted(set(g.usage_ids)),
+                ledger_entry_ids=sorted(set(g.ledger_ids)),
+                summary=self._summary(g),
+                impact_minor=g.impact,
+                currency=g.currency,
+                period_starts=sorted(set(g.periods)),
+                evidence=g.evidence[:20],
+            ))
+        return out
+
+    @staticmethod
+    def _summary(g: _Group) -> str:
+        n_rows = len(set(g.usage_ids))
+        when = _periods_text(g.periods)
+        subject = g.instance.app_instance_id if g.instance else f"{g.org_id}/{g.project_id}"
+        if g.check == "missing_usage":
+            head = f"{subject}: no usage row for {when}; {g.what}"
+        elif g.check == "ledger_mismatch" and not g.usage_ids:
+            head = f"{subject}: {len(set(g.ledger_ids))} {g.what}"
+        else:
+            rows = f"{n_rows} usage row{'s' if n_rows != 1 else ''}"
+            head = f"{subject}: {rows} ({when}): {g.what}"
+        if g.unpriced:
+            head += f"; {g.unpriced} could not be priced (no matching rate card or account)"
+        return head
+
+
+def run_checks(ev: BillingEvidence) -> list[Finding]:
+    """All findings for the evidence, in a stable order (check, org, project, instance, time)."""
+    return _Checker(ev).run()

@@ -1,0 +1,165 @@
+"""Block Kit for the diagnosis thread, rendered from ``templates/slack/``.
+
+Slack's limits hold by construction: at most 50 blocks a message, 3,000 characters
+a text, 150 a header. Long evidence is summarised with a link to the incident's
+report, never cut mid-structure. Every message has a plain-text fallback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bot.diagnosis.model import CHECKS, Diagnosis, Finding, Subject
+from bot.diagnosis.money import format_minor
+from bot.flows.diagnose import StepReport
+from bot.render.templating import render_json
+
+MAX_BLOCKS = 50
+MAX_FINDINGS_PER_REPLY = 20  # head + findings + context stays far below 50 blocks
+MAX_LINES = 25
+STATE_MARK = {"ok": ":white_check_mark:", "partial": ":warning:", "failed": ":x:", "skipped": ":fast_forward:"}
+CHECK_MARK = {True: ":x:", False: ":white_check_mark:"}
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    text: str  # the plain-text fallback (notifications, screen readers)
+    blocks: list[dict[str, Any]]
+
+
+def esc(text: object) -> str:
+    """Escape the three characters Slack's mrkdwn treats as control characters."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _link(url: str | None, label: str) -> str:
+    return f"<{url}|{esc(label)}>" if url else esc(label)
+
+
+def finding_line(f: Finding) -> str:
+    impact = format_minor(f.impact_minor, f.currency) if f.impact_minor else "no charge difference"
+    rows = f" · rows: `{'`, `'.join(f.usage_record_ids[:3])}`" if f.usage_record_ids else ""
+    if len(f.usage_record_ids) > 3:
+        rows += f" +{len(f.usage_record_ids) - 3}"
+    return (f":x: *{f.check}* — {esc(f.summary)}\n"
+            f"owner: `{f.owning_layer}` · impact: {esc(impact)}{rows}")
+
+
+def impact_text(d: Diagnosis) -> str:
+    if not d.impact:
+        return "none found"
+    totals: dict[str, list[int]] = {}
+    for r in d.impact:
+        t = totals.setdefault(r.currency, [0, 0])
+        t[0] += r.overcharged_minor
+        t[1] += r.undercharged_minor
+    parts = []
+    for cur, (over, under) in sorted(totals.items()):
+        bits = []
+        if over:
+            bits.append(f"over {format_minor(over, cur)}")
+        if under:
+            bits.append(f"under {format_minor(under, cur)}")
+        parts.append(", ".join(bits) or f"0 {cur}")
+    orgs = len({r.org_id for r in d.impact})
+    inst = len({r.app_instance_id for r in d.impact if r.app_instance_id})
+    return f"{'; '.join(parts)}\n{inst} instance(s) in {orgs} org(s)"
+
+
+def parent_message(subject: Subject, status: str, diagnosis: Diagnosis | None = None,
+                   incident_id: str | None = None, incident_url: str | None = None,
+                   requested_by: str | None = None) -> Message:
+    header = f"recon · {subject.label()}"
+    verdict = None
+    if diagnosis is None:
+        status_line = {"running": ":hourglass_flowing_sand: Diagnosis running — steps follow in this thread.",
+                       "queued": ":inbox_tray: Queued.",
+                       "failed": ":x: The diagnosis failed; see the thread."}.get(status, esc(status))
+        text = f"{header}: {status}"
+    else:
+        failed = diagnosis.failed_checks()
+        mark = ":rotating_light:" if failed else ":white_check_mark:"
+        status_line = (f"{mark} *{'Drift found' if failed else 'No drift found'}* · scope `{diagnosis.scope}`"
+                       + ("" if diagnosis.complete else " · :warning: *incomplete*"))
+        freeze = (":ice_cube: *recommended* — several app instances are impacted; hold manual "
+                  "customer-facing adjustments until attribution is verified"
+                  if diagnosis.freeze_recommended else "not needed")
+        warning = None
+        if not diagnosis.complete:
+            down = [f"{k} {v}" for k, v in diagnosis.sources.model_dump().items() if v != "ok"]
+            warning = f":warning: Sources not read: {esc(', '.join(down))}. Findings may be partial."
+        verdict = {
+            "scope": f"`{diagnosis.scope}` · {len(diagnosis.identifiers.app_instance_ids)} instance(s) examined",
+            "checks": ", ".join(f"`{c}`" for c in failed) or "none",
+            "impact": esc(impact_text(diagnosis)),
+            "freeze": freeze,
+            "warning": warning,
+        }
+        text = (f"{header}: {'drift found: ' + ', '.join(failed) if failed else 'no drift found'}"
+                f" (scope {diagnosis.scope})")
+    ctx = []
+    if incident_id:
+        ctx.append(f"incident {_link(incident_url, incident_id)}")
+    if requested_by:
+        ctx.append(f"requested by <@{esc(requested_by)}>")
+    ctx.append("recon reads; it never changes billing data")
+    blocks = render_json("slack/parent.json.j2", header=header, status_line=status_line, verdict=verdict,
+                         context_line=" · ".join(ctx))
+    return Message(text=text, blocks=_cap(blocks))
+
+
+def step_message(report: StepReport, index: int, total: int, incident_url: str | None = None) -> Message:
+    mark = STATE_MARK.get(report.state, ":grey_question:")
+    lines = [esc(x) for x in report.lines[:MAX_LINES]]
+    if len(report.lines) > MAX_LINES:
+        lines.append(f"… {len(report.lines) - MAX_LINES} more lines in the report")
+    head = f"{mark} *{index}/{total} {esc(report.title)}*"
+    if lines:
+        head += "\n" + "\n".join(f"• {x}" for x in lines)
+    if report.name == "reconciliation":
+        by_check = report.data.get("by_check", {})
+        head += "\n" + "\n".join(
+            f"{CHECK_MARK[c in by_check]} `{c}`" + (f" — {by_check[c]} finding(s)" if c in by_check else "")
+            for c in CHECKS
+        )
+    shown = report.findings[:MAX_FINDINGS_PER_REPLY]
+    more = ""
+    if len(report.findings) > len(shown):
+        more = f"{len(report.findings) - len(shown)} more finding(s): {_link(incident_url, 'full report')}"
+    blocks = render_json("slack/step.json.j2", head=head, findings=[finding_line(f) for f in shown], more=more)
+    text = f"{index}/{total} {report.title}: {report.state}" + (
+        f", {len(report.findings)} finding(s)" if report.findings else "")
+    return Message(text=text, blocks=_cap(blocks))
+
+
+def _cap(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if len(blocks) <= MAX_BLOCKS:
+        return blocks
+    kept = blocks[: MAX_BLOCKS - 1]
+    kept.append({"type": "context", "elements": [
+        {"type": "mrkdwn", "text": f"{len(blocks) - len(kept)} more blocks left out; see the report"}]})
+    return kept
+
+
+def blocks_to_text(blocks: list[dict[str, Any]]) -> str:
+    """A terminal rendering of Block Kit (for ``recon demo`` and for logs)."""
+    out: list[str] = []
+    for b in blocks:
+        t = b.get("type")
+        if t == "header":
+            out.append(b["text"]["text"])
+            out.append("=" * min(len(b["text"]["text"]), 78))
+        elif t == "section":
+            if "text" in b:
+                out.append(b["text"]["text"])
+            for f in b.get("fields", []):
+                out.append(f["text"].replace("\n", ": ", 1))
+        elif t == "context":
+            out.append("  " + " · ".join(e.get("text", "") for e in b.get("elements", [])))
+        elif t == "divider":
+            out.append("-" * 40)
+    text = "\n".join(out)
+    for a, b_ in (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&")):
+        text = text.replace(a, b_)
+    return text
