@@ -1,0 +1,354 @@
+"""Connections, JSON codec and schema migrations of the bot's own store.
+
+- ``connect_pool(url)``: an asyncpg pool with a ``json``/``jsonb`` codec (canonical JSON:
+  sorted keys, datetimes as ISO 8601 in UTC, Decimals as plain decimal text). Failures
+  become ``StoreError`` with the URL's password redacted.
+- ``migrate(pool_or_conn)``: applies ``bot/store/migrations/NNN_name.sql`` in order, each
+  in its own transaction, recorded in ``recon_schema_migrations``. Every transaction
+  first takes ``pg_advisory_xact_lock(MIGRATION_LOCK_KEY)`` and re-reads the applied
+  versions, so concurrent migrators apply each migration exactly once. It refuses
+  (``StoreError``) when an applied migration's file changed (checksum) or the database
+  has a version this code does not know.
+- ``schema_status(pool)``: ``(current, latest)`` for readiness checks.
+- ``open_store(settings)``: ``DATABASE_URL``, or the embedded server's database
+  ``recon`` (created when missing); migrated; wrapped in a ``Store``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import itertools
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from functools import cache
+from importlib import resources
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Any, TypeAlias
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from uuid import UUID
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from bot.errors import StoreError
+from bot.sqlfiles import Queries
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+    from bot.store.store import Store
+
+log = logging.getLogger(__name__)
+
+Q = Queries("bot.store", "sql")
+Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
+Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+
+MIGRATION_LOCK_KEY = 0x7265636F6E5F6D67  # b"recon_mg": one advisory lock for all migrators
+_MIGRATION_RE = re.compile(r"(\d{3})_([a-z0-9_]+)\.sql")
+_CONNECT_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+# ------------------------------------------------------------------ URLs
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password (userinfo or ``password=`` parameter) replaced by ***."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(unparseable URL)"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostinfo = netloc.rpartition("@")
+        if ":" in userinfo:
+            user = userinfo.split(":", 1)[0]
+            netloc = f"{user}:***@{hostinfo}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(k.lower() == "password" for k, _ in pairs):
+            query = urlencode(
+                [(k, "***" if k.lower() == "password" else v) for k, v in pairs], safe="/"
+            )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _url_password(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        pw = parts.password
+        for k, v in parse_qsl(parts.query):
+            if k.lower() == "password":
+                pw = v
+    except ValueError:
+        return None
+    return pw or None
+
+
+def _scrub(text: str, url: str) -> str:
+    """Remove the URL and its password from an error message."""
+    pw = _url_password(url)
+    text = text.replace(url, redact_url(url))
+    if pw:
+        text = text.replace(pw, "***")
+    return text
+
+
+def with_database(url: str, database: str) -> str:
+    """The same server URL, pointing at another database."""
+    parts = urlsplit(url)
+    return urlunsplit(
+        (parts.scheme, parts.netloc, "/" + quote(database, safe=""), parts.query, parts.fragment)
+    )
+
+
+# ------------------------------------------------------------------ JSON
+
+
+def to_jsonable(value: Any) -> Any:
+    """``json.dumps`` default: the canonical text of values JSON lacks."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value.isoformat()
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, UUID | PurePath):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=lambda v: json.dumps(v, default=to_jsonable, sort_keys=True))
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    model_dump = getattr(value, "model_dump", None)
+    if callable(model_dump):  # pydantic models
+        return model_dump(mode="json")
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no whitespace, UTF-8 text, no NaN: the same value, the same text."""
+    return json.dumps(
+        value,
+        default=to_jsonable,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+    )
+
+
+def digest_rows(rows: Sequence[Any]) -> str:
+    """sha256 (hex) of the canonical JSON of all the rows (a JSON array)."""
+    return hashlib.sha256(canonical_json(list(rows)).encode("utf-8")).hexdigest()
+
+
+async def _init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    for typename in ("json", "jsonb"):
+        await conn.set_type_codec(
+            typename, schema="pg_catalog", encoder=canonical_json, decoder=json.loads
+        )
+
+
+# ------------------------------------------------------------------ pools
+
+
+async def connect_pool(
+    url: str, *, min_size: int = 1, max_size: int = 10, connect_timeout: float = 10.0
+) -> Pool:
+    """An asyncpg pool on ``url`` with the JSON codec; ``StoreError`` if unreachable."""
+    try:
+        pool: Pool = await asyncpg.create_pool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=connect_timeout,
+            init=_init_connection,
+        )
+    except (*_CONNECT_ERRORS, ValueError) as exc:
+        raise StoreError(
+            f"cannot connect to the store at {redact_url(url)}: "
+            f"{_scrub(str(exc) or type(exc).__name__, url)}"
+        ) from None
+    return pool
+
+
+async def connect(
+    url: str, *, connect_timeout: float = 10.0
+) -> asyncpg.Connection[asyncpg.Record]:
+    """One connection with the JSON codec; ``StoreError`` if unreachable."""
+    try:
+        conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(
+            url, timeout=connect_timeout
+        )
+        await _init_connection(conn)
+    except (*_CONNECT_ERRORS, ValueError) as exc:
+        raise StoreError(
+            f"cannot connect to the store at {redact_url(url)}: "
+            f"{_scrub(str(exc) or type(exc).__name__, url)}"
+        ) from None
+    return conn
+
+
+@contextlib.asynccontextmanager
+async def _connection(target: Pool | Conn) -> AsyncIterator[Conn]:
+    if isinstance(target, asyncpg.Pool):
+        async with target.acquire() as conn:
+            yield conn
+    else:
+        yield target
+
+
+# ------------------------------------------------------------------ migrations
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str  # "001_core"
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode("utf-8")).hexdigest()
+
+
+@cache
+def _packaged_migrations() -> tuple[Migration, ...]:
+    root = resources.files("bot.store").joinpath("migrations")
+    found: list[Migration] = []
+    for entry in root.iterdir():
+        m = _MIGRATION_RE.fullmatch(entry.name)
+        if m is None:
+            if entry.name.endswith(".sql"):
+                raise StoreError(f"migration file {entry.name!r} is not named NNN_name.sql")
+            continue
+        found.append(Migration(int(m.group(1)), entry.name[:-4], entry.read_text("utf-8")))
+    return tuple(check_migrations(found))
+
+
+def check_migrations(migrations: Sequence[Migration]) -> list[Migration]:
+    """Sorted by version; refuses duplicate versions."""
+    ordered = sorted(migrations, key=lambda m: m.version)
+    for a, b in itertools.pairwise(ordered):
+        if a.version == b.version:
+            raise StoreError(f"two migrations with version {a.version}: {a.name}, {b.name}")
+    return ordered
+
+
+def known_migrations() -> list[Migration]:
+    """The migrations shipped with this code, in order."""
+    return list(_packaged_migrations())
+
+
+async def _applied(conn: Conn) -> dict[int, asyncpg.Record]:
+    return {r["version"]: r for r in await conn.fetch(Q["migrations_applied"])}
+
+
+def _verify(applied: Mapping[int, asyncpg.Record], known: Sequence[Migration]) -> None:
+    by_version = {m.version: m for m in known}
+    latest = max(by_version, default=0)
+    for version, row in applied.items():
+        m = by_version.get(version)
+        if m is None:
+            raise StoreError(
+                f"the store has schema migration {version} ({row['name']}) which this "
+                f"version of recon does not know (it knows up to {latest}); "
+                "upgrade recon, or point DATABASE_URL at another database"
+            )
+        if row["checksum"] != m.checksum:
+            raise StoreError(
+                f"migration {m.name} was changed after it was applied to the store "
+                f"(checksum {row['checksum'][:12]}… in the database, {m.checksum[:12]}… "
+                "in the file); restore the file and add a new migration instead"
+            )
+
+
+async def migrate(
+    target: Pool | Conn, *, migrations: Sequence[Migration] | None = None
+) -> list[str]:
+    """Apply pending migrations; returns the names applied (empty when up to date)."""
+    known = check_migrations(migrations) if migrations is not None else known_migrations()
+    done: list[str] = []
+    async with _connection(target) as conn:
+        try:
+            async with conn.transaction():
+                await conn.execute(Q["migrations_lock"], MIGRATION_LOCK_KEY)
+                await conn.execute(Q["migrations_create_table"])
+                applied = await _applied(conn)
+                _verify(applied, known)
+            for m in known:
+                if m.version in applied:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(Q["migrations_lock"], MIGRATION_LOCK_KEY)
+                    applied = await _applied(conn)  # another migrator may have run
+                    _verify(applied, known)
+                    if m.version in applied:
+                        continue
+                    try:
+                        await conn.execute(m.sql)
+                    except asyncpg.PostgresError as exc:
+                        raise StoreError(f"migration {m.name} failed: {exc}") from exc
+                    await conn.execute(Q["migrations_record"], m.version, m.name, m.checksum)
+                log.info("applied store migration %s", m.name)
+                done.append(m.name)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            raise StoreError(f"cannot migrate the store: {exc}") from exc
+    return done
+
+
+async def schema_status(target: Pool | Conn) -> tuple[int, int]:
+    """``(current, latest)``: the highest applied migration, and the highest known."""
+    latest = max((m.version for m in known_migrations()), default=0)
+    try:
+        async with _connection(target) as conn:
+            if not await conn.fetchval(Q["migrations_table_exists"]):
+                return 0, latest
+            current = int(await conn.fetchval(Q["migrations_current"]))
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        raise StoreError(f"cannot read the store's schema version: {exc}") from exc
+    return current, latest
+
+
+# ------------------------------------------------------------------ the store
+
+
+async def store_url(settings: Settings) -> str:
+    """``DATABASE_URL``, or the URL of database ``recon`` on the embedded server."""
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
+    from bot.store.embedded import ensure_database, ensure_embedded
+
+    server = await ensure_embedded(settings.pgdata_dir)
+    await ensure_database(server.base_uri, "recon")
+    return server.url_for("recon")
+
+
+async def open_store(settings: Settings, *, max_size: int = 10) -> Store:
+    """The store, migrated: ``DATABASE_URL`` if set, else the embedded server."""
+    from bot.store.store import Store
+
+    url = await store_url(settings)
+    pool = await connect_pool(url, max_size=max_size)
+    try:
+        applied = await migrate(pool)
+    except BaseException:
+        await pool.close()
+        raise
+    if applied:
+        log.info("store schema brought up to date: %s", ", ".join(applied))
+    return Store(pool)

@@ -1,0 +1,5 @@
+UPDATE incidents
+SET status = $2, updated_at = clock_timestamp()
+WHERE incident_id = $1
+RETURNING incident_id, subject_kind, correlation_id, app_instance_id, org_id, project_id, title,
+       status, origin, slack_channel, slack_thread_ts, created_at, updated_at

@@ -1,0 +1,2 @@
+INSERT INTO recon_schema_migrations (version, name, checksum)
+VALUES ($1, $2, $3)
