@@ -14,7 +14,7 @@ instance under examination, else by the ``metering.emitted`` log line of its
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -37,6 +37,8 @@ from bot.diagnosis.model import (
 from bot.diagnosis.money import Pricer, format_minor
 
 HOUR = timedelta(hours=1)
+ATTRIBUTION_CHECKS: tuple[CheckName, ...] = ("wrong_source", "wrong_anchor", "control_plane_drift")
+RECONCILIATION_CHECKS: tuple[CheckName, ...] = ("missing_usage", "ledger_mismatch", "duplicate_charge")
 ANCHOR_FIELDS = ("org_id", "project_id", "app_instance_id", "operating_mode", "control_plane_scope", "runtime_backend")
 
 
@@ -194,7 +196,8 @@ class _Checker:
 
     # -------------------------------------------------------------- the run
 
-    def run(self) -> list[Finding]:
+    def run(self, checks: Collection[CheckName]) -> list[Finding]:
+        want = set(checks)
         rows_by_inst: dict[str, list[UsageRecord]] = defaultdict(list)
         for u in self.ev.usage:
             inst = self.owner(u)
@@ -203,12 +206,17 @@ class _Checker:
         for aid in sorted(self.instances):
             inst = self.instances[aid]
             rows = rows_by_inst.get(aid, [])
-            self.check_attribution(inst, rows)
-            covered_by_dupes = self.check_duplicates(inst, rows)
-            self.check_ledger(inst, rows, covered_by_dupes)
-            self.check_completeness(inst, rows)
-        self.check_orphan_debits()
-        return self.findings()
+            if want & set(ATTRIBUTION_CHECKS):
+                self.check_attribution(inst, rows)
+            if want & {"duplicate_charge", "ledger_mismatch"}:
+                covered_by_dupes = self.check_duplicates(inst, rows)
+                if "ledger_mismatch" in want:
+                    self.check_ledger(inst, rows, covered_by_dupes)
+            if "missing_usage" in want:
+                self.check_completeness(inst, rows)
+        if "ledger_mismatch" in want:
+            self.check_orphan_debits()
+        return [f for f in self.findings() if f.check in want]
 
     def check_attribution(self, inst: AppInstance, rows: list[UsageRecord]) -> None:
         comps = self.components.get(inst.app_instance_id, {})
@@ -421,11 +429,7 @@ class _Checker:
 
     def findings(self) -> list[Finding]:
         out: list[Finding] = []
-        order = {c: i for i, c in enumerate(CHECKS)}
-        for g in sorted(self.groups.values(), key=lambda g: (
-            order[g.check], g.org_id or "", g.project_id or "",
-            g.instance.app_instance_id if g.instance else "", min(g.periods) if g.periods else self.ev.now, g.what,
-        )):
+        for g in self.groups.values():
             out.append(Finding(
                 check=g.check,
                 app_instance_id=g.instance.app_instance_id if g.instance else None,
@@ -440,7 +444,7 @@ class _Checker:
                 period_starts=sorted(set(g.periods)),
                 evidence=g.evidence[:20],
             ))
-        return out
+        return sort_findings(out)
 
     @staticmethod
     def _summary(g: _Group) -> str:
@@ -459,6 +463,20 @@ class _Checker:
         return head
 
 
-def run_checks(ev: BillingEvidence) -> list[Finding]:
-    """All findings for the evidence, in a stable order (check, org, project, instance, time)."""
-    return _Checker(ev).run()
+def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
+    """The stable order of findings: check, org, project, instance, first hour, summary."""
+    order = {c: i for i, c in enumerate(CHECKS)}
+    far = datetime.max.replace(tzinfo=UTC)
+    return sorted(findings, key=lambda f: (
+        order[f.check], f.org_id or "", f.project_id or "", f.app_instance_id or "",
+        f.period_starts[0] if f.period_starts else far, f.summary,
+    ))
+
+
+def run_checks(ev: BillingEvidence, checks: Collection[CheckName] = CHECKS) -> list[Finding]:
+    """The findings of the given checks (all six by default), in ``sort_findings`` order.
+
+    The attribution checks need no ledger entries; the flow runs them as soon as the
+    usage rows are read, and the reconciliation checks once the ledger is.
+    """
+    return _Checker(ev).run(checks)

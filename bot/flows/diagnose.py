@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from bot.diagnosis import core
-from bot.diagnosis.checks import BillingEvidence, run_checks
+from bot.diagnosis.checks import ATTRIBUTION_CHECKS, RECONCILIATION_CHECKS, BillingEvidence, run_checks, sort_findings
 from bot.diagnosis.model import (
     AppInstance,
     BillingAccount,
@@ -284,19 +284,30 @@ class _Run:
         await self._end(rep)
 
         # 3b. an app instance subject: its own traces, now that its rows are known
-        # 5. attribution
+        # 5. attribution: rules 1 to 3 need the rows, the metadata and the prices, no ledger
         rep = await self._begin("attribution")
         usage: list[UsageRecord] = []
+        accounts: list[BillingAccount] = []
+        cards: list[RateCard] = []
+        attribution: list[Finding] = []
         if billing is None:
             rep.state = "failed"
             rep.lines.append("billing database unavailable")
-        elif instances:
-            ids_ = [i.app_instance_id for i in instances]
-            got_u = await self._call(rep, "billing", lambda: billing.usage_for_instances(ids_, self.window),
-                                     "usage_for_instances")
-            usage = got_u or []
+        else:
+            if instances:
+                ids_ = [i.app_instance_id for i in instances]
+                got_u = await self._call(rep, "billing", lambda: billing.usage_for_instances(ids_, self.window),
+                                         "usage_for_instances")
+                usage = got_u or []
             seen = {u.usage_record_id for u in usage}
             usage.extend(u for u in corr_usage if u.usage_record_id not in seen)
+            orgs = sorted({i.org_id for i in instances} | {u.org_id for u in usage}
+                          | {e.org_id for e in corr_ledger})
+            if orgs:
+                accounts = await self._call(rep, "billing", lambda: billing.billing_accounts(orgs),
+                                            "billing_accounts") or []
+                currencies = sorted({a.currency for a in accounts})
+                cards = await self._call(rep, "billing", lambda: billing.rate_cards(currencies), "rate_cards") or []
             for i in instances[:12]:
                 rep.lines.append(
                     f"{i.app_instance_id}: {i.operating_mode}, {i.runtime_backend}, control plane "
@@ -304,43 +315,51 @@ class _Run:
                 )
             if len(instances) > 12:
                 rep.lines.append(f"… and {len(instances) - 12} more")
-            rep.lines.append(f"{len(usage)} usage rows in the window")
-        else:
-            rep.lines.append("no app instance to examine")
-        # the attribution step is reported once the checks have run (below)
-        attribution_rep = rep
+            rep.lines.append(f"{len(usage)} usage rows in the window; {len(cards)} rate cards in "
+                             f"{', '.join(sorted({a.currency for a in accounts})) or 'no currency'}")
+            if instances:
+                attribution = run_checks(self._evidence(instances, comps, usage, [], accounts, cards,
+                                                        [*corr_logs, *pivot_logs], logs_ok), ATTRIBUTION_CHECKS)
+            if self.state["billing"] != "ok":
+                rep.state = "partial"
+        rep.findings = attribution
+        await self._end(rep)
 
         if aid and not cid and tempo is not None and spans is not None:
+            # an app instance subject: its own traces, now that its rows are known
             tids = sorted({u.trace_id.lower() for u in usage if u.trace_id})[:MAX_TRACES]
             if tids:
-                spans.extend(await self._fetch_traces(attribution_rep, tempo, tids) or [])
+                spans.extend(await self._fetch_traces(rep, tempo, tids) or [])
 
-        # 6. reconciliation
+        # 6. reconciliation: the ledger against the rows; completeness; uniqueness
         rep = await self._begin("reconciliation")
-        findings: list[Finding] = []
-        if billing is not None and instances:
-            ledger, accounts, cards = await self._billing_context(rep, billing, instances, usage, corr_ledger)
-            ev = BillingEvidence(window=self.window, now=self.now, instances=instances, components=comps,
-                                 usage=usage, ledger=ledger, accounts=accounts, rate_cards=cards,
-                                 logs=[*corr_logs, *pivot_logs], logs_available=logs_ok and self.org_scope is None)
-            if not ev.logs_available and self.org_scope is None:
+        findings: list[Finding] = list(attribution)
+        if billing is not None and (instances or corr_ledger):
+            ids = [u.usage_record_id for u in usage]
+            ledger = await self._call(rep, "billing", lambda: billing.ledger_for_usage(ids), "ledger_for_usage") or []
+            pairs = sorted({(i.org_id, i.project_id) for i in instances}
+                           | {(e.org_id, e.project_id) for e in corr_ledger})
+            orphans = await self._call(rep, "billing", lambda: billing.orphan_debits(pairs, self.window),
+                                       "orphan_debits") or []
+            have = {e.ledger_entry_id for e in ledger}
+            for entry in [*orphans, *corr_ledger]:
+                if entry.ledger_entry_id not in have:
+                    ledger.append(entry)
+                    have.add(entry.ledger_entry_id)
+            rep.lines.append(f"{len(ledger)} ledger entries ({len(orphans)} debit(s) without a usage row)")
+            if not logs_ok and instances:
                 self.notes.append("logs unavailable: the owning layer of missing usage is not confirmed")
-            findings = run_checks(ev)
-        elif billing is not None and corr_ledger:
-            ledger, accounts, cards = await self._billing_context(rep, billing, [], corr_usage, corr_ledger)
-            ev = BillingEvidence(window=self.window, now=self.now, instances=[], components=[], usage=corr_usage,
-                                 ledger=ledger, accounts=accounts, rate_cards=cards, logs=corr_logs)
-            findings = run_checks(ev)
-        attribution_rep.findings = [f for f in findings if f.check in ("wrong_source", "wrong_anchor",
-                                                                        "control_plane_drift")]
-        await self._end(attribution_rep)
+            ev = self._evidence(instances, comps, usage, ledger, accounts, cards, [*corr_logs, *pivot_logs], logs_ok)
+            findings = sort_findings([*attribution, *run_checks(ev, RECONCILIATION_CHECKS)])
         rep.findings = findings
         by_check: dict[str, int] = {}
         for f in findings:
             by_check[f.check] = by_check.get(f.check, 0) + 1
         rep.data["by_check"] = by_check
-        if billing is None or self.state["billing"] != "ok":
-            rep.state = "failed" if billing is None else "partial"
+        if billing is None:
+            rep.state = "failed"
+        elif self.state["billing"] != "ok":
+            rep.state = "partial"
         await self._end(rep)
 
         return Outcome(self._assemble(corr_logs, corr_usage, corr_ledger, spans, instances, findings), self.steps)
@@ -369,25 +388,12 @@ class _Run:
                 rep.lines.append(f"error span: {s.service} {s.name} ({s.trace_id[:8]}…)")
         return spans
 
-    async def _billing_context(
-        self, rep: StepReport, billing: BillingReader, instances: list[AppInstance], usage: list[UsageRecord],
-        corr_ledger: list[LedgerEntry],
-    ) -> tuple[list[LedgerEntry], list[BillingAccount], list[RateCard]]:
-        ids = [u.usage_record_id for u in usage]
-        ledger = await self._call(rep, "billing", lambda: billing.ledger_for_usage(ids), "ledger_for_usage") or []
-        pairs = sorted({(i.org_id, i.project_id) for i in instances} | {(e.org_id, e.project_id) for e in corr_ledger})
-        orphans = await self._call(rep, "billing", lambda: billing.orphan_debits(pairs, self.window),
-                                   "orphan_debits") or []
-        have = {e.ledger_entry_id for e in ledger}
-        ledger.extend(e for e in orphans if e.ledger_entry_id not in have)
-        have |= {e.ledger_entry_id for e in orphans}
-        ledger.extend(e for e in corr_ledger if e.ledger_entry_id not in have)
-        orgs = sorted({p[0] for p in pairs} | {u.org_id for u in usage})
-        accounts = await self._call(rep, "billing", lambda: billing.billing_accounts(orgs), "billing_accounts") or []
-        currencies = sorted({a.currency for a in accounts})
-        cards = await self._call(rep, "billing", lambda: billing.rate_cards(currencies), "rate_cards") or []
-        rep.lines.append(f"{len(ledger)} ledger entries, {len(accounts)} billing accounts, {len(cards)} rate cards")
-        return ledger, accounts, cards
+    def _evidence(self, instances: list[AppInstance], comps: list[Component], usage: list[UsageRecord],
+                  ledger: list[LedgerEntry], accounts: list[BillingAccount], cards: list[RateCard],
+                  logs: list[LogEvent], logs_ok: bool) -> BillingEvidence:
+        return BillingEvidence(window=self.window, now=self.now, instances=instances, components=comps, usage=usage,
+                               ledger=ledger, accounts=accounts, rate_cards=cards, logs=logs,
+                               logs_available=logs_ok and self.org_scope is None)
 
     def _assemble(self, corr_logs: list[LogEvent], corr_usage: list[UsageRecord], corr_ledger: list[LedgerEntry],
                   spans: list[Span] | None, instances: list[AppInstance], findings: list[Finding]) -> Diagnosis:

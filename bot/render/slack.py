@@ -142,6 +142,13 @@ def _cap(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return kept
 
 
+TERMINAL_EMOJI = {
+    ":white_check_mark:": "✔", ":x:": "✘", ":warning:": "⚠", ":rotating_light:": "🚨",
+    ":hourglass_flowing_sand:": "⏳", ":ice_cube:": "🧊", ":fast_forward:": "⏭", ":inbox_tray:": "📥",
+    ":grey_question:": "?",
+}
+
+
 def blocks_to_text(blocks: list[dict[str, Any]]) -> str:
     """A terminal rendering of Block Kit (for ``recon demo`` and for logs)."""
     out: list[str] = []
@@ -160,6 +167,6 @@ def blocks_to_text(blocks: list[dict[str, Any]]) -> str:
         elif t == "divider":
             out.append("-" * 40)
     text = "\n".join(out)
-    for a, b_ in (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&")):
+    for a, b_ in (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"), *TERMINAL_EMOJI.items()):
         text = text.replace(a, b_)
     return text

@@ -1,0 +1,149 @@
+"""``recon demo``: the main job on the embedded default, for a newcomer with no Slack.
+
+Seeds a demo platform (billing rows with known drift, logs, traces) into the embedded
+PostgreSQL, runs the diagnosis of a disputed correlation id end to end, shows the
+Slack thread as it would read, and says where the timeline and evidence are.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import TextIO
+
+import asyncpg
+
+from bot.diagnosis.model import Subject, Window
+from bot.flows.run import run_recorded
+from bot.flows.thread import ThreadObserver
+from bot.render.slack import Message, blocks_to_text
+from bot.scenario.evidence_files import write_evidence
+from bot.scenario.generate import build_platform, demo_spec
+from bot.scenario.load import load_billing
+from bot.settings import Settings
+from bot.store.db import open_store, redact_url, store_url
+from bot.store.embedded import ensure_embedded
+from bot.wiring import DEMO_BILLING_DB, demo_billing_url, open_sources
+
+DEMO_CHANNEL = "#billing-incidents"
+
+
+class TerminalThread:
+    """A ThreadSink that prints the messages the way the Slack thread would read."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self._ts = 0
+
+    def _next_ts(self) -> str:
+        self._ts += 1
+        return f"{int(time.time())}.{self._ts:06d}"
+
+    def _print(self, label: str, msg: Message, indent: str) -> None:
+        print(f"{indent}┌─ {label}", file=self.out)
+        for line in blocks_to_text(msg.blocks).splitlines():
+            for piece in textwrap.wrap(line, 100, subsequent_indent="  ") or [""]:
+                print(f"{indent}│ {piece}", file=self.out)
+        print(f"{indent}└─", file=self.out, flush=True)
+
+    async def post_parent(self, msg: Message) -> str:
+        self._print(f"recon in {DEMO_CHANNEL} (parent message)", msg, "")
+        return self._next_ts()
+
+    async def post_reply(self, msg: Message) -> str:
+        self._print("reply in thread", msg, "    ")
+        return self._next_ts()
+
+    async def update_parent(self, msg: Message) -> None:
+        self._print(f"recon in {DEMO_CHANNEL} (parent message, updated)", msg, "")
+
+
+def _say(out: TextIO, text: str) -> None:
+    print(text, file=out, flush=True)
+
+
+async def run_demo(settings: Settings, *, seed: int = 7, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    t0 = time.perf_counter()
+    now = datetime.now(UTC).replace(microsecond=0)
+    _say(out, "recon demo: a billing incident, end to end, on this machine\n")
+
+    _say(out, f"[1/5] Embedded PostgreSQL in {settings.pgdata_dir} …")
+    server = await ensure_embedded(settings.pgdata_dir)
+    _say(out, f"      {'reused the running server' if server.reused else 'started'} (pid {server.pid})")
+
+    platform = build_platform(demo_spec(), now=now, seed=seed)
+    cid = platform.disputed_correlation_id
+    _say(out, f"[2/5] Seeding the demo billing database `{DEMO_BILLING_DB}` …")
+    url = await demo_billing_url(settings, create=True)
+    assert url is not None
+    conn = await asyncpg.connect(url)
+    try:
+        await load_billing(conn, platform, replace=True)
+    finally:
+        await conn.close()
+    orgs = {i.org_id for i in platform.instances}
+    _say(out, f"      {len(orgs)} orgs, {len({i.project_id for i in platform.instances})} projects, "
+              f"{len(platform.instances)} app instances "
+              f"({', '.join(sorted({i.runtime_backend for i in platform.instances}))}; "
+              f"{', '.join(sorted({i.operating_mode for i in platform.instances}))}), "
+              f"{len(platform.usage):,} usage rows, {len(platform.ledger):,} ledger entries")
+    planted = Counter(e.check for e in platform.expected)
+    _say(out, f"      planted drift: {', '.join(f'{k} ×{v}' for k, v in sorted(planted.items()))}")
+    _say(out, f"      planted correct-but-tricky cases (must stay silent): {len(platform.correct_cases)}")
+
+    folder = settings.demo_evidence_dir
+    _say(out, f"[3/5] Writing offline logs (logcli jsonl) and traces (Tempo JSON) to {folder} …")
+    write_evidence(platform, folder)
+    _say(out, f"      {len(platform.logs):,} log lines, {len({s.trace_id for s in platform.spans})} traces")
+
+    _say(out, "[4/5] Opening the store (incidents, timeline, evidence) …")
+    store = await open_store(settings, max_size=4)
+    surl = await store_url(settings)
+    try:
+        subject = Subject(correlation_id=cid)
+        window = Window(now - timedelta(days=7), now)
+        _say(out, f"[5/5] A customer disputes a charge quoting correlation id {cid}.\n"
+                  f"      Someone types `/recon {cid}` in {DEMO_CHANNEL}; the thread reads:\n")
+        previous = await store.find_open_incident(correlation_id=cid)
+        if previous is not None and previous.origin == "demo":
+            # the billing data was just re-seeded: an earlier demo incident is closed, not reused
+            await store.add_timeline_event(incident_id=previous.incident_id, run_id=None, type="closed",
+                                           source="demo", description="closed: the demo platform was re-seeded")
+            await store.set_incident_status(previous.incident_id, "closed")
+        async with open_sources(settings, folder) as sources:
+            incident, _ = await store.get_or_create_incident(
+                title=f"Billing diagnosis: {subject.label()}", origin="demo", correlation_id=cid)
+            thread = ThreadObserver(TerminalThread(out), subject, incident_id=incident.incident_id,
+                                    incident_url=None, requested_by="U0DEMO")
+            await thread.start()
+            rec = await run_recorded(store=store, sources=sources, subject=subject, window=window, now=now,
+                                     origin="demo", observers=[thread], row_cap=settings.evidence_row_cap,
+                                     actor="U0DEMO")
+            await thread.finish(rec.outcome.diagnosis)
+        d = rec.outcome.diagnosis
+        assert rec.incident is not None and rec.recorder is not None
+        timeline = await store.timeline(rec.incident.incident_id)
+        evidence = await store.evidence(rec.incident.incident_id, rec.run_id)
+    finally:
+        await store.close()
+
+    subject_instances = set(d.identifiers.app_instance_ids)
+    want = {(e.check, e.app_instance_id) for e in platform.expected if e.app_instance_id in subject_instances}
+    got = {(f.check, f.app_instance_id) for f in d.findings}
+    _say(out, "\nWhat was recorded")
+    _say(out, f"  incident {rec.incident.incident_id}, diagnosis run {rec.run_id}: {len(timeline)} timeline events, "
+              f"{len(evidence)} evidence records (each: what was asked, the window, when, rows with count and "
+              f"digest)")
+    _say(out, f"  store: {redact_url(surl)}")
+    _say(out, f"  look:  psql '{surl}' -c \"select started_at, type, description from timeline_events "
+              f"where incident_id = '{rec.incident.incident_id}' order by event_id\"")
+    _say(out, f"  again: recon diagnose {cid}        (or --json for the document)")
+    _say(out, f"\nPlanted drift on the disputed call's instances: {len(want)}; found: {len(got & want)}"
+              f"{'' if got >= want else ' — MISSED: ' + str(sorted(want - got))}"
+              f"{'' if got <= want else '; unexpected: ' + str(sorted(got - want))}")
+    _say(out, f"done in {time.perf_counter() - t0:.1f} s")
+    return 0 if d.complete else 3

@@ -1,0 +1,111 @@
+"""An Observer that keeps everything a diagnosis saw in the store: one evidence record
+per source call (what was asked, the window, when, a capped copy of what came back
+with its count and digest) and timeline events for steps and findings."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import fields, is_dataclass
+from typing import Any
+
+from bot.flows.diagnose import StepReport
+from bot.sources.protocols import SourceCall
+from bot.store.store import Phase, Store
+
+log = logging.getLogger(__name__)
+
+
+def as_row(item: Any) -> dict[str, Any]:
+    """A JSON-able dict of an evidence item (dataclass with slots, or mapping)."""
+    if is_dataclass(item) and not isinstance(item, type):
+        d = {f.name: getattr(item, f.name) for f in fields(item)}
+        line = d.pop("line", None)
+        if isinstance(line, dict):
+            d = {**{k: v for k, v in d.items() if k != "labels"}, **line}
+        elif "attributes" in d:
+            d["attributes"] = dict(d["attributes"])
+        return d
+    if isinstance(item, dict):
+        return item
+    return {"value": str(item)}
+
+
+class Recorder:
+    """Writes evidence and timeline for one run. Never fails the diagnosis: a store
+    error is logged and remembered (``failures``)."""
+
+    def __init__(self, store: Store, incident_id: str, run_id: int, *, correlation_id: str | None,
+                 row_cap: int, actor: str = "recon", phase: Phase = "before") -> None:
+        self.store = store
+        self.incident_id = incident_id
+        self.run_id = run_id
+        self.correlation_id = correlation_id
+        self.row_cap = row_cap
+        self.actor = actor
+        self.phase = phase
+        self.failures = 0
+        self.evidence_count = 0
+        self.timeline_count = 0
+        self.trace_id: str | None = None
+
+    async def _timeline(self, type_: str, source: str, description: str, details: dict[str, Any],
+                        trace_id: str | None = None) -> None:
+        try:
+            await self.store.add_timeline_event(
+                incident_id=self.incident_id, run_id=self.run_id, type=type_, source=source,
+                description=description, details=details, actor=self.actor,
+                correlation_id=self.correlation_id, trace_id=trace_id or self.trace_id,
+            )
+            self.timeline_count += 1
+        except Exception:
+            self.failures += 1
+            log.exception("could not record a timeline event for %s", self.incident_id)
+
+    async def step_started(self, name: str, title: str) -> None:
+        await self._timeline("step_started", "recon", title, {"step": name})
+
+    async def step_finished(self, report: StepReport) -> None:
+        if report.name == "trace" and not self.trace_id:
+            for call in report.calls:
+                tid = call.params.get("trace_id") if call.params else None
+                if isinstance(tid, str):
+                    self.trace_id = tid
+                    break
+        await self._timeline("step_finished", "recon", f"{report.title}: {report.state}",
+                             {"step": report.name, "state": report.state, "lines": report.lines[:50]})
+        if report.name == "reconciliation":
+            for f in report.findings:
+                await self._timeline("finding", f.owning_layer, f.summary, f.model_dump(mode="json"))
+
+    async def source_call(self, step: str, call: SourceCall, items: Sequence[Any], error: str | None) -> None:
+        if call.kind == "trace" and not self.trace_id and call.params.get("trace_id"):
+            self.trace_id = str(call.params["trace_id"])
+        try:
+            await self.store.add_evidence(
+                incident_id=self.incident_id, run_id=self.run_id, step=step, phase=self.phase, call=call,
+                rows=[as_row(i) for i in items], row_cap=self.row_cap, error=error,
+            )
+            self.evidence_count += 1
+        except Exception:
+            self.failures += 1
+            log.exception("could not record evidence for %s", self.incident_id)
+
+
+class Fanout:
+    """Several observers as one, in order."""
+
+    def __init__(self, *observers: Any) -> None:
+        self.observers = observers
+
+    async def step_started(self, name: str, title: str) -> None:
+        for o in self.observers:
+            await o.step_started(name, title)
+
+    async def step_finished(self, report: StepReport) -> None:
+        for o in self.observers:
+            await o.step_finished(report)
+
+    async def source_call(self, step: str, call: SourceCall, items: Sequence[Any], error: str | None) -> None:
+        for o in self.observers:
+            await o.source_call(step, call, items, error)

@@ -1,0 +1,91 @@
+"""One recorded diagnosis: the incident (found or opened), a run row, the evidence and
+timeline via the Recorder, the result stored with the run. Shared by the CLI, the
+demo and (later) Slack and alert triage."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.diagnosis.model import Subject, Window
+from bot.flows.diagnose import Observer, Outcome, SourceSet, diagnose
+from bot.flows.record import Fanout, Recorder
+from bot.store.store import Incident, Origin, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class RecordedRun:
+    outcome: Outcome
+    incident: Incident | None
+    run_id: int | None
+    recorder: Recorder | None
+    duration_ms: float
+
+
+def incident_title(subject: Subject) -> str:
+    return f"Billing diagnosis: {subject.label()}"
+
+
+async def run_recorded(
+    *,
+    store: Store | None,
+    sources: SourceSet,
+    subject: Subject,
+    window: Window,
+    now: datetime,
+    origin: Origin,
+    observers: list[Any] | None = None,
+    row_cap: int = 200,
+    actor: str = "recon",
+    org_scope: tuple[str, str | None] | None = None,
+) -> RecordedRun:
+    started = time.perf_counter()
+    incident = None
+    run_id = None
+    recorder = None
+    obs: list[Any] = list(observers or [])
+    if store is not None:
+        incident, created = await store.get_or_create_incident(
+            title=incident_title(subject), origin=origin, correlation_id=subject.correlation_id,
+            app_instance_id=subject.app_instance_id, org_id=subject.org_id, project_id=subject.project_id,
+        )
+        run_id = await store.start_run(incident.incident_id, subject, window)
+        recorder = Recorder(store, incident.incident_id, run_id, correlation_id=subject.correlation_id,
+                            row_cap=row_cap, actor=actor)
+        await store.add_timeline_event(
+            incident_id=incident.incident_id, run_id=run_id, type="diagnosis_started", source=origin,
+            description=f"diagnosis of {subject.label()} requested"
+                        + (" (incident opened)" if created else " (incident already open)"),
+            details={"window_start": window.start.isoformat(), "window_end": window.end.isoformat()},
+            actor=actor, correlation_id=subject.correlation_id,
+        )
+        obs.append(recorder)
+    observer: Observer = Fanout(*obs)
+    try:
+        outcome = await diagnose(subject, window, now, sources, observer, org_scope=org_scope)
+    except BaseException as exc:
+        if store is not None and run_id is not None:
+            try:
+                await store.finish_run(run_id, None, status="failed", error=f"{type(exc).__name__}: {exc}")
+            except Exception:
+                log.exception("could not mark run %s failed", run_id)
+        raise
+    d = outcome.diagnosis
+    if store is not None and incident is not None and run_id is not None:
+        await store.finish_run(run_id, d, status="done", complete=d.complete, scope=d.scope,
+                               freeze_recommended=d.freeze_recommended)
+        await store.add_timeline_event(
+            incident_id=incident.incident_id, run_id=run_id, type="diagnosis_finished", source="recon",
+            description=(f"{len(d.findings)} finding(s), scope {d.scope}"
+                         + (", freeze recommended" if d.freeze_recommended else "")
+                         + ("" if d.complete else ", incomplete")),
+            details={"checks": d.failed_checks(), "complete": d.complete, "sources": d.sources.model_dump()},
+            actor=actor, correlation_id=subject.correlation_id,
+            trace_id=d.trace_ids[0] if d.trace_ids else None,
+        )
+    return RecordedRun(outcome, incident, run_id, recorder, (time.perf_counter() - started) * 1000)

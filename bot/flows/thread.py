@@ -1,0 +1,57 @@
+"""The diagnosis as a Slack thread: a parent message, one reply per step as it
+completes, and the parent updated with the verdict. Where the messages go is a
+``ThreadSink``: Slack's Web API in the bot, the terminal in ``recon demo``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from bot.diagnosis.model import Diagnosis, Subject
+from bot.flows.diagnose import STEP_TITLES, StepReport
+from bot.render.slack import Message, parent_message, step_message
+from bot.sources.protocols import SourceCall
+
+
+class ThreadSink(Protocol):
+    async def post_parent(self, msg: Message) -> str: ...
+
+    async def post_reply(self, msg: Message) -> str: ...
+
+    async def update_parent(self, msg: Message) -> None: ...
+
+
+class ThreadObserver:
+    """An Observer that narrates the diagnosis into a thread."""
+
+    def __init__(self, sink: ThreadSink, subject: Subject, *, incident_id: str | None = None,
+                 incident_url: str | None = None, requested_by: str | None = None) -> None:
+        self.sink = sink
+        self.subject = subject
+        self.incident_id = incident_id
+        self.incident_url = incident_url
+        self.requested_by = requested_by
+        self._index = 0
+
+    async def start(self) -> str:
+        return await self.sink.post_parent(self._parent("running"))
+
+    async def finish(self, diagnosis: Diagnosis) -> None:
+        await self.sink.update_parent(self._parent("done", diagnosis))
+
+    async def fail(self) -> None:
+        await self.sink.update_parent(self._parent("failed"))
+
+    def _parent(self, status: str, diagnosis: Diagnosis | None = None) -> Message:
+        return parent_message(self.subject, status, diagnosis, incident_id=self.incident_id,
+                              incident_url=self.incident_url, requested_by=self.requested_by)
+
+    async def step_started(self, name: str, title: str) -> None:
+        return None
+
+    async def step_finished(self, report: StepReport) -> None:
+        self._index += 1
+        await self.sink.post_reply(step_message(report, self._index, len(STEP_TITLES), self.incident_url))
+
+    async def source_call(self, step: str, call: SourceCall, items: Sequence[Any], error: str | None) -> None:
+        return None

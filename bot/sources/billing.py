@@ -1,0 +1,395 @@
+"""The billing database reader: ``BillingReader`` over asyncpg, read-only.
+
+Each method runs ONE named query (``bot/sources/sql/<name>.sql``), parameterised, inside
+a ``READ ONLY`` transaction with ``SET LOCAL statement_timeout`` (and custom plans, so
+the planner sees the actual id arrays), and maps the rows positionally onto the model's
+dataclasses: every query selects its columns in the dataclass's field order, so a row
+becomes ``UsageRecord(*row)`` with no per-field dict work (``quantity`` stays a
+``Decimal``, timestamps stay timezone-aware).
+
+Windows:
+
+- usage: rows whose ``period_start`` lies in ``[floor_hour(window.start), window.end)``
+  (the hour is floored in UTC);
+- ``ledger_by_correlation``: entries posted in the window widened by one day on each
+  side (a usage debit is posted after its hour ends, a correction later still);
+- ``orphan_debits``: usage debits posted in the window;
+- ``instances_in_scope``: instances whose run ``[started_at, coalesce(stopped_at, now())]``
+  overlaps the window (``now()`` of the database).
+
+Failures: a server that cannot be reached (refused, timed out, pool closed, bad
+credentials) raises ``SourceUnavailable("billing", …)``; anything the server answers
+with an error (statement timeout, missing schema, any other PostgreSQL error) raises
+``SourceError("billing", …)``. No message ever carries the password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from itertools import starmap
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+import asyncpg
+
+from bot.diagnosis.model import (
+    AppInstance,
+    BillingAccount,
+    Component,
+    LedgerEntry,
+    RateCard,
+    UsageRecord,
+    Window,
+)
+from bot.errors import SourceError, SourceUnavailable
+from bot.sources.protocols import Fetched, SourceCall
+from bot.sqlfiles import Queries
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SOURCE = "billing"
+QUERIES = Queries("bot.sources", "sql")
+LEDGER_CORRELATION_SLACK = timedelta(days=1)
+SCHEMA_MISSING = "billing schema not found — for the demo run `recon demo` first"
+
+# SET LOCAL for every transaction, as one round trip. Parameterised: $1 is the timeout.
+_TX_SETTINGS = (
+    "select set_config('statement_timeout', $1, true),"
+    " set_config('default_transaction_read_only', 'on', true),"
+    " set_config('plan_cache_mode', 'force_custom_plan', true),"
+    " set_config('work_mem', '64MB', true)"
+)
+
+# Errors that mean "could not talk to the server at all".
+_UNREACHABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncio.TimeoutError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.InvalidAuthorizationSpecificationError,
+    asyncpg.exceptions.InvalidPasswordError,
+    asyncpg.exceptions.InvalidCatalogNameError,  # database does not exist
+    asyncpg.exceptions.ConnectionFailureError,
+    asyncpg.exceptions.ClientCannotConnectError,
+)
+
+
+def floor_hour(t: datetime) -> datetime:
+    """The top of t's hour, in UTC."""
+    return t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _describe_url(url: str) -> tuple[str, str | None]:
+    """(host/db for people, the password to scrub from messages) of a postgres URL."""
+    try:
+        parts = urlsplit(url)
+        password = unquote(parts.password) if parts.password else None
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        if not host:  # unix socket: ?host=/path
+            for kv in parts.query.split("&"):
+                if kv.startswith("host="):
+                    host = unquote(kv[5:])
+        db = parts.path.lstrip("/") or (parts.username or "")
+        return f"{host or 'localhost'}/{db}", password
+    except ValueError:
+        return "?", None
+
+
+class PostgresBillingReader:
+    """``BillingReader`` over an asyncpg pool (given, or created from a URL and owned).
+
+    ``statement_timeout_ms`` bounds every query (``SET LOCAL statement_timeout``);
+    ``connect_timeout_s`` bounds connecting and waiting for a pooled connection.
+    """
+
+    def __init__(
+        self,
+        pool_or_url: asyncpg.Pool | str,
+        statement_timeout_ms: int,
+        *,
+        connect_timeout_s: float = 10.0,
+        max_size: int = 4,
+        label: str | None = None,
+    ) -> None:
+        if statement_timeout_ms <= 0:
+            raise ValueError("statement_timeout_ms must be positive")
+        self._timeout_ms = int(statement_timeout_ms)
+        self._connect_timeout_s = connect_timeout_s
+        self._max_size = max_size
+        self._pool_lock = asyncio.Lock()
+        self._closed = False
+        if isinstance(pool_or_url, str):
+            self._url: str | None = pool_or_url
+            self._pool: asyncpg.Pool | None = None
+            self._owns_pool = True
+            where, self._password = _describe_url(pool_or_url)
+        else:
+            self._url = None
+            self._pool = pool_or_url
+            self._owns_pool = False
+            self._password = None
+            where = "pool"
+        self._label = label or f"postgres billing db ({where})"
+
+    @property
+    def label(self) -> str:
+        return self._label
+
+    async def aclose(self) -> None:
+        """Close the pool if this reader created it (a given pool is the caller's)."""
+        self._closed = True
+        pool, self._pool = self._pool, None
+        if pool is not None and self._owns_pool:
+            await pool.close()
+
+    async def __aenter__(self) -> PostgresBillingReader:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # ------------------------------------------------------------------ the queries
+
+    async def usage_by_correlation(
+        self, correlation_id: str, window: Window
+    ) -> Fetched[UsageRecord]:
+        start = floor_hour(window.start)
+        return await self._run(
+            "usage_by_correlation",
+            UsageRecord,
+            (correlation_id, start, window.end),
+            {"correlation_id": correlation_id, "period_start_from": start.isoformat()},
+            window,
+        )
+
+    async def ledger_by_correlation(
+        self, correlation_id: str, window: Window
+    ) -> Fetched[LedgerEntry]:
+        start = window.start - LEDGER_CORRELATION_SLACK
+        end = window.end + LEDGER_CORRELATION_SLACK
+        return await self._run(
+            "ledger_by_correlation",
+            LedgerEntry,
+            (correlation_id, start, end),
+            {
+                "correlation_id": correlation_id,
+                "posted_from": start.isoformat(),
+                "posted_to": end.isoformat(),
+            },
+            window,
+        )
+
+    async def app_instances(self, app_instance_ids: Sequence[str]) -> Fetched[AppInstance]:
+        ids = _ids(app_instance_ids)
+        return await self._run(
+            "app_instances", AppInstance, (ids,), {"app_instance_ids": _sample(ids)}, None
+        )
+
+    async def instances_in_scope(
+        self, org_id: str, project_id: str | None, window: Window
+    ) -> Fetched[AppInstance]:
+        return await self._run(
+            "instances_in_scope",
+            AppInstance,
+            (org_id, project_id, window.start, window.end),
+            {"org_id": org_id, "project_id": project_id},
+            window,
+        )
+
+    async def components(self, app_instance_ids: Sequence[str]) -> Fetched[Component]:
+        ids = _ids(app_instance_ids)
+        return await self._run(
+            "components", Component, (ids,), {"app_instance_ids": _sample(ids)}, None
+        )
+
+    async def usage_for_instances(
+        self, app_instance_ids: Sequence[str], window: Window
+    ) -> Fetched[UsageRecord]:
+        ids = _ids(app_instance_ids)
+        start = floor_hour(window.start)
+        return await self._run(
+            "usage_for_instances",
+            UsageRecord,
+            (ids, start, window.end),
+            {"app_instance_ids": _sample(ids), "period_start_from": start.isoformat()},
+            window,
+        )
+
+    async def usage_by_ids(self, usage_record_ids: Sequence[str]) -> Fetched[UsageRecord]:
+        ids = _ids(usage_record_ids)
+        return await self._run(
+            "usage_by_ids", UsageRecord, (ids,), {"usage_record_ids": _sample(ids)}, None
+        )
+
+    async def ledger_for_usage(self, usage_record_ids: Sequence[str]) -> Fetched[LedgerEntry]:
+        ids = _ids(usage_record_ids)
+        return await self._run(
+            "ledger_for_usage", LedgerEntry, (ids,), {"usage_record_ids": _sample(ids)}, None
+        )
+
+    async def orphan_debits(
+        self, org_projects: Sequence[tuple[str, str]], window: Window
+    ) -> Fetched[LedgerEntry]:
+        pairs = sorted(set(org_projects))
+        orgs = [o for o, _ in pairs]
+        projects = [p for _, p in pairs]
+        return await self._run(
+            "orphan_debits",
+            LedgerEntry,
+            (orgs, projects, window.start, window.end),
+            {"org_projects": [list(p) for p in pairs]},
+            window,
+        )
+
+    async def billing_accounts(self, org_ids: Sequence[str]) -> Fetched[BillingAccount]:
+        ids = _ids(org_ids)
+        return await self._run(
+            "billing_accounts", BillingAccount, (ids,), {"org_ids": ids}, None
+        )
+
+    async def rate_cards(self, currencies: Sequence[str]) -> Fetched[RateCard]:
+        cur = _ids(currencies)
+        return await self._run("rate_cards", RateCard, (cur,), {"currencies": cur}, None)
+
+    # ------------------------------------------------------------------ machinery
+
+    async def _run(
+        self,
+        name: str,
+        make: Callable[..., T],
+        args: tuple[Any, ...],
+        params: dict[str, Any],
+        window: Window | None,
+    ) -> Fetched[T]:
+        sql = QUERIES[name]
+        started_at = datetime.now(UTC)
+        t0 = time.perf_counter()
+        with _gc_paused():
+            rows = await self._fetch(name, sql, args)
+            items = list(starmap(make, rows))
+            del rows
+        duration_ms = (time.perf_counter() - t0) * 1000.0
+        log.debug("billing %s: %d rows in %.1f ms", name, len(items), duration_ms)
+        call = SourceCall(
+            source=SOURCE,
+            kind="sql",
+            request=name,
+            params=params,
+            window=window,
+            started_at=started_at,
+            duration_ms=duration_ms,
+            via="postgres",
+        )
+        return Fetched(items, call)
+
+    async def _fetch(self, name: str, sql: str, args: tuple[Any, ...]) -> list[asyncpg.Record]:
+        try:
+            pool = await self._get_pool()
+            async with (
+                pool.acquire(timeout=self._connect_timeout_s) as conn,
+                conn.transaction(readonly=True),
+            ):
+                await conn.fetchrow(_TX_SETTINGS, str(self._timeout_ms))
+                rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+                return rows
+        except asyncpg.exceptions.QueryCanceledError as e:
+            raise SourceError(
+                SOURCE, f"query {name} cancelled after the statement timeout "
+                f"({self._timeout_ms} ms): {self._scrub(e)}"
+            ) from None
+        except (asyncpg.exceptions.UndefinedTableError,
+                asyncpg.exceptions.InvalidSchemaNameError) as e:
+            raise SourceError(SOURCE, f"{SCHEMA_MISSING} ({self._scrub(e)})") from None
+        except _UNREACHABLE as e:
+            raise SourceUnavailable(
+                SOURCE, f"cannot reach {self.label}: {self._scrub(e) or type(e).__name__}"
+            ) from None
+        except asyncpg.exceptions.InterfaceError as e:
+            # pool closed or closing, connection released twice…: no usable connection
+            raise SourceUnavailable(SOURCE, f"{self.label}: {self._scrub(e)}") from None
+        except asyncpg.PostgresError as e:
+            raise SourceError(
+                SOURCE, f"query {name} failed: {type(e).__name__}: {self._scrub(e)}"
+            ) from None
+
+    async def _get_pool(self) -> asyncpg.Pool:
+        if self._closed:
+            raise asyncpg.exceptions.InterfaceError("the billing reader is closed")
+        if self._pool is not None:
+            return self._pool
+        async with self._pool_lock:
+            if self._pool is None:
+                assert self._url is not None
+                self._pool = await asyncpg.create_pool(
+                    self._url,
+                    min_size=0,
+                    max_size=self._max_size,
+                    timeout=self._connect_timeout_s,
+                    server_settings={
+                        "application_name": "recon-billing-reader",
+                        "default_transaction_read_only": "on",
+                    },
+                )
+            return self._pool
+
+    def _scrub(self, e: BaseException) -> str:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        if self._password:
+            msg = msg.replace(self._password, "***")
+        if self._url:
+            msg = msg.replace(self._url, self.label)
+        return msg
+
+
+_gc_pauses = 0
+_gc_resume = False
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a result is decoded and mapped.
+
+    A tenant diagnosis decodes hundreds of thousands of rows into records and
+    dataclasses; each allocation batch would otherwise trigger collections that walk
+    every object made so far (it roughly halves decode+mapping time). Nested and
+    overlapping pauses (concurrent queries) are counted; the collector is re-enabled,
+    if it was on, when the last one ends.
+    """
+    global _gc_pauses, _gc_resume
+    if _gc_pauses == 0:
+        _gc_resume = gc.isenabled()
+        gc.disable()
+    _gc_pauses += 1
+    try:
+        yield
+    finally:
+        _gc_pauses -= 1
+        if _gc_pauses == 0 and _gc_resume:
+            gc.enable()
+
+
+def _ids(values: Sequence[str]) -> list[str]:
+    """The ids as a list, as given (PostgreSQL ignores duplicates in ``= any``).
+
+    Not sorted nor deduplicated here: a tenant diagnosis passes hundreds of thousands.
+    """
+    return values if isinstance(values, list) else list(values)
+
+
+def _sample(ids: list[str], limit: int = 50) -> list[str] | dict[str, Any]:
+    """The ids for the evidence record: all of them, or a count and the first few."""
+    if len(ids) <= limit:
+        return ids
+    return {"count": len(ids), "first": ids[:limit]}

