@@ -335,8 +335,9 @@ class _Run:
         rep = await self._begin("reconciliation")
         findings: list[Finding] = list(attribution)
         if billing is not None and (instances or corr_ledger):
-            ids = [u.usage_record_id for u in usage]
-            ledger = await self._call(rep, "billing", lambda: billing.ledger_for_usage(ids), "ledger_for_usage") or []
+            row_ids = [u.usage_record_id for u in usage]
+            ledger = await self._call(rep, "billing", lambda: billing.ledger_for_usage(row_ids),
+                                      "ledger_for_usage") or []
             pairs = sorted({(i.org_id, i.project_id) for i in instances}
                            | {(e.org_id, e.project_id) for e in corr_ledger})
             orphans = await self._call(rep, "billing", lambda: billing.orphan_debits(pairs, self.window),

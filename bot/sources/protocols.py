@@ -51,6 +51,16 @@ class Fetched(Generic[T]):
     call: SourceCall
 
 
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """Which hours of one instance's component have at least one usage row in the window."""
+
+    app_instance_id: str
+    component: str
+    rows: int
+    hours: tuple[datetime, ...]
+
+
 class LogSource(Protocol):
     @property
     def label(self) -> str:
@@ -107,6 +117,22 @@ class BillingReader(Protocol):
         self, org_projects: Sequence[tuple[str, str]], window: Window
     ) -> Fetched[LedgerEntry]:
         """Usage debits posted in the window whose usage row does not exist."""
+        ...
+
+    async def orphan_debits_by_correlation(
+        self, correlation_ids: Sequence[str], window: Window
+    ) -> Fetched[LedgerEntry]:
+        """Usage debits carrying one of these correlation ids whose usage row does not exist."""
+        ...
+
+    async def suspect_usage(self, app_instance_ids: Sequence[str], window: Window) -> Fetched[UsageRecord]:
+        """The database's first pass over many instances' rows in the window: only the rows
+        that could break rules 1, 2, 3, 6 or 7 (a superset of what the checks report).
+        Rows it leaves out are certain to be correct under those rules."""
+        ...
+
+    async def usage_coverage(self, app_instance_ids: Sequence[str], window: Window) -> Fetched[Coverage]:
+        """Per (instance, component): the hours in the window that have a usage row (rule 4)."""
         ...
 
     async def billing_accounts(self, org_ids: Sequence[str]) -> Fetched[BillingAccount]: ...
