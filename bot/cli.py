@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--app-instance", metavar="ID", help="diagnose from this app instance (as alert triage does)")
     d.add_argument("--since", default="7d", metavar="DURATION",
                    help="how far back the window reaches, e.g. 90m, 48h, 7d (default 7d; the window ends now)")
+    d.add_argument("--until", metavar="TIMESTAMP",
+                   help="end the window at this RFC 3339 time instead of now (replaying a past incident); "
+                        "hours within 2 h before it count as still pending")
     d.add_argument("--json", action="store_true",
                    help="print one JSON document (diagnosis.schema.json) on stdout, nothing else")
     d.add_argument("--evidence", type=Path, metavar="DIR",

@@ -28,10 +28,22 @@ def subject_from_args(correlation_id: str, app_instance: str | None) -> Subject:
     return Subject(correlation_id=cid, app_instance_id=aid)
 
 
+def parse_until(text: str) -> datetime:
+    try:
+        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise BadInput(f"--until {text!r} is not an RFC 3339 time like 2026-11-20T12:00:00Z") from None
+    if t.tzinfo is None:
+        raise BadInput(f"--until {text!r} has no time zone; add Z or an offset")
+    if t > datetime.now(UTC):
+        raise BadInput(f"--until {text!r} is in the future")
+    return t.astimezone(UTC)
+
+
 async def run_diagnose(settings: Settings, args: argparse.Namespace) -> int:
     subject = subject_from_args(args.correlation_id, args.app_instance)
     since = parse_duration(args.since)
-    now = datetime.now(UTC)
+    now = parse_until(args.until) if args.until else datetime.now(UTC)
     window = Window(now - since, now)
     out = sys.stderr if args.json else sys.stdout
 
@@ -45,7 +57,7 @@ async def run_diagnose(settings: Settings, args: argparse.Namespace) -> int:
             print(f"recon: warning: not recording this run (store unavailable: {exc})", file=sys.stderr)
     try:
         async with open_sources(settings, args.evidence) as sources:
-            print(f"Diagnosing {subject.label()} over the last {args.since}", file=out, flush=True)
+            print(f"Diagnosing {subject.label()} over {args.since} to {now:%Y-%m-%d %H:%M} UTC", file=out, flush=True)
             rec = await run_recorded(
                 store=store, sources=sources, subject=subject, window=window, now=now, origin="cli",
                 observers=[terminal.TerminalProgress(out)], row_cap=settings.evidence_row_cap,

@@ -1,0 +1,132 @@
+"""``recon diagnose`` and ``recon demo`` as a person runs them: real processes, real
+exit codes, the JSON validated against diagnosis.schema.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from tests.e2e.conftest import NOW, LoadedPlatform
+
+RECON = [sys.executable, "-m", "bot"]
+
+
+def schema() -> dict[str, Any]:
+    return json.loads(resources.files("bot.contract").joinpath("diagnosis.schema.json").read_text())
+
+
+def validate(doc: dict[str, Any]) -> None:
+    jsonschema.Draft202012Validator(schema(), format_checker=jsonschema.FormatChecker()).validate(doc)
+
+
+def dead_url() -> str:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return f"http://127.0.0.1:{port}"
+
+
+def run(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    if args and args[0] == "diagnose":
+        args = [*args, "--until", NOW.isoformat()]
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("LOKI_", "TEMPO_", "RECON_", "SLACK_"))}
+    base.pop("BILLING_DATABASE_URL", None)
+    return subprocess.run([*RECON, *args], env={**base, **env}, capture_output=True, text=True, timeout=timeout,
+                          check=False)
+
+
+@pytest.fixture
+def env(demo_loaded: LoadedPlatform, store_url: str, tmp_path: Path) -> dict[str, str]:
+    return {"DATABASE_URL": store_url, "BILLING_DATABASE_URL": demo_loaded.billing_url,
+            "RECON_EVIDENCE_DIR": str(demo_loaded.evidence), "RECON_DATA_DIR": str(tmp_path / "data")}
+
+
+def test_json_validates_and_exit_0(env: dict[str, str], demo_loaded: LoadedPlatform) -> None:
+    cid = demo_loaded.platform.disputed_correlation_id
+    assert cid
+    p = run(["diagnose", cid, "--json"], env)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)  # nothing else on stdout
+    validate(doc)
+    assert doc["complete"] is True and doc["freeze_recommended"] is True
+    assert doc["subject"] == {"correlation_id": cid, "app_instance_id": None, "org_id": None, "project_id": None}
+    assert {f["check"] for f in doc["findings"]} == {"missing_usage", "wrong_source", "duplicate_charge"}
+    assert "Logs by correlation id" in p.stderr  # progress goes to stderr with --json
+
+
+def test_terminal_rendering_shows_steps_findings_and_impact(env: dict[str, str], demo_loaded: LoadedPlatform) -> None:
+    cid = demo_loaded.platform.disputed_correlation_id
+    assert cid
+    p = run(["diagnose", cid], env)
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    for text in ("[1] Logs by correlation id", "[6] Reconciliation checklist", "Findings (3)", "Customer impact",
+                 "freeze recommended: YES", "recorded as incident INC-"):
+        assert text in out
+
+
+@pytest.mark.parametrize("bad", ['abc"} | line_format "x', "a" * 129, "", "-", "cid with space"])
+def test_bad_input_exits_2_with_one_line(env: dict[str, str], bad: str) -> None:
+    p = run(["diagnose", bad, "--json"], env)
+    assert p.returncode == 2
+    assert p.stdout == ""
+    assert len(p.stderr.strip().splitlines()) == 1 and p.stderr.startswith("recon: ")
+
+
+def test_bad_since_exits_2(env: dict[str, str]) -> None:
+    p = run(["diagnose", "corr-1", "--since", "seven days"], env)
+    assert p.returncode == 2 and "duration" in p.stderr
+
+
+def test_unknown_id_gives_scope_none_and_says_what_was_searched(env: dict[str, str]) -> None:
+    p = run(["diagnose", "corr-nobody-knows", "--json"], env)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    validate(doc)
+    assert doc["scope"] == "none" and doc["findings"] == [] and doc["identifiers"]["app_instance_ids"] == []
+    assert any("Loki" in s for s in doc["searched"]) and any("usage_records" in s for s in doc["searched"])
+
+
+def test_unreachable_loki_and_tempo_exit_3_with_billing_findings(env: dict[str, str],
+                                                                 demo_loaded: LoadedPlatform) -> None:
+    cid = demo_loaded.platform.disputed_correlation_id
+    assert cid
+    p = run(["diagnose", cid, "--json"], {**env, "LOKI_URL": dead_url(), "TEMPO_URL": dead_url(),
+                                          "RECON_SOURCE_TIMEOUT": "2"})
+    assert p.returncode == 3, p.stderr
+    doc = json.loads(p.stdout)
+    validate(doc)
+    assert doc["complete"] is False
+    assert doc["sources"] == {"loki": "unavailable", "tempo": "unavailable", "billing": "ok"}
+    assert set(doc["stages"].values()) == {"unknown"}
+    # the billing database alone still shows the drift it can see
+    assert {"wrong_source", "duplicate_charge"} <= {f["check"] for f in doc["findings"]}
+
+
+def test_app_instance_alone(env: dict[str, str], demo_loaded: LoadedPlatform) -> None:
+    aid = next(e.app_instance_id for e in demo_loaded.platform.expected if e.check == "duplicate_charge")
+    p = run(["diagnose", "-", "--app-instance", aid, "--json"], env)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    validate(doc)
+    assert doc["subject"]["app_instance_id"] == aid and doc["subject"]["correlation_id"] is None
+    assert "duplicate_charge" in {f["check"] for f in doc["findings"]}
+
+
+def test_help_explains_commands() -> None:
+    p = run(["--help"], {})
+    assert p.returncode == 0
+    for word in ("diagnose", "demo", "migrate", "BILLING_DATABASE_URL"):
+        assert word in p.stdout
+    p = run(["diagnose", "--help"], {})
+    assert "exit codes" in p.stdout and "--since" in p.stdout
