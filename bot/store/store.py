@@ -269,7 +269,22 @@ class Store:
             raise StoreError(f"no incident {incident_id}")
         return Incident(**dict(row))
 
+    async def set_incident_thread(self, incident_id: str, channel: str, thread_ts: str) -> bool:
+        """Attach the incident to its Slack thread (once; the same thread again is fine)."""
+        return await self._fetchval("incident_set_thread", incident_id, channel, thread_ts) is not None
+
+    async def incident_by_thread(self, channel: str, thread_ts: str) -> Incident | None:
+        row = await self._fetchrow("incident_by_thread", channel, thread_ts)
+        return Incident(**dict(row)) if row is not None else None
+
     # ---------------------------------------------------------------- runs
+
+    async def set_run_job(self, run_id: int, job_id: int) -> None:
+        await self._fetchval("run_set_job", run_id, job_id)
+
+    async def abandon_runs(self, job_id: int, reason: str) -> list[int]:
+        """Mark the still-running runs of a job's earlier attempt failed; their ids."""
+        return [int(r["run_id"]) for r in await self._fetch("runs_abandon", job_id, reason)]
 
     async def start_run(
         self, incident_id: str, subject: Subject | Mapping[str, Any], window: Window

@@ -224,7 +224,8 @@ async def test_open_store_without_database_url_uses_the_embedded_server(root: Pa
     settings = Settings(DATABASE_URL=None, RECON_DATA_DIR=root / "data")
     store = await open_store(settings)
     try:
-        assert await schema_status(store.pool) == (1, 1)
+        current, latest = await schema_status(store.pool)
+        assert current == latest >= 2
         assert await store.pool.fetchval("SELECT current_database()") == "recon"
         assert (settings.pgdata_dir / "PG_VERSION").is_file()
     finally:

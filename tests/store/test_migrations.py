@@ -22,11 +22,15 @@ from bot.store.db import (
 )
 
 
+ALL = [m.name for m in known_migrations()]
+LATEST = known_migrations()[-1].version
+
+
 def _extra() -> list[Migration]:
     return [
         *known_migrations(),
-        Migration(2, "002_extra", "CREATE TABLE extra (x int PRIMARY KEY);"),
-        Migration(3, "003_more", "ALTER TABLE extra ADD COLUMN y text;"),
+        Migration(900, "900_extra", "CREATE TABLE extra (x int PRIMARY KEY);"),
+        Migration(901, "901_more", "ALTER TABLE extra ADD COLUMN y text;"),
     ]
 
 
@@ -47,12 +51,13 @@ def test_duplicate_versions_are_refused() -> None:
 async def test_migrate_twice_applies_nothing_the_second_time(fresh_database: str) -> None:
     pool = await connect_pool(fresh_database)
     try:
-        assert await schema_status(pool) == (0, 1)
-        assert await migrate(pool) == ["001_core"]
+        assert await schema_status(pool) == (0, LATEST)
+        assert await migrate(pool) == ALL
         assert await migrate(pool) == []
-        assert await schema_status(pool) == (1, 1)
-        rows = await pool.fetch("SELECT version, name, checksum, applied_at FROM recon_schema_migrations")
-        assert [(r["version"], r["name"]) for r in rows] == [(1, "001_core")]
+        assert await schema_status(pool) == (LATEST, LATEST)
+        rows = await pool.fetch("SELECT version, name, checksum, applied_at FROM recon_schema_migrations "
+                                "ORDER BY version")
+        assert [(r["version"], r["name"]) for r in rows] == [(m.version, m.name) for m in known_migrations()]
         assert rows[0]["checksum"] == known_migrations()[0].checksum
         assert rows[0]["applied_at"] is not None
         tables = {
@@ -69,9 +74,9 @@ async def test_concurrent_migrators_apply_each_migration_once(fresh_database: st
     try:
         results = await asyncio.gather(*(migrate(p, migrations=_extra()) for p in pools))
         applied = [name for names in results for name in names]
-        assert sorted(applied) == ["001_core", "002_extra", "003_more"]
+        assert sorted(applied) == sorted([*ALL, "900_extra", "901_more"])
         versions = await pools[0].fetch("SELECT version FROM recon_schema_migrations")
-        assert sorted(r["version"] for r in versions) == [1, 2, 3]
+        assert sorted(r["version"] for r in versions) == [*(m.version for m in known_migrations()), 900, 901]
     finally:
         for p in pools:
             await p.close()
@@ -80,8 +85,8 @@ async def test_concurrent_migrators_apply_each_migration_once(fresh_database: st
 async def test_migrate_on_a_single_connection(fresh_database: str) -> None:
     conn = await connect(fresh_database)
     try:
-        assert await migrate(conn) == ["001_core"]
-        assert await schema_status(conn) == (1, 1)
+        assert await migrate(conn) == ALL
+        assert await schema_status(conn) == (LATEST, LATEST)
     finally:
         await conn.close()
 
@@ -108,7 +113,7 @@ async def test_newer_database_is_refused(fresh_database: str) -> None:
         )
         with pytest.raises(StoreError, match=r"migration 999 \(999_future\) which this version"):
             await migrate(conn)
-        assert await schema_status(conn) == (999, 1)
+        assert await schema_status(conn) == (999, LATEST)
     finally:
         await conn.close()
 
@@ -116,14 +121,14 @@ async def test_newer_database_is_refused(fresh_database: str) -> None:
 async def test_failed_migration_rolls_back_and_records_nothing(fresh_database: str) -> None:
     bad = [
         *known_migrations(),
-        Migration(2, "002_bad", "CREATE TABLE half (x int); SELECT no_such_function();"),
+        Migration(900, "900_bad", "CREATE TABLE half (x int); SELECT no_such_function();"),
     ]
     conn = await connect(fresh_database)
     try:
-        with pytest.raises(StoreError, match="migration 002_bad failed"):
+        with pytest.raises(StoreError, match="migration 900_bad failed"):
             await migrate(conn, migrations=bad)
         assert await conn.fetchval("SELECT to_regclass('half')") is None
-        assert await schema_status(conn) == (1, 1)  # 001 stays applied
+        assert await schema_status(conn) == (LATEST, LATEST)  # the packaged ones stay applied
     finally:
         await conn.close()
 
@@ -131,7 +136,7 @@ async def test_failed_migration_rolls_back_and_records_nothing(fresh_database: s
 async def test_open_store_with_database_url(fresh_database: str) -> None:
     store = await open_store(Settings(DATABASE_URL=SecretStr(fresh_database)))
     try:
-        assert await schema_status(store.pool) == (1, 1)
+        assert await schema_status(store.pool) == (LATEST, LATEST)
         inc = await store.create_incident(title="t", origin="cli", correlation_id="c1")
         assert await store.get_incident(inc.incident_id) == inc
     finally:

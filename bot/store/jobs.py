@@ -1,0 +1,144 @@
+"""Durable jobs with leases, idempotent Slack posts, and Slack event dedup.
+
+Work accepted is a row in ``jobs`` until it is done. ``claim`` hands the oldest due
+job to one worker (``FOR UPDATE SKIP LOCKED``) with a lease; the worker renews the
+lease while it works; a job whose worker died is claimed again once its lease has
+expired. ``NOTIFY recon_jobs`` wakes idle workers when a job is queued.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import asyncpg
+
+from bot.errors import StoreError
+from bot.sqlfiles import Queries
+from bot.store.db import Pool
+
+log = logging.getLogger(__name__)
+Q = Queries("bot.store", "sql")
+NOTIFY_CHANNEL = "recon_jobs"
+_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+JobStatus = Literal["queued", "running", "done", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    job_id: int
+    kind: str
+    dedup_key: str
+    payload: dict[str, Any]
+    status: JobStatus
+    attempts: int
+    max_attempts: int
+    lease_owner: str | None
+    lease_until: datetime | None
+    last_error: str | None
+    incident_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    job_id: int
+    post_key: str
+    channel: str
+    thread_ts: str | None
+    ts: str | None
+    state: Literal["posting", "posted"]
+
+
+class JobQueue:
+    """The jobs table, as workers and handlers use it."""
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def _run(self, name: str, method: str, *args: Any) -> Any:
+        try:
+            return await getattr(self._pool, method)(Q[name], *args)
+        except _DB_ERRORS as exc:
+            raise StoreError(f"store query {name} failed: {exc}") from exc
+
+    async def enqueue(self, kind: str, dedup_key: str, payload: Mapping[str, Any], *,
+                      max_attempts: int = 5) -> tuple[Job, bool]:
+        """``(job, created)``: a new job, or the active one with the same dedup key."""
+        for _ in range(5):
+            row = await self._run("job_enqueue", "fetchrow", kind, dedup_key, dict(payload), max_attempts)
+            if row is not None:
+                await self._notify()
+                return Job(**dict(row)), True
+            row = await self._run("job_find_active", "fetchrow", dedup_key)
+            if row is not None:
+                return Job(**dict(row)), False
+        raise StoreError(f"could not enqueue or find an active job for {dedup_key}")
+
+    async def _notify(self) -> None:
+        try:
+            await self._pool.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+        except _DB_ERRORS:
+            log.warning("NOTIFY %s failed; workers will find the job on their next poll", NOTIFY_CHANNEL)
+
+    async def claim(self, owner: str, lease_s: float, kinds: Sequence[str]) -> Job | None:
+        row = await self._run("job_claim", "fetchrow", owner, float(lease_s), list(kinds))
+        return Job(**dict(row)) if row is not None else None
+
+    async def renew(self, job_id: int, owner: str, lease_s: float) -> bool:
+        return await self._run("job_renew", "fetchval", job_id, owner, float(lease_s)) is not None
+
+    async def finish(self, job_id: int, owner: str, result: Mapping[str, Any] | None = None) -> bool:
+        return await self._run("job_finish", "fetchval", job_id, owner, dict(result or {})) is not None
+
+    async def fail(self, job_id: int, owner: str, error: str, retry_in_s: float) -> str | None:
+        """Record a failed attempt; returns the new status (queued: retried later; failed)."""
+        status: str | None = await self._run("job_fail", "fetchval", job_id, owner, error[:4000], float(retry_in_s))
+        return status
+
+    async def release(self, job_id: int, owner: str) -> bool:
+        released = await self._run("job_release", "fetchval", job_id, owner) is not None
+        if released:
+            await self._notify()
+        return released
+
+    async def get(self, job_id: int) -> Job | None:
+        row = await self._run("job_get", "fetchrow", job_id)
+        return Job(**dict(row)) if row is not None else None
+
+    async def find_active(self, dedup_key: str) -> Job | None:
+        row = await self._run("job_find_active", "fetchrow", dedup_key)
+        return Job(**dict(row)) if row is not None else None
+
+    async def set_incident(self, job_id: int, incident_id: str) -> None:
+        await self._run("job_set_incident", "execute", job_id, incident_id)
+
+    async def counts(self) -> dict[str, int]:
+        rows = await self._run("job_counts", "fetch")
+        return {r["status"]: int(r["n"]) for r in rows}
+
+    # ------------------------------------------------------------ Slack posts
+
+    async def post_get(self, job_id: int, key: str) -> Post | None:
+        row = await self._run("post_get", "fetchrow", job_id, key)
+        return Post(**dict(row)) if row is not None else None
+
+    async def post_begin(self, job_id: int, key: str, channel: str, thread_ts: str | None) -> Post:
+        row = await self._run("post_begin", "fetchrow", job_id, key, channel, thread_ts)
+        return Post(**dict(row))
+
+    async def post_done(self, job_id: int, key: str, ts: str) -> None:
+        await self._run("post_done", "execute", job_id, key, ts)
+
+    async def posts(self, job_id: int) -> list[Post]:
+        return [Post(**dict(r)) for r in await self._run("posts_by_job", "fetch", job_id)]
+
+    # ------------------------------------------------------------ Slack events
+
+    async def first_delivery(self, event_id: str, retry_num: int = 0) -> bool:
+        """True when this delivery of the event is the first one seen (handle it)."""
+        return await self._run("event_seen", "fetchval", event_id, retry_num) is True

@@ -1,0 +1,1 @@
+SELECT status, count(*)::bigint AS n FROM jobs GROUP BY status
