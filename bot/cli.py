@@ -37,6 +37,7 @@ examples:
   recon diagnose corr-7f3a9c --since 48h       diagnose one correlation id
   recon diagnose - --app-instance ai-ray-0007  diagnose an app instance
   recon diagnose corr-7f3a9c --json | jq .findings
+  recon serve --port 3000                      the Slack bot (see README, Connect to Slack)
 """
 
 
@@ -81,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
                                    "would read, and say where the timeline and evidence were recorded.")
     m.add_argument("--seed", type=int, default=7, help="scenario seed (default 7)")
 
+    sv = sub.add_parser("serve", help="run the bot: Slack, alert webhooks, report pages, health",
+                        description="Run the bot. HTTP mode (SLACK_BOT_TOKEN + SLACK_SIGNING_SECRET) serves "
+                                    "POST /slack/events; Socket Mode when SLACK_APP_TOKEN is set. Also /healthz "
+                                    "and /readyz. Several processes on one store share the work.")
+    sv.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")  # noqa: S104
+    sv.add_argument("--port", type=int, default=3000, help="port (default 3000; 0 picks a free one)")
+
     sub.add_parser("migrate", help="bring the store's schema up to date (also done at start)")
     return p
 
@@ -123,6 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.commands.demo import run_demo
 
             return asyncio.run(run_demo(settings, seed=args.seed))
+        if args.command == "serve":
+            from bot.commands.serve import serve
+
+            return asyncio.run(serve(settings, args.host, args.port))
         if args.command == "migrate":
             return asyncio.run(_migrate(settings))
     except BadInput as exc:

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     loki_max_entries: int = Field(default=20000, ge=1, alias="RECON_LOKI_MAX_ENTRIES")
     evidence_row_cap: int = Field(default=200, ge=1, alias="RECON_EVIDENCE_ROW_CAP")
     log_level: str = Field(default="INFO", alias="RECON_LOG_LEVEL")
+    job_lease_s: float = Field(default=30.0, gt=0, alias="RECON_JOB_LEASE_S")
+    worker_slots: int = Field(default=4, ge=1, le=64, alias="RECON_WORKER_SLOTS")
+    worker_poll_s: float = Field(default=2.0, gt=0, alias="RECON_WORKER_POLL_S")
+    shutdown_grace_s: float = Field(default=20.0, ge=0, alias="RECON_SHUTDOWN_GRACE_S")
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, alias="RECON_MAX_BODY_BYTES")
 
     @field_validator("loki_url", "tempo_url", "slack_api_url", "public_url")
     @classmethod

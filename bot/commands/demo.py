@@ -53,7 +53,7 @@ class TerminalThread:
         self._print(f"recon in {DEMO_CHANNEL} (parent message)", msg, "")
         return self._next_ts()
 
-    async def post_reply(self, msg: Message) -> str:
+    async def post_reply(self, msg: Message, key: str) -> str:
         self._print("reply in thread", msg, "    ")
         return self._next_ts()
 

@@ -43,6 +43,7 @@ async def run_recorded(
     row_cap: int = 200,
     actor: str = "recon",
     org_scope: tuple[str, str | None] | None = None,
+    job_id: int | None = None,
 ) -> RecordedRun:
     started = time.perf_counter()
     incident = None
@@ -55,6 +56,8 @@ async def run_recorded(
             app_instance_id=subject.app_instance_id, org_id=subject.org_id, project_id=subject.project_id,
         )
         run_id = await store.start_run(incident.incident_id, subject, window)
+        if job_id is not None:
+            await store.set_run_job(run_id, job_id)
         recorder = Recorder(store, incident.incident_id, run_id, correlation_id=subject.correlation_id,
                             row_cap=row_cap, actor=actor)
         await store.add_timeline_event(

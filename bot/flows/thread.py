@@ -16,7 +16,10 @@ from bot.sources.protocols import SourceCall
 class ThreadSink(Protocol):
     async def post_parent(self, msg: Message) -> str: ...
 
-    async def post_reply(self, msg: Message) -> str: ...
+    async def post_reply(self, msg: Message, key: str) -> str:
+        """Post in the thread; ``key`` names the reply stably ("step:logs"), so a sink that
+        remembers what it posted never posts the same reply twice."""
+        ...
 
     async def update_parent(self, msg: Message) -> None: ...
 
@@ -51,7 +54,8 @@ class ThreadObserver:
 
     async def step_finished(self, report: StepReport) -> None:
         self._index += 1
-        await self.sink.post_reply(step_message(report, self._index, len(STEP_TITLES), self.incident_url))
+        await self.sink.post_reply(step_message(report, self._index, len(STEP_TITLES), self.incident_url),
+                                   key=f"step:{report.name}")
 
     async def source_call(self, step: str, call: SourceCall, items: Sequence[Any], error: str | None) -> None:
         return None

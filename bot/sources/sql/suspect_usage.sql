@@ -22,7 +22,9 @@
 -- row's control_plane_scope, effective_from <= period_start < effective_to; a scoped
 -- card beats an unscoped one, then the latest effective_from. Minor units =
 -- round_half_even(quantity * unit_price_micros * 10^exp / 10^6), in exact numeric:
--- n = quantity * 10^6 * price * 10^exp is an integer (quantity has 6 decimals).
+-- n = quantity * 10^6 * price * 10^exp is an integer (quantity has 6 decimals), and
+-- the charge is n / 10^12 rounded half to even: q = n div 10^12, r = n mod 10^12;
+-- 2r > 10^12: q + 1; 2r = 10^12: q + (q mod 2); else q.
 -- Reversals: ledger_entries has no index on reverses_entry_id, so (as ledger_for_usage)
 -- they are the reversal credits naming one of the rows, plus those of each (org_id,
 -- project_id) of the rows' entries posted at or after the earliest of them (index
@@ -30,23 +32,36 @@
 -- project as the entry it corrects, never before it.
 -- Indexes: usage_records (app_instance_id, period_start); ledger_entries
 -- (usage_record_id) and (org_id, project_id, posted_at); primary keys.
-with u as materialized (
-    select u.usage_record_id, u.source_event_id, u.org_id, u.project_id, u.usage_source,
-           u.allocation_id, u.app_instance_id, u.component, u.control_plane_component,
-           u.operating_mode, u.control_plane_scope, u.runtime_backend, u.resource_class,
-           u.quantity, u.unit, u.period_start, u.period_end, u.correlation_id, u.trace_id,
-           u.recorded_at
+with k as materialized (
+    -- one pass over the rows: rule 7's shared events and slots, and the pricing keys
+    select grouping(u.source_event_id, u.app_instance_id, u.org_id) as g,
+           u.source_event_id, u.app_instance_id, coalesce(u.component, '') as component,
+           u.component is null as no_component, u.period_start, u.org_id,
+           u.resource_class, u.usage_source, u.control_plane_component,
+           coalesce(u.control_plane_scope, '') as scope,
+           u.control_plane_scope is null as no_scope, u.control_plane_scope, u.quantity
     from billing.usage_records u
     where u.app_instance_id = any($1::text[])
       and u.period_start >= $2
       and u.period_start < $3
+    group by grouping sets (
+        (u.source_event_id),
+        (u.app_instance_id, u.component, u.period_start),
+        (u.org_id, u.resource_class, u.usage_source, u.control_plane_component,
+         u.control_plane_scope, u.period_start, u.quantity))
+    having count(*) > 1 or grouping(u.org_id) = 0
 ),
 -- every entry naming one of the rows (debits, credits)
 e as materialized (
     select l.ledger_entry_id, l.org_id, l.project_id, l.usage_record_id, l.direction,
            l.kind, l.amount_minor, l.currency, l.reverses_entry_id, l.posted_at
     from billing.ledger_entries l
-    where l.usage_record_id = any(array(select u.usage_record_id from u))
+    where l.usage_record_id = any(array(
+        select u.usage_record_id
+        from billing.usage_records u
+        where u.app_instance_id = any($1::text[])
+          and u.period_start >= $2
+          and u.period_start < $3))
 ),
 scope as (
     select e.org_id, e.project_id, min(e.posted_at) as since
@@ -72,69 +87,75 @@ reversed as (
         offset 0  -- a per-(org, project) index scan
     ) as c
 ),
--- per row: its effective usage debits (count, and the amount/currency of one of them)
+-- per row: its usage debits not reversed (how many; the amount and currency of one)
 deb as (
     select e.usage_record_id, count(*) as n, min(e.amount_minor) as amount,
            min(e.currency) as currency
     from e
     where e.direction = 'debit' and e.kind = 'usage'
-      and not exists (select 1 from reversed r where r.ledger_entry_id = e.ledger_entry_id)
+      and e.ledger_entry_id not in (select r.ledger_entry_id from reversed r
+                                    where r.ledger_entry_id is not null)
     group by e.usage_record_id
 ),
--- rule 7: slots and events shared within the set (NULL components group together)
-dup_slot as (
-    select u.app_instance_id, coalesce(u.component, '') as component,
-           u.component is null as no_component, u.period_start
-    from u
-    group by 1, 2, 3, 4
-    having count(*) > 1
+-- rule 5 once per distinct (pricing key, quantity): a handful of cards per key
+pk as materialized (
+    select q.org_id, q.resource_class, q.usage_source, q.control_plane_component, q.scope,
+           q.no_scope, q.period_start, q.quantity, q.currency, q.exact,
+           div(q.n, 1000000000000)
+           + case when mod(q.n, 1000000000000) * 2 > 1000000000000 then 1
+                  when mod(q.n, 1000000000000) * 2 = 1000000000000
+                       then mod(div(q.n, 1000000000000), 2)
+                  else 0 end as expected
+    from (
+        select k.org_id, k.resource_class, k.usage_source, k.control_plane_component, k.scope,
+               k.no_scope, k.period_start, k.quantity, b.currency,
+               coalesce(c.exact and k.quantity >= 0, false) as exact,
+               k.quantity * 1000000 * c.unit_price_micros
+               * 10::numeric ^ (case when upper(b.currency) in ('JPY', 'KRW', 'VND', 'CLP', 'ISK',
+                                                                'UGX', 'XAF', 'XOF', 'PYG') then 0
+                                     when upper(b.currency) in ('BHD', 'KWD', 'JOD', 'OMR', 'TND',
+                                                                'IQD', 'LYD') then 3
+                                     else 2 end) as n
+        from k
+        left join billing.billing_accounts b on b.org_id = k.org_id
+        left join lateral (
+            select top.unit_price_micros,
+                   -- exact: one best card, in the account's currency spelled as it is
+                   top.currency = b.currency and top.rank_tie = 1 as exact
+            from (
+                select r.unit_price_micros, r.currency,
+                       count(*) over (partition by r.control_plane_scope is not null,
+                                                   r.effective_from) as rank_tie,
+                       r.control_plane_scope is not null as scoped, r.effective_from,
+                       r.rate_card_id
+                from billing.rate_cards r
+                where upper(r.currency) = upper(b.currency)
+                  and r.resource_class = k.resource_class
+                  and r.usage_source = k.usage_source
+                  and r.control_plane = k.control_plane_component
+                  and (r.control_plane_scope is null
+                       or r.control_plane_scope = k.control_plane_scope)
+                  and r.effective_from <= k.period_start
+                  and (r.effective_to is null or k.period_start < r.effective_to)
+            ) as top
+            order by top.scoped desc, top.effective_from desc, top.rate_card_id
+            limit 1
+        ) as c on true
+        where k.g = 6  -- grouping bits (source_event_id, app_instance_id, org_id): pricing
+    ) as q
 ),
-dup_event as (
-    select u.source_event_id from u group by 1 having count(*) > 1
+dup_event as materialized (
+    select k.source_event_id from k where k.g = 3
 ),
--- rule 5 per distinct pricing key (the card lookup is small: a few per key)
-pk as (
-    select k.org_id, k.resource_class, k.usage_source, k.control_plane_component,
-           coalesce(k.control_plane_scope, '') as scope, k.control_plane_scope is null as no_scope,
-           k.period_start, b.currency,
-           case when upper(b.currency) in ('JPY', 'KRW', 'VND', 'CLP', 'ISK', 'UGX', 'XAF',
-                                           'XOF', 'PYG') then 0
-                when upper(b.currency) in ('BHD', 'KWD', 'JOD', 'OMR', 'TND', 'IQD', 'LYD') then 3
-                else 2 end as exp,
-           c.unit_price_micros, c.exact
-    from (select distinct u.org_id, u.resource_class, u.usage_source,
-                 u.control_plane_component, u.control_plane_scope, u.period_start
-          from u) as k
-    left join billing.billing_accounts b on b.org_id = k.org_id
-    left join lateral (
-        select top.unit_price_micros,
-               -- exact: one best card, in the account's currency spelled as it is
-               top.currency = b.currency and top.rank_tie = 1 as exact
-        from (
-            select r.unit_price_micros, r.currency,
-                   count(*) over (partition by r.control_plane_scope is not null,
-                                               r.effective_from) as rank_tie,
-                   r.control_plane_scope is not null as scoped, r.effective_from,
-                   r.rate_card_id
-            from billing.rate_cards r
-            where upper(r.currency) = upper(b.currency)
-              and r.resource_class = k.resource_class
-              and r.usage_source = k.usage_source
-              and r.control_plane = k.control_plane_component
-              and (r.control_plane_scope is null or r.control_plane_scope = k.control_plane_scope)
-              and r.effective_from <= k.period_start
-              and (r.effective_to is null or k.period_start < r.effective_to)
-        ) as top
-        order by top.scoped desc, top.effective_from desc, top.rate_card_id
-        limit 1
-    ) as c on true
+dup_slot as materialized (
+    select k.app_instance_id, k.component, k.no_component, k.period_start from k where k.g = 5
 )
 select u.usage_record_id, u.source_event_id, u.org_id, u.project_id, u.usage_source,
        u.allocation_id, u.app_instance_id, u.component, u.control_plane_component,
        u.operating_mode, u.control_plane_scope, u.runtime_backend, u.resource_class,
        u.quantity, u.unit, u.period_start, u.period_end, u.correlation_id, u.trace_id,
        u.recorded_at
-from u
+from billing.usage_records u
 left join billing.app_instances i on i.app_instance_id = u.app_instance_id
 left join billing.app_instance_components c
        on c.app_instance_id = u.app_instance_id and c.component = u.component
@@ -146,14 +167,16 @@ left join pk p
       and p.scope = coalesce(u.control_plane_scope, '')
       and p.no_scope = (u.control_plane_scope is null)
       and p.period_start = u.period_start
+      and p.quantity = u.quantity
 cross join lateral (
     select case when i.operating_mode = 'managed'
                      or coalesce(c.control_plane, u.control_plane_component)
-                then 'app_runtime' else 'allocation' end as want_source,
-           -- an integer: quantity has 6 decimals
-           u.quantity * 1000000 * p.unit_price_micros * (10::numeric ^ p.exp) as n
+                then 'app_runtime' else 'allocation' end as want_source
 ) as w
-where
+where u.app_instance_id = any($1::text[])
+  and u.period_start >= $2
+  and u.period_start < $3
+  and (
     -- rule 2 (and an unknown instance or component)
     i.app_instance_id is null
     or c.component is null
@@ -167,21 +190,15 @@ where
     or (w.want_source = 'allocation' and u.allocation_id is distinct from i.allocation_id)
     -- rule 3
     or u.control_plane_component <> c.control_plane
-    -- rule 6
+    -- rule 6 (and a row that cannot be priced exactly: no account, no card, a tie)
     or d.n is distinct from 1
     or upper(d.currency) is distinct from upper(p.currency)
-    or p.unit_price_micros is null
-    or not p.exact
-    or u.quantity < 0
-    or d.amount is distinct from (
-        div(w.n, 1000000)
-        + case when mod(w.n, 1000000) * 2 > 1000000 then 1
-               when mod(w.n, 1000000) * 2 = 1000000 then mod(div(w.n, 1000000), 2)
-               else 0 end)
+    or p.exact is not true
+    or d.amount is distinct from p.expected
     -- rule 7
     or exists (select 1 from dup_event x where x.source_event_id = u.source_event_id)
     or exists (select 1 from dup_slot x
                where x.app_instance_id = u.app_instance_id
                  and x.component = coalesce(u.component, '')
                  and x.no_component = (u.component is null)
-                 and x.period_start = u.period_start)
+                 and x.period_start = u.period_start))

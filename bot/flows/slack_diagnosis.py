@@ -1,0 +1,84 @@
+"""The ``diagnose`` job: a diagnosis narrated into a Slack thread, recorded in the store.
+
+Safe to run again after a crash: the window is fixed when the job is accepted, posts
+already made are skipped (``bot.slack.poster``), the earlier attempt's unfinished run is
+marked failed, and the parent message is updated at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.diagnosis.model import Subject, Window
+from bot.flows.diagnose import SourceSet
+from bot.flows.run import incident_title, run_recorded
+from bot.flows.thread import ThreadObserver
+from bot.settings import Settings
+from bot.slack.poster import SlackThread
+from bot.store.jobs import Job, JobQueue
+from bot.store.store import Store
+
+log = logging.getLogger(__name__)
+KIND = "diagnose"
+
+
+@dataclass(slots=True)
+class SlackDiagnosisDeps:
+    settings: Settings
+    store: Store
+    queue: JobQueue
+    sources: SourceSet
+    slack: AsyncWebClient
+
+    def incident_url(self, incident_id: str) -> str | None:
+        base = self.settings.public_url
+        return f"{base}/incidents/{incident_id}" if base else None
+
+
+def diagnosis_payload(subject: Subject, *, channel: str, user: str | None, since: timedelta, now: datetime,
+                      origin: str = "slack") -> dict[str, Any]:
+    return {
+        "subject": subject.model_dump(mode="json"),
+        "channel": channel,
+        "user": user,
+        "window_end": now.isoformat(),
+        "since_s": since.total_seconds(),
+        "origin": origin,
+    }
+
+
+async def run_diagnosis_job(job: Job, deps: SlackDiagnosisDeps) -> Mapping[str, Any]:
+    p = job.payload
+    subject = Subject.model_validate(p["subject"])
+    end = datetime.fromisoformat(p["window_end"])
+    window = Window(end - timedelta(seconds=float(p["since_s"])), end)
+    abandoned = await deps.store.abandon_runs(job.job_id, "an earlier attempt of this job stopped before finishing")
+    if abandoned:
+        log.info("job %s: resuming; earlier run(s) %s marked failed", job.job_id, abandoned)
+    incident, _ = await deps.store.get_or_create_incident(
+        title=incident_title(subject), origin="slack", correlation_id=subject.correlation_id,
+        app_instance_id=subject.app_instance_id, org_id=subject.org_id, project_id=subject.project_id,
+    )
+    await deps.queue.set_incident(job.job_id, incident.incident_id)
+    sink = SlackThread(deps.slack, deps.queue, job.job_id, p["channel"])
+    thread = ThreadObserver(sink, subject, incident_id=incident.incident_id,
+                            incident_url=deps.incident_url(incident.incident_id), requested_by=p.get("user"))
+    parent_ts = await thread.start()
+    await deps.store.set_incident_thread(incident.incident_id, p["channel"], parent_ts)
+    try:
+        rec = await run_recorded(store=deps.store, sources=deps.sources, subject=subject, window=window, now=end,
+                                 origin="slack", observers=[thread], row_cap=deps.settings.evidence_row_cap,
+                                 actor=p.get("user") or "recon", job_id=job.job_id)
+    except Exception:
+        await thread.fail()
+        raise
+    d = rec.outcome.diagnosis
+    await thread.finish(d)
+    return {"incident_id": incident.incident_id, "run_id": rec.run_id, "scope": d.scope,
+            "complete": d.complete, "thread_ts": parent_ts, "posted": sink.posted, "skipped": sink.skipped}

@@ -1,0 +1,62 @@
+"""What follows ``/recon``: parsed into a command, or a clear usage message. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+from bot.diagnosis.model import Subject
+from bot.errors import BadInput
+from bot.ids import parse_duration, validate_id
+
+DEFAULT_SINCE = timedelta(days=7)
+
+USAGE = """\
+*Usage*
+• `/recon <correlation_id> [since]` — diagnose a disputed charge from the correlation id in the ticket \
+(since: how far back, e.g. `48h`, `7d`; default `7d`)
+• `/recon app <app_instance_id> [since]` — diagnose an app instance
+• `/recon help` — this message
+recon reads logs, traces and the billing database; it never changes billing data."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReconCommand:
+    action: Literal["help", "diagnose"]
+    subject: Subject | None = None
+    since: timedelta = DEFAULT_SINCE
+
+
+def parse(text: str) -> ReconCommand:
+    """Parse the text after ``/recon``. Raises BadInput with a message for the person."""
+    words = text.split()
+    if not words or words[0].lower() in ("help", "-h", "--help", "?"):
+        return ReconCommand("help")
+    if len(words) > 3:
+        raise BadInput(f"too many words after /recon ({len(words)})")
+    if words[0].lower() == "app":
+        if len(words) < 2:
+            raise BadInput("`/recon app` needs an app instance id")
+        subject = Subject(app_instance_id=validate_id(words[1], "app instance id"))
+        rest = words[2:]
+    else:
+        subject = Subject(correlation_id=validate_id(words[0], "correlation id"))
+        rest = words[1:]
+    if len(rest) > 1:
+        raise BadInput("too many words after the id; the only option is a duration like 48h")
+    since = parse_duration(rest[0]) if rest else DEFAULT_SINCE
+    return ReconCommand("diagnose", subject, since)
+
+
+def subject_key(subject: Subject) -> str:
+    if subject.correlation_id:
+        return f"correlation_id:{subject.correlation_id}"
+    if subject.app_instance_id:
+        return f"app_instance_id:{subject.app_instance_id}"
+    return f"scope:{subject.org_id}:{subject.project_id or '*'}"
+
+
+def thread_link(channel: str, ts: str) -> str:
+    """A link to a message that Slack's clients open in the workspace."""
+    return f"https://slack.com/archives/{channel}/p{ts.replace('.', '')}"

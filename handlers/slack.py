@@ -1,0 +1,83 @@
+"""Bolt listeners for Slack: thin. Verify (bolt and the HTTP route do), parse, store
+one durable job, ack. The work itself runs in a worker (``bot.flows``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+
+from bot.errors import BadInput, StoreError
+from bot.flows.slack_diagnosis import KIND as DIAGNOSE
+from bot.flows.slack_diagnosis import diagnosis_payload
+from bot.slack.commands import USAGE, parse, subject_key, thread_link
+from bot.store.jobs import JobQueue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class SlackHandlerDeps:
+    queue: JobQueue
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
+def register(app: AsyncApp, deps: SlackHandlerDeps) -> None:
+    app.command("/recon")(recon_command(deps))
+    # Message events arrive for every channel the bot is in; alert posts are handled by
+    # the alert listeners. Everything else is acknowledged and left alone.
+    app.event("message")(_ignore)
+
+
+async def _ignore(ack: AsyncAck) -> None:
+    await ack()
+
+
+def recon_command(deps: SlackHandlerDeps) -> Callable[..., Any]:
+    async def handle(ack: AsyncAck, command: dict[str, Any]) -> None:
+        text = str(command.get("text") or "")
+        try:
+            cmd = parse(text)
+        except BadInput as exc:
+            await ack(text=f":warning: {exc}\n\n{USAGE}")
+            return
+        if cmd.action == "help" or cmd.subject is None:
+            await ack(text=USAGE)
+            return
+        channel = str(command.get("channel_id") or "")
+        user = command.get("user_id")
+        payload = diagnosis_payload(cmd.subject, channel=channel, user=user, since=cmd.since, now=deps.now())
+        try:
+            job, created = await deps.queue.enqueue(DIAGNOSE, f"{DIAGNOSE}:{subject_key(cmd.subject)}", payload)
+        except StoreError:
+            log.exception("could not store /recon %s", cmd.subject.label())
+            await ack(text=":x: recon could not accept this request (its store is unavailable); nothing was "
+                           "started. Please try again in a minute.")
+            return
+        label = cmd.subject.label()
+        if created:
+            log.info("queued job %s: diagnose %s for %s in %s", job.job_id, label, user, channel)
+            await ack(text=f":mag: Diagnosing {label} over the last {_human(cmd.since.total_seconds())}. "
+                           "The findings will follow in a thread in this channel.")
+            return
+        parent = await deps.queue.post_get(job.job_id, "parent")
+        if parent is not None and parent.ts:
+            await ack(text=f":hourglass_flowing_sand: A diagnosis of {label} is already running: "
+                           f"<{thread_link(parent.channel, parent.ts)}|its thread>.")
+        else:
+            await ack(text=f":hourglass_flowing_sand: A diagnosis of {label} is already queued; "
+                           "its thread will appear shortly.")
+
+    return handle
+
+
+def _human(seconds: float) -> str:
+    if seconds % 86400 == 0:
+        return f"{int(seconds // 86400)}d"
+    if seconds % 3600 == 0:
+        return f"{int(seconds // 3600)}h"
+    return f"{int(seconds // 60)}m"
