@@ -1,0 +1,5 @@
+"""Fixtures for the stand-ins' own tests."""
+
+from tests.standins.slack import slack_standin
+
+__all__ = ["slack_standin"]

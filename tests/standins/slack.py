@@ -1,0 +1,912 @@
+"""A Slack Web API stand-in: the methods the bot calls, on loopback, with in-memory conversations.
+
+Point the real client at it (``url`` ends with ``/api/``; slack_sdk joins base_url and
+the method name)::
+
+    async with SlackStandIn() as slack:
+        client = AsyncWebClient(token="xoxb-test", base_url=slack.url)
+        app = AsyncApp(client=client, signing_secret=DEFAULT_SIGNING_SECRET)
+        ...
+        await slack.wait_for(lambda calls: any(c.method == "chat.update" for c in calls))
+        assert slack.thread("C1", parent_ts)[1].text == "…"
+
+or through the ``slack_standin`` fixture (a conftest imports it from here).
+
+What slack_sdk 3.48 ``AsyncWebClient`` sends, and what this server accepts (it merges
+query string, form body and JSON body, so any of them works for any method):
+
+* ``chat.postMessage``, ``chat.update``, ``chat.postEphemeral``: ``POST`` JSON body
+  (``application/json;charset=utf-8``), token in ``Authorization: Bearer``.
+* ``auth.test``, ``reactions.add``: ``POST`` with the arguments in the *query string*
+  and an empty form-encoded body.
+* ``chat.getPermalink``, ``conversations.replies``, ``usergroups.users.list``,
+  ``users.info``: ``GET`` with query parameters (booleans sent as ``1``/``0``).
+* ``response_url`` posts (bolt's ``respond``, ``AsyncWebhookClient``): ``POST`` JSON,
+  no token.
+
+Methods served, with Slack's documented answers: ``auth.test``, ``chat.postMessage``,
+``chat.update``, ``chat.postEphemeral``, ``chat.getPermalink``, ``conversations.replies``,
+``reactions.add``, ``usergroups.users.list``, ``users.info``; anything else is
+``200 {"ok":false,"error":"unknown_method"}``. A request without a token gets
+``not_authed``; a token not starting with ``xox`` gets ``invalid_auth``.
+
+Deliberate strictness: a ``thread_ts`` naming a reply (not a thread's parent) is
+``thread_not_found`` (protocols.md: "use the parent's ts, never a reply's"; switch off
+with ``strict_thread_ts=False``, which files the reply under the parent as Slack's UI
+does). ``conversations.replies`` returns ``metadata`` only with
+``include_all_metadata=true``, as Slack does.
+
+Every request lands in ``calls`` (``SlackCall``: method, merged args, headers, arrival
+time on ``time.monotonic()``, HTTP status answered, body answered), once it has been
+answered; ``wait_for`` wakes on each one.
+
+Failure modes, for the next ``times`` calls of ``method`` (``None``: every Web API
+method; ``times=None``: until ``reset()``): ``rate_limit`` (429 + ``Retry-After``),
+``fail`` (5xx with Slack's HTML error page), ``error`` (200 ``ok:false``),
+``drop_connection`` (hang up without answering). ``delay_s`` delays every answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal
+from urllib.parse import parse_qsl
+
+import pytest
+from aiohttp import web
+
+__all__ = [
+    "BOT_ID",
+    "BOT_USER_ID",
+    "TEAM_ID",
+    "Ephemeral",
+    "Message",
+    "SlackCall",
+    "SlackStandIn",
+    "slack_standin",
+]
+
+TEAM_ID = "T0TEST"
+TEAM_DOMAIN = "recon-test"
+BOT_USER_ID = "U0RECON"
+BOT_ID = "B0RECON"
+APP_ID = "A0RECON"
+WORKSPACE_URL = f"https://{TEAM_DOMAIN}.slack.com/"
+
+# Slack's edge answers 5xx with an HTML page, not JSON (as python-slack-sdk's mock does).
+SERVER_ERROR_HTML = (
+    '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Server Error | Slack</title></head>'
+    "<body><h1>Server Error</h1><p>It seems like there's a problem connecting to our servers.</p></body></html>"
+)
+
+_JSON_ARGS = ("blocks", "attachments", "metadata", "user_auth_blocks")
+_MAX_BLOCKS = 50
+_MAX_TEXT = 40_000
+
+
+def _truthy(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int | float):
+        return v != 0
+    return str(v).strip().lower() in ("1", "true", "yes")
+
+
+# ---------------------------------------------------------------- records
+
+
+@dataclass(frozen=True, slots=True)
+class SlackCall:
+    """One request the stand-in received, and what it answered.
+
+    ``status`` is the HTTP status sent (0 when the connection was dropped on purpose);
+    ``response`` the JSON body sent (a dict), the text sent for 5xx and response_url
+    posts, or None for a dropped connection. ``at`` is ``time.monotonic()`` on arrival.
+    """
+
+    seq: int
+    method: str  # "chat.postMessage", …; "response_url" for response_url posts
+    args: Mapping[str, Any]  # query, form and JSON body merged; JSON-string blocks/metadata decoded
+    headers: Mapping[str, str]  # names lower-cased
+    at: float
+    status: int
+    response: Any
+    http_method: str = "POST"
+    content_type: str = ""
+    path: str = ""
+    token: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200 and isinstance(self.response, dict) and self.response.get("ok") is True
+
+    @property
+    def error(self) -> str | None:
+        if isinstance(self.response, dict):
+            err = self.response.get("error")
+            return str(err) if err is not None else None
+        return None
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    def brief(self) -> str:
+        shown = {k: v for k, v in self.args.items() if k in ("channel", "ts", "thread_ts", "text", "name", "user")}
+        outcome = "ok" if self.ok else (self.error or f"HTTP {self.status}")
+        return f"#{self.seq} {self.http_method} {self.method} -> {self.status} {outcome} {shown}"
+
+
+@dataclass(slots=True)
+class Message:
+    """A message in a stand-in channel (posted by the bot, or seeded by a test)."""
+
+    channel: str
+    ts: str
+    text: str = ""
+    blocks: list[dict[str, Any]] | None = None
+    attachments: list[dict[str, Any]] | None = None
+    thread_ts: str | None = None  # the parent's ts, on replies only
+    parent_user_id: str | None = None  # on replies: who wrote the parent
+    metadata: dict[str, Any] | None = None
+    user: str | None = BOT_USER_ID
+    bot_id: str | None = BOT_ID
+    subtype: str | None = None  # "thread_broadcast" for reply_broadcast replies
+    edited_ts: str | None = None
+    reactions: dict[str, list[str]] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)  # earlier versions, before each chat.update
+    extra: dict[str, Any] = field(default_factory=dict)  # other posted args: unfurl_links, mrkdwn, …
+
+    @property
+    def is_reply(self) -> bool:
+        return self.thread_ts is not None and self.thread_ts != self.ts
+
+    def to_api(self, *, replies: Sequence[Message] = (), include_metadata: bool = True) -> dict[str, Any]:
+        """The message as the Web API shows it."""
+        out: dict[str, Any] = {"type": "message"}
+        if self.subtype:
+            out["subtype"] = self.subtype
+        out["text"] = self.text
+        if self.user:
+            out["user"] = self.user
+        if self.bot_id:
+            out["bot_id"] = self.bot_id
+            if self.bot_id == BOT_ID:
+                out["app_id"] = APP_ID
+                out["bot_profile"] = {
+                    "id": BOT_ID,
+                    "app_id": APP_ID,
+                    "name": "recon",
+                    "deleted": False,
+                    "team_id": TEAM_ID,
+                }
+        out["ts"] = self.ts
+        out["team"] = TEAM_ID
+        if self.blocks is not None:
+            out["blocks"] = self.blocks
+        if self.attachments is not None:
+            out["attachments"] = self.attachments
+        if self.is_reply:
+            out["thread_ts"] = self.thread_ts
+            out["parent_user_id"] = self.parent_user_id or BOT_USER_ID
+        elif replies:
+            users = list(dict.fromkeys(r.user or r.bot_id or "" for r in replies))
+            out.update(
+                thread_ts=self.ts,
+                reply_count=len(replies),
+                reply_users_count=len(users),
+                latest_reply=replies[-1].ts,
+                reply_users=users,
+                is_locked=False,
+                subscribed=False,
+            )
+        if self.edited_ts:
+            out["edited"] = {"user": self.user or BOT_USER_ID, "ts": self.edited_ts}
+        if self.reactions:
+            out["reactions"] = [{"name": n, "users": list(u), "count": len(u)} for n, u in self.reactions.items()]
+        if self.metadata is not None and include_metadata:
+            out["metadata"] = self.metadata
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Ephemeral:
+    """A ``chat.postEphemeral`` message (only ``user`` sees it; not in any conversation)."""
+
+    channel: str
+    user: str
+    message_ts: str
+    text: str
+    blocks: list[dict[str, Any]] | None
+    thread_ts: str | None
+
+
+@dataclass(slots=True)
+class _Rule:
+    method: str | None
+    kind: Literal["rate_limit", "status", "error", "drop"]
+    times: int | None
+    status: int = 200
+    retry_after: int = 1
+    error: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def matches(self, method: str) -> bool:
+        if self.method is None:
+            return method != "response_url"
+        return self.method == method
+
+
+class _SlackError(Exception):
+    def __init__(self, error: str, **extra: Any) -> None:
+        super().__init__(error)
+        self.error = error
+        self.extra = extra
+
+
+# ---------------------------------------------------------------- the server
+
+
+class SlackStandIn:
+    """The Slack Web API on ``127.0.0.1`` (see the module docstring)."""
+
+    name = "slack stand-in"
+
+    def __init__(
+        self,
+        *,
+        delay_s: float = 0.0,
+        ts_base: float | None = 1_700_000_000.0,
+        ts_step_us: int = 100,
+        strict_thread_ts: bool = True,
+        replies_default_limit: int = 1000,
+    ) -> None:
+        """``ts_base``: the first message ts is ``ts_base`` + ``ts_step_us`` µs, then one
+        step per message (``"1700000000.000100"``, ``"1700000000.000200"``, …); ``None``
+        uses the wall clock (still strictly increasing)."""
+        self.delay_s = delay_s
+        self.strict_thread_ts = strict_thread_ts
+        self.replies_default_limit = replies_default_limit
+        self.calls: list[SlackCall] = []
+        self.channels: set[str] | None = None  # None: every channel id exists
+        self.usergroups: dict[str, list[str]] = {}
+        self.users: dict[str, dict[str, Any]] = {}  # extra fields merged into users.info answers
+        self.strict_users = False  # True: users not in ``users`` are user_not_found
+        self.ephemerals: list[Ephemeral] = []
+        self.response_posts: dict[str, list[dict[str, Any]]] = {}
+        self._conversations: dict[str, dict[str, Message]] = {}
+        self._rules: list[_Rule] = []
+        self._last_us = int(ts_base * 1_000_000) if ts_base is not None else 0
+        self._wall_clock = ts_base is None
+        self._ts_step_us = ts_step_us
+        self._seq = 0
+        self._cond = asyncio.Condition()
+        self._closing = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # ------------------------------------------------------------ lifecycle
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>`` (no trailing slash)."""
+        if not self.port:
+            raise RuntimeError(f"{self.name} is not started")
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>/api/``: pass as ``AsyncWebClient(base_url=...)``."""
+        return f"{self.base_url}/api/"
+
+    def response_url(self, name: str = "default") -> str:
+        """A ``response_url`` on this server; JSON posted there lands in ``responses(name)``."""
+        return f"{self.base_url}/response_url/{name}"
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=8 * 1024 * 1024)
+        app.add_routes(
+            [
+                web.route("*", "/api/{method}", self._api),
+                web.post("/response_url/{name}", self._response_url),
+            ]
+        )
+        self._closing = asyncio.Event()
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        self.port = int(sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        self._closing.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> SlackStandIn:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------ failure modes
+
+    def rate_limit(self, method: str | None = None, *, times: int | None = 1, retry_after: int = 1) -> None:
+        """Answer ``429``, ``Retry-After: <retry_after>``, ``{"ok":false,"error":"ratelimited"}``."""
+        self._rules.append(_Rule(method, "rate_limit", times, status=429, retry_after=retry_after))
+
+    def fail(self, method: str | None = None, status: int = 500, *, times: int | None = 1) -> None:
+        """Answer HTTP ``status`` (500, 503, …) with Slack's HTML error page."""
+        self._rules.append(_Rule(method, "status", times, status=status))
+
+    def error(self, method: str | None, error: str, *, times: int | None = 1, **extra: Any) -> None:
+        """Answer ``200 {"ok":false,"error":error, **extra}`` (e.g. ``needed="chat:write"``)."""
+        self._rules.append(_Rule(method, "error", times, error=error, extra=dict(extra)))
+
+    def drop_connection(self, method: str | None = None, *, times: int | None = 1) -> None:
+        """Hang up without answering (the client sees ``ServerDisconnectedError``)."""
+        self._rules.append(_Rule(method, "drop", times))
+
+    def allow_channels(self, *channel_ids: str) -> None:
+        """Only these channels exist from now on; others are ``channel_not_found``."""
+        self.channels = set(channel_ids)
+
+    def reset(self) -> None:
+        """Normal service: no failure rules, no delay (the data and ``calls`` stay)."""
+        self._rules.clear()
+        self.delay_s = 0.0
+
+    def _take_rule(self, method: str) -> _Rule | None:
+        for rule in self._rules:
+            if rule.matches(method):
+                if rule.times is not None:
+                    rule.times -= 1
+                    if rule.times <= 0:
+                        self._rules.remove(rule)
+                return rule
+        return None
+
+    # ------------------------------------------------------------ data helpers
+
+    def calls_to(self, method: str) -> list[SlackCall]:
+        return [c for c in self.calls if c.method == method]
+
+    def conversation(self, channel: str) -> list[Message]:
+        """Every message in ``channel`` (top-level and replies), in ts order."""
+        return sorted(self._conversations.get(channel, {}).values(), key=lambda m: _ts_key(m.ts))
+
+    def messages(self, channel: str, *, broadcasts: bool = False) -> list[Message]:
+        """Top-level messages in ts order (with ``broadcasts``: also reply_broadcast replies,
+        which Slack shows in the channel too)."""
+        return [
+            m for m in self.conversation(channel) if not m.is_reply or (broadcasts and m.subtype == "thread_broadcast")
+        ]
+
+    def message(self, channel: str, ts: str) -> Message | None:
+        return self._conversations.get(channel, {}).get(ts)
+
+    def thread(self, channel: str, ts: str) -> list[Message]:
+        """The parent (``ts``) and its replies in ts order; [] when ``ts`` is unknown."""
+        parent = self.message(channel, ts)
+        if parent is None:
+            return []
+        return [parent, *self._replies(parent)]
+
+    def responses(self, name: str = "default") -> list[dict[str, Any]]:
+        """JSON bodies posted to ``response_url(name)``, in order."""
+        return self.response_posts.get(name, [])
+
+    def add_message(
+        self,
+        channel: str,
+        text: str = "",
+        *,
+        user: str | None = None,
+        bot_id: str | None = None,
+        subtype: str | None = None,
+        thread_ts: str | None = None,
+        blocks: list[dict[str, Any]] | None = None,
+        attachments: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
+        ts: str | None = None,
+    ) -> Message:
+        """Seed a message written by someone else (a user, or an alerting bot with
+        ``bot_id``), so the bot can reply in its thread or react to it."""
+        if ts is None:
+            ts = self._next_ts()
+        else:
+            self._last_us = max(self._last_us, _ts_us(ts))
+        msg = Message(
+            channel=channel,
+            ts=ts,
+            text=text,
+            parent_user_id=self._author(channel, thread_ts),
+            blocks=blocks,
+            attachments=attachments,
+            thread_ts=thread_ts,
+            metadata=metadata,
+            user=user,
+            bot_id=bot_id,
+            subtype=subtype,
+        )
+        self._conversations.setdefault(channel, {})[ts] = msg
+        return msg
+
+    async def wait_for(self, predicate: Callable[[Sequence[SlackCall]], bool], timeout: float = 5.0) -> list[SlackCall]:
+        """Resolve (with ``calls``) as soon as ``predicate(calls)`` holds; re-checked after
+        every answered request, no polling. The predicate may also read the stand-in's
+        data (``messages``, ``thread``…), which only changes on requests. On timeout,
+        raise AssertionError listing the calls received."""
+        async with self._cond:
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._cond.wait_for(lambda: predicate(self.calls))
+            except TimeoutError:
+                raise AssertionError(
+                    f"{self.name}: condition not met within {timeout}s; {len(self.calls)} calls:\n" + self.dump()
+                ) from None
+        return list(self.calls)
+
+    async def wait_for_calls(self, method: str, count: int = 1, timeout: float = 5.0) -> list[SlackCall]:
+        """Wait until ``method`` has been called ``count`` times; return those calls."""
+        await self.wait_for(lambda calls: sum(c.method == method for c in calls) >= count, timeout)
+        return self.calls_to(method)
+
+    def dump(self) -> str:
+        lines = [f"  {c.brief()}" for c in self.calls]
+        for ch, msgs in self._conversations.items():
+            lines.append(f"  channel {ch}: " + ", ".join(f"{m.ts}{'↳' if m.is_reply else ''}" for m in msgs.values()))
+        return "\n".join(lines) or "  (none)"
+
+    # ------------------------------------------------------------ plumbing
+
+    def _next_ts(self) -> str:
+        if self._wall_clock:
+            self._last_us = max(int(time.time() * 1_000_000), self._last_us + 1)
+        else:
+            self._last_us += self._ts_step_us
+        secs, us = divmod(self._last_us, 1_000_000)
+        return f"{secs}.{us:06d}"
+
+    def _replies(self, parent: Message) -> list[Message]:
+        return [m for m in self.conversation(parent.channel) if m.is_reply and m.thread_ts == parent.ts]
+
+    def _check_channel(self, args: Mapping[str, Any]) -> str:
+        channel = str(args.get("channel") or "")
+        if not channel or (self.channels is not None and channel not in self.channels):
+            raise _SlackError("channel_not_found")
+        return channel
+
+    async def _record(self, call: SlackCall) -> None:
+        async with self._cond:
+            self.calls.append(call)
+            self._cond.notify_all()
+
+    async def _delay(self) -> None:
+        if self.delay_s > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self.delay_s)
+
+    async def _parse(self, request: web.Request) -> tuple[dict[str, Any], str]:
+        args: dict[str, Any] = dict(request.query)
+        ctype = request.content_type
+        if ctype.startswith("multipart/"):
+            form = await request.post()
+            for k, field_value in form.items():
+                args[k] = (
+                    field_value if isinstance(field_value, str) else f"<file {getattr(field_value, 'filename', '')}>"
+                )
+        else:
+            raw = await request.read()
+            if raw:
+                if ctype == "application/json":
+                    body = json.loads(raw)
+                    if isinstance(body, dict):
+                        args.update(body)
+                else:
+                    args.update(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
+        for k in _JSON_ARGS:
+            v = args.get(k)
+            if isinstance(v, str) and v.strip()[:1] in ("[", "{"):
+                with contextlib.suppress(ValueError):
+                    args[k] = json.loads(v)
+        return args, ctype
+
+    async def _api(self, request: web.Request) -> web.StreamResponse:
+        at = time.monotonic()
+        method = request.match_info["method"]
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        try:
+            args, ctype = await self._parse(request)
+        except ValueError:
+            args, ctype = {}, request.content_type
+            parse_failed = True
+        else:
+            parse_failed = False
+        auth = headers.get("authorization", "")
+        token: str | None = auth[7:] if auth.lower().startswith("bearer ") else None
+        if "token" in args:
+            token = str(args.pop("token"))
+        await self._delay()
+        self._seq += 1
+
+        def record(status: int, response: Any) -> SlackCall:
+            return SlackCall(
+                seq=self._seq,
+                method=method,
+                args=args,
+                headers=headers,
+                at=at,
+                status=status,
+                response=response,
+                http_method=request.method,
+                content_type=ctype,
+                path=request.path,
+                token=token,
+            )
+
+        rule = self._take_rule(method)
+        if rule is not None and rule.kind == "drop":
+            await self._record(record(0, None))
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=500)  # never sent: the connection is gone
+        if rule is not None and rule.kind == "status":
+            await self._record(record(rule.status, SERVER_ERROR_HTML))
+            return web.Response(status=rule.status, text=SERVER_ERROR_HTML, content_type="text/html")
+        if rule is not None and rule.kind == "rate_limit":
+            body: dict[str, Any] = {"ok": False, "error": "ratelimited"}
+            await self._record(record(429, body))
+            return web.json_response(body, status=429, headers={"Retry-After": str(rule.retry_after)})
+        if rule is not None:
+            body = {"ok": False, "error": rule.error, **rule.extra}
+        elif parse_failed:
+            body = {"ok": False, "error": "invalid_json"}
+        elif not token:
+            body = {"ok": False, "error": "not_authed"}
+        elif not token.startswith("xox"):
+            body = {"ok": False, "error": "invalid_auth"}
+        else:
+            handler = self._methods().get(method)
+            if handler is None:
+                body = {"ok": False, "error": "unknown_method"}
+            else:
+                try:
+                    body = {"ok": True, **handler(args)}
+                except _SlackError as err:
+                    body = {"ok": False, "error": err.error, **err.extra}
+        await self._record(record(200, body))
+        return web.json_response(body)
+
+    async def _response_url(self, request: web.Request) -> web.StreamResponse:
+        at = time.monotonic()
+        name = request.match_info["name"]
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            body = {"_raw": raw.decode("utf-8", "replace")}
+        args = body if isinstance(body, dict) else {"_body": body}
+        await self._delay()
+        self._seq += 1
+
+        def record(status: int, response: Any) -> SlackCall:
+            return SlackCall(
+                seq=self._seq,
+                method="response_url",
+                args=args,
+                headers=headers,
+                at=at,
+                status=status,
+                response=response,
+                content_type=request.content_type,
+                path=request.path,
+            )
+
+        rule = self._take_rule("response_url")
+        if rule is not None and rule.kind == "drop":
+            await self._record(record(0, None))
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=500)
+        if rule is not None and rule.kind in ("status", "rate_limit"):
+            await self._record(record(rule.status, SERVER_ERROR_HTML))
+            return web.Response(status=rule.status, text=SERVER_ERROR_HTML, content_type="text/html")
+        if rule is not None:
+            await self._record(record(404, rule.error))
+            return web.Response(status=404, text=rule.error)
+        self.response_posts.setdefault(name, []).append(args)
+        await self._record(record(200, "ok"))
+        return web.Response(text="ok")
+
+    # ------------------------------------------------------------ methods
+
+    def _methods(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
+        return {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._post_message,
+            "chat.update": self._update,
+            "chat.postEphemeral": self._post_ephemeral,
+            "chat.getPermalink": self._get_permalink,
+            "conversations.replies": self._replies_method,
+            "conversations.history": self._history_method,
+            "reactions.add": self._reactions_add,
+            "usergroups.users.list": self._usergroup_users,
+            "users.info": self._users_info,
+        }
+
+    def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "url": WORKSPACE_URL,
+            "team": "T",
+            "user": "recon",
+            "team_id": TEAM_ID,
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
+
+    @staticmethod
+    def _content(args: Mapping[str, Any], *, required: bool = True) -> dict[str, Any]:
+        """Validate and pick text/blocks/attachments/metadata."""
+        text = args.get("text")
+        blocks = args.get("blocks")
+        attachments = args.get("attachments")
+        if required and not text and not blocks and not attachments:
+            raise _SlackError("no_text")
+        if blocks is not None and (
+            not isinstance(blocks, list)
+            or len(blocks) > _MAX_BLOCKS
+            or not all(isinstance(b, dict) and isinstance(b.get("type"), str) for b in blocks)
+        ):
+            raise _SlackError("invalid_blocks")
+        if attachments is not None and not (
+            isinstance(attachments, list) and all(isinstance(a, dict) for a in attachments)
+        ):
+            raise _SlackError("invalid_attachments")
+        if text is not None and len(str(text)) > _MAX_TEXT:
+            raise _SlackError("msg_too_long")
+        metadata = args.get("metadata")
+        if metadata is not None and not (
+            isinstance(metadata, dict)
+            and isinstance(metadata.get("event_type"), str)
+            and isinstance(metadata.get("event_payload", {}), dict)
+        ):
+            raise _SlackError("invalid_metadata_format")
+        out: dict[str, Any] = {}
+        if text is not None:
+            out["text"] = str(text)
+        for k, v in (("blocks", blocks), ("attachments", attachments), ("metadata", metadata)):
+            if v is not None:
+                out[k] = v
+        return out
+
+    def _resolve_thread(self, channel: str, thread_ts: Any) -> str | None:
+        if thread_ts in (None, ""):
+            return None
+        parent = self.message(channel, str(thread_ts))
+        if parent is None:
+            raise _SlackError("thread_not_found")
+        if parent.is_reply:
+            if self.strict_thread_ts:
+                raise _SlackError("thread_not_found")
+            return parent.thread_ts
+        return parent.ts
+
+    def _author(self, channel: str, ts: str | None) -> str | None:
+        parent = self.message(channel, ts) if ts else None
+        return (parent.user or parent.bot_id) if parent else None
+
+    def _post_message(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._check_channel(args)
+        content = self._content(args)
+        thread_ts = self._resolve_thread(channel, args.get("thread_ts"))
+        broadcast = thread_ts is not None and _truthy(args.get("reply_broadcast", False))
+        msg = Message(
+            channel=channel,
+            ts=self._next_ts(),
+            text=content.get("text", ""),
+            blocks=content.get("blocks"),
+            attachments=content.get("attachments"),
+            thread_ts=thread_ts,
+            parent_user_id=self._author(channel, thread_ts),
+            metadata=content.get("metadata"),
+            subtype="thread_broadcast" if broadcast else None,
+            extra={
+                k: v
+                for k, v in args.items()
+                if k not in ("channel", "text", "blocks", "attachments", "metadata", "thread_ts")
+            },
+        )
+        self._conversations.setdefault(channel, {})[msg.ts] = msg
+        return {"channel": channel, "ts": msg.ts, "message": msg.to_api()}
+
+    def _update(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._check_channel(args)
+        msg = self.message(channel, str(args.get("ts") or ""))
+        if msg is None:
+            raise _SlackError("message_not_found")
+        if msg.bot_id != BOT_ID:
+            raise _SlackError("cant_update_message")
+        content = self._content(args)
+        msg.history.append({"text": msg.text, "blocks": msg.blocks, "attachments": msg.attachments})
+        if "text" in content:
+            msg.text = content["text"]
+        if "blocks" in content:
+            msg.blocks = content["blocks"]
+        if "attachments" in content:
+            msg.attachments = content["attachments"]
+        if "metadata" in content:
+            msg.metadata = content["metadata"]
+        msg.edited_ts = self._next_ts()
+        return {"channel": channel, "ts": msg.ts, "text": msg.text, "message": msg.to_api()}
+
+    def _post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._check_channel(args)
+        user = str(args.get("user") or "")
+        if not user:
+            raise _SlackError("user_not_in_channel")
+        content = self._content(args)
+        thread_ts = args.get("thread_ts")
+        eph = Ephemeral(
+            channel=channel,
+            user=user,
+            message_ts=self._next_ts(),
+            text=content.get("text", ""),
+            blocks=content.get("blocks"),
+            thread_ts=str(thread_ts) if thread_ts else None,
+        )
+        self.ephemerals.append(eph)
+        return {"message_ts": eph.message_ts}
+
+    def _get_permalink(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._check_channel(args)
+        msg = self.message(channel, str(args.get("message_ts") or ""))
+        if msg is None:
+            raise _SlackError("message_not_found")
+        link = f"{WORKSPACE_URL}archives/{channel}/p{msg.ts.replace('.', '')}"
+        if msg.is_reply:
+            link += f"?thread_ts={msg.thread_ts}&cid={channel}"
+        return {"channel": channel, "permalink": link}
+
+    def _replies_method(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._check_channel(args)
+        target = self.message(channel, str(args.get("ts") or ""))
+        if target is None:
+            raise _SlackError("thread_not_found")
+        parent = self.message(channel, target.thread_ts) if target.is_reply and target.thread_ts else target
+        if parent is None:
+            raise _SlackError("thread_not_found")
+        try:
+            limit = int(args.get("limit") or self.replies_default_limit)
+        except ValueError:
+            raise _SlackError("invalid_limit") from None
+        limit = max(1, min(limit, 1000))
+        meta = _truthy(args.get("include_all_metadata", False))
+        replies = self._replies(parent)
+        items = [parent, *replies]
+        start = 0
+        cursor = str(args.get("cursor") or "")
+        if cursor:
+            try:
+                start = int(base64.b64decode(cursor).decode().removeprefix("offset:"))
+            except ValueError:
+                raise _SlackError("invalid_cursor") from None
+            if not 0 < start <= len(items):
+                raise _SlackError("invalid_cursor")
+        page = items[start : start + limit]
+        more = start + limit < len(items)
+        out: dict[str, Any] = {
+            "messages": [m.to_api(replies=replies if m is parent else (), include_metadata=meta) for m in page],
+            "has_more": more,
+        }
+        out["response_metadata"] = {
+            "next_cursor": base64.b64encode(f"offset:{start + limit}".encode()).decode() if more else ""
+        }
+        return out
+
+    def _history_method(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Top-level messages of a channel, newest first (Slack's order), paginated."""
+        channel = self._check_channel(args)
+        try:
+            limit = max(1, min(int(args.get("limit") or 100), 1000))
+        except ValueError:
+            raise _SlackError("invalid_limit") from None
+        meta = _truthy(args.get("include_all_metadata", False))
+        items = list(reversed(self.messages(channel)))
+        start = 0
+        cursor = str(args.get("cursor") or "")
+        if cursor:
+            try:
+                start = int(base64.b64decode(cursor).decode().removeprefix("offset:"))
+            except ValueError:
+                raise _SlackError("invalid_cursor") from None
+        page = items[start : start + limit]
+        more = start + limit < len(items)
+        return {
+            "messages": [m.to_api(replies=self._replies(m), include_metadata=meta) for m in page],
+            "has_more": more,
+            "response_metadata": {
+                "next_cursor": base64.b64encode(f"offset:{start + limit}".encode()).decode() if more else ""
+            },
+        }
+
+    def _reactions_add(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._check_channel(args)
+        name = str(args.get("name") or "").strip(":")
+        if not name:
+            raise _SlackError("invalid_name")
+        ts = str(args.get("timestamp") or "")
+        if not ts:
+            raise _SlackError("no_item_specified")
+        msg = self.message(channel, ts)
+        if msg is None:
+            raise _SlackError("message_not_found")
+        users = msg.reactions.setdefault(name, [])
+        if BOT_USER_ID in users:
+            raise _SlackError("already_reacted")
+        users.append(BOT_USER_ID)
+        return {}
+
+    def _usergroup_users(self, args: dict[str, Any]) -> dict[str, Any]:
+        group = str(args.get("usergroup") or "")
+        if group not in self.usergroups:
+            raise _SlackError("no_such_subteam")
+        return {"users": list(self.usergroups[group])}
+
+    def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        uid = str(args.get("user") or "")
+        if not uid or (self.strict_users and uid not in self.users and uid != BOT_USER_ID):
+            raise _SlackError("user_not_found")
+        is_bot = uid == BOT_USER_ID
+        name = "recon" if is_bot else uid.lower()
+        user: dict[str, Any] = {
+            "id": uid,
+            "team_id": TEAM_ID,
+            "name": name,
+            "deleted": False,
+            "real_name": name,
+            "tz": "Etc/UTC",
+            "tz_offset": 0,
+            "is_admin": False,
+            "is_owner": False,
+            "is_bot": is_bot,
+            "is_app_user": False,
+            "profile": {"real_name": name, "display_name": name, "team": TEAM_ID},
+        }
+        if is_bot:
+            user["profile"]["bot_id"] = BOT_ID
+        user.update(self.users.get(uid, {}))
+        return {"user": user}
+
+
+def _ts_us(ts: str) -> int:
+    secs, _, frac = ts.partition(".")
+    return int(secs) * 1_000_000 + int((frac + "000000")[:6])
+
+
+def _ts_key(ts: str) -> tuple[int, str]:
+    try:
+        return (_ts_us(ts), ts)
+    except ValueError:
+        return (0, ts)
+
+
+@pytest.fixture
+async def slack_standin() -> AsyncIterator[SlackStandIn]:
+    """A started ``SlackStandIn``: every channel exists, no failure modes."""
+    async with SlackStandIn() as s:
+        yield s
