@@ -404,68 +404,213 @@ async def _read_meta(conn: asyncpg.Connection) -> dict[str, Any] | None:
 # ------------------------------------------------------------------ measure
 
 
-def _checks_pending() -> bool:
+# Drift planted once into the tenant's last 7 days (a few dozen rows of each kind), so
+# the screened path has something to find. Recorded in public.billing_scale_drift.
+# $1: the window's start. Instances are picked by number, each kind on its
+# own instances, rows well inside the window.
+PLANT_DRIFT = [
+    # wrong source: managed workers billed as allocation (debit as recorded)
+    """update billing.usage_records u set usage_source = 'allocation'
+       where u.usage_record_id in (
+           select usage_record_id from billing.usage_records r
+           join billing.app_instances a using (app_instance_id)
+           where a.org_id = 'org-tenant' and a.operating_mode = 'managed' and r.component = 'worker'
+             and r.app_instance_id between 'ai-000010' and 'ai-000019'
+             and r.period_start >= $1::timestamptz + interval '2 days'
+         and r.period_start < $1::timestamptz + interval '2 days 3 hours')""",
+    # wrong anchor: another project of the tenant
+    """update billing.usage_records u set project_id = 'prj-tenant-9x'
+       where u.app_instance_id between 'ai-000020' and 'ai-000029'
+         and u.period_start >= $1::timestamptz + interval '3 days'
+         and u.period_start < $1::timestamptz + interval '3 days 3 hours'
+         and u.component = 'head'""",
+    # control-plane flip
+    """update billing.usage_records u set control_plane_component = not control_plane_component
+       where u.app_instance_id between 'ai-000030' and 'ai-000039'
+         and u.period_start >= $1::timestamptz + interval '4 days'
+         and u.period_start < $1::timestamptz + interval '4 days 3 hours'
+         and u.component = 'head'""",
+    # missing debit (rows without a reversal)
+    """delete from billing.ledger_entries l
+       where l.kind = 'usage' and l.usage_record_id in (
+           select usage_record_id from billing.usage_records r
+           where r.app_instance_id between 'ai-000040' and 'ai-000049'
+             and r.period_start >= $1::timestamptz + interval '2 days'
+         and r.period_start < $1::timestamptz + interval '2 days 3 hours')
+         and not exists (select 1 from billing.ledger_entries c where c.reverses_entry_id = l.ledger_entry_id)""",
+    # wrong amount: one minor unit too much
+    """update billing.ledger_entries l set amount_minor = amount_minor + 1
+       where l.kind = 'usage' and l.usage_record_id in (
+           select usage_record_id from billing.usage_records r
+           where r.app_instance_id between 'ai-000050' and 'ai-000059'
+             and r.period_start >= $1::timestamptz + interval '3 days'
+         and r.period_start < $1::timestamptz + interval '3 days 3 hours')""",
+    # duplicate rows, both debited; and reversed duplicates (correct)
+    """create temporary table drift_dups on commit drop as
+       select r.*, case when r.app_instance_id < 'ai-000070' then 'dup' else 'revdup' end as how
+       from billing.usage_records r
+       where r.app_instance_id between 'ai-000060' and 'ai-000079'
+         and r.period_start >= $1::timestamptz + interval '5 days'
+         and r.period_start < $1::timestamptz + interval '5 days 2 hours'""",
+    """insert into billing.usage_records
+       select 'dup-' || usage_record_id, 'dup-' || source_event_id, org_id, project_id, usage_source,
+              allocation_id, app_instance_id, component, control_plane_component, operating_mode,
+              control_plane_scope, runtime_backend, resource_class, quantity, unit, period_start,
+              period_end, correlation_id, trace_id, recorded_at + interval '20 minutes'
+       from drift_dups""",
+    """insert into billing.ledger_entries
+       select 'dup-' || l.ledger_entry_id, l.org_id, l.project_id, 'dup-' || l.usage_record_id,
+              l.direction, l.kind, l.amount_minor, l.currency, null, 'dup-' || l.idempotency_key,
+              l.correlation_id, l.description, l.posted_at + interval '20 minutes'
+       from billing.ledger_entries l join drift_dups d using (usage_record_id)
+       where l.kind = 'usage' and l.reverses_entry_id is null""",
+    """insert into billing.ledger_entries
+       select 'rev-dup-' || l.ledger_entry_id, l.org_id, l.project_id, null, 'credit', 'reversal',
+              l.amount_minor, l.currency, 'dup-' || l.ledger_entry_id, 'rev-dup-' || l.idempotency_key,
+              l.correlation_id, 'reverses duplicate', l.posted_at + interval '50 minutes'
+       from billing.ledger_entries l join drift_dups d using (usage_record_id)
+       where l.kind = 'usage' and l.reverses_entry_id is null and d.how = 'revdup'""",
+    # missing hours: rows (and their debits) deleted
+    """create temporary table drift_gone on commit drop as
+       select r.usage_record_id from billing.usage_records r
+       where r.app_instance_id between 'ai-000080' and 'ai-000089'
+         and r.period_start >= $1::timestamptz + interval '6 days'
+         and r.period_start < $1::timestamptz + interval '6 days 3 hours'
+         and not exists (select 1 from billing.ledger_entries l
+                         where l.usage_record_id = r.usage_record_id and l.kind <> 'usage')""",
+    """delete from billing.ledger_entries l using drift_gone g
+       where l.usage_record_id = g.usage_record_id
+         and not exists (select 1 from billing.ledger_entries c where c.reverses_entry_id = l.ledger_entry_id)""",
+    """delete from billing.usage_records u using drift_gone g
+       where u.usage_record_id = g.usage_record_id
+         and not exists (select 1 from billing.ledger_entries l where l.usage_record_id = u.usage_record_id)""",
+]
+
+
+async def plant_drift(url: str, window: Window) -> None:
+    """Plant the tenant's drift once (recorded in public.billing_scale_drift)."""
+    conn = await asyncpg.connect(url)
     try:
-        run_checks(BillingEvidence(Window(datetime.now(UTC), datetime.now(UTC)), datetime.now(UTC),
-                                   [], [], [], [], [], []))
-    except NotImplementedError:
-        return True
-    except Exception:  # implemented, but unhappy with empty evidence: fine
-        return False
-    return False
+        if await conn.fetchval("select to_regclass('public.billing_scale_drift') is not null"):
+            return
+        t0 = time.perf_counter()
+        async with conn.transaction():
+            await conn.execute("create table public.billing_scale_drift (kind int, status text)")
+            for n, stmt in enumerate(PLANT_DRIFT):
+                args = (window.start,) if "$1" in stmt else ()
+                status = await conn.execute(stmt, *args)
+                await conn.execute("insert into public.billing_scale_drift values ($1, $2)", n, status)
+        await conn.execute("analyze billing.usage_records, billing.ledger_entries")
+        print(f"planted drift into {TENANT} ({time.perf_counter() - t0:,.1f} s)")
+    finally:
+        await conn.close()
 
 
-async def diagnose(
+async def full_path(
+    reader: PostgresBillingReader,
+    window: Window,
+    now: datetime,
+    ids: list[str],
+    *,
+    orphans_by: str = "correlation",
+) -> tuple[dict[str, float | int], list[Any]]:
+    """The diagnosis of a few instances over every usage row: independent calls at once."""
+    timings: dict[str, float | int] = {}
+    t0 = time.perf_counter()
+    instances, components, usage = await asyncio.gather(
+        reader.app_instances(ids), reader.components(ids), reader.usage_for_instances(ids, window))
+    orgs = sorted({i.org_id for i in instances.items})
+    pairs = sorted({(i.org_id, i.project_id) for i in instances.items})
+    corr = sorted({u.correlation_id for u in usage.items if u.correlation_id})
+
+    async def money() -> tuple[Any, Any]:
+        accounts = await reader.billing_accounts(orgs)
+        cards = await reader.rate_cards(sorted({a.currency for a in accounts.items}))
+        return accounts, cards
+
+    ledger, orphans, (accounts, cards) = await asyncio.gather(
+        reader.ledger_for_usage([u.usage_record_id for u in usage.items]),
+        reader.orphan_debits_by_correlation(corr, window) if orphans_by == "correlation"
+        else reader.orphan_debits(pairs, window),
+        money(),
+    )
+    for f in (instances, components, usage, ledger, orphans, accounts, cards):
+        timings[f.call.request] = f.call.duration_ms
+    timings["reader"] = (time.perf_counter() - t0) * 1000
+    t1 = time.perf_counter()
+    findings = run_checks(BillingEvidence(
+        window=window, now=now, instances=instances.items, components=components.items,
+        usage=usage.items, ledger=ledger.items + orphans.items, accounts=accounts.items,
+        rate_cards=cards.items, logs=[], logs_available=False,
+    ))
+    timings["run_checks"] = (time.perf_counter() - t1) * 1000
+    timings["total"] = (time.perf_counter() - t0) * 1000
+    timings["instances"] = len(instances.items)
+    timings["usage_rows"] = len(usage.items)
+    timings["ledger_rows"] = len(ledger.items) + len(orphans.items)
+    timings["findings"] = len(findings)
+    return timings, findings
+
+
+async def screened_path(
     reader: PostgresBillingReader,
     window: Window,
     now: datetime,
     *,
-    app_instance_id: str | None = None,
     org_id: str | None = None,
-    checks: bool,
-) -> dict[str, float | int]:
-    """The reader calls of one diagnosis (one instance, or a tenant) and run_checks."""
+    ids: list[str] | None = None,
+) -> tuple[dict[str, float | int], list[Any]]:
+    """The diagnosis at tenant scale: the database screens the rows, Python checks the rest."""
     timings: dict[str, float | int] = {}
     t0 = time.perf_counter()
     if org_id is not None:
         scope = await reader.instances_in_scope(org_id, None, window)
         timings["instances_in_scope"] = scope.call.duration_ms
-        ids = [i.app_instance_id for i in scope.items]
+        instances = scope.items
+        ids = [i.app_instance_id for i in instances]
     else:
-        assert app_instance_id is not None
-        ids = [app_instance_id]
-    instances = await reader.app_instances(ids)
-    components = await reader.components(ids)
-    usage = await reader.usage_for_instances(ids, window)
-    ledger = await reader.ledger_for_usage([u.usage_record_id for u in usage.items])
-    pairs = sorted({(i.org_id, i.project_id) for i in instances.items})
-    orphans = await reader.orphan_debits(pairs, window)
-    accounts = await reader.billing_accounts(sorted({i.org_id for i in instances.items}))
-    cards = await reader.rate_cards(sorted({a.currency for a in accounts.items}))
-    for f in (instances, components, usage, ledger, orphans, accounts, cards):
+        assert ids is not None
+        got = await reader.app_instances(ids)
+        timings["app_instances"] = got.call.duration_ms
+        instances = got.items
+    orgs = sorted({i.org_id for i in instances})
+    pairs = sorted({(i.org_id, i.project_id) for i in instances})
+
+    async def suspects_and_ledger() -> tuple[Any, Any]:
+        suspects = await reader.suspect_usage(ids, window)
+        ledger = await reader.ledger_for_usage([u.usage_record_id for u in suspects.items])
+        return suspects, ledger
+
+    async def money() -> tuple[Any, Any, Any]:
+        components = await reader.components(ids)
+        accounts = await reader.billing_accounts(orgs)
+        cards = await reader.rate_cards(sorted({a.currency for a in accounts.items}))
+        return components, accounts, cards
+
+    (suspects, ledger), coverage, orphans, (components, accounts, cards) = await asyncio.gather(
+        suspects_and_ledger(),
+        reader.usage_coverage(ids, window),
+        reader.orphan_debits(pairs, window),
+        money(),
+    )
+    for f in (suspects, ledger, coverage, orphans, components, accounts, cards):
         timings[f.call.request] = f.call.duration_ms
     timings["reader"] = (time.perf_counter() - t0) * 1000
-    timings["instances"] = len(instances.items)
-    timings["usage_rows"] = len(usage.items)
-    timings["ledger_rows"] = len(ledger.items) + len(orphans.items)
-    if checks:
-        t1 = time.perf_counter()
-        findings = run_checks(
-            BillingEvidence(
-                window=window,
-                now=now,
-                instances=instances.items,
-                components=components.items,
-                usage=usage.items,
-                ledger=ledger.items + orphans.items,
-                accounts=accounts.items,
-                rate_cards=cards.items,
-            )
-        )
-        timings["run_checks"] = (time.perf_counter() - t1) * 1000
-        timings["findings"] = len(findings)
+    t1 = time.perf_counter()
+    covered = {(c.app_instance_id, c.component): frozenset(c.hours) for c in coverage.items}
+    findings = run_checks(BillingEvidence(
+        window=window, now=now, instances=instances, components=components.items,
+        usage=suspects.items, ledger=ledger.items + orphans.items, accounts=accounts.items,
+        rate_cards=cards.items, logs=[], logs_available=False, covered=covered,
+    ))
+    timings["run_checks"] = (time.perf_counter() - t1) * 1000
     timings["total"] = (time.perf_counter() - t0) * 1000
-    return timings
+    timings["instances"] = len(instances)
+    timings["usage_rows"] = sum(c.rows for c in coverage.items)
+    timings["suspect_rows"] = len(suspects.items)
+    timings["ledger_rows"] = len(ledger.items) + len(orphans.items)
+    timings["findings"] = len(findings)
+    return timings, findings
 
 
 BASELINE_USAGE = (
@@ -473,22 +618,32 @@ BASELINE_USAGE = (
     " and period_start >= $2 and period_start < $3"
 )
 BASELINE_LEDGER = "select * from billing.ledger_entries where usage_record_id = any($1::text[])"
+BASELINE_INSTANCES = "select * from billing.app_instances where app_instance_id = any($1::text[])"
+BASELINE_COMPONENTS = (
+    "select * from billing.app_instance_components where app_instance_id = any($1::text[])"
+)
 
 
 async def baseline(pool: asyncpg.Pool, ids: list[str], window: Window) -> dict[str, float | int]:
-    """A bare indexed read of the same usage rows and their ledger entries: no mapping."""
+    """A bare indexed read of the same rows: usage, their ledger entries, the instances and
+    their components (plain asyncpg, no mapping)."""
     t0 = time.perf_counter()
     async with pool.acquire() as conn:
         usage = await conn.fetch(BASELINE_USAGE, ids, window.start, window.end)
         t1 = time.perf_counter()
         ledger = await conn.fetch(BASELINE_LEDGER, [r[0] for r in usage])
-    t2 = time.perf_counter()
+        t2 = time.perf_counter()
+        inst = await conn.fetch(BASELINE_INSTANCES, ids)
+        comps = await conn.fetch(BASELINE_COMPONENTS, ids)
+    t3 = time.perf_counter()
     return {
         "usage": (t1 - t0) * 1000,
         "ledger": (t2 - t1) * 1000,
-        "total": (t2 - t0) * 1000,
+        "instances": (t3 - t2) * 1000,
+        "total": (t3 - t0) * 1000,
         "usage_rows": len(usage),
         "ledger_rows": len(ledger),
+        "instance_rows": len(inst) + len(comps),
     }
 
 
@@ -527,8 +682,12 @@ async def explain(pool: asyncpg.Pool, tenant_ids: list[str], window: Window) -> 
             ("orphan_debits", ([p[0] for p in pairs], [p[1] for p in pairs],
                                window.start, window.end)),
             ("instances_in_scope", (TENANT, None, window.start, window.end)),
+            ("suspect_usage", (tenant_ids, floor_hour(window.start), window.end)),
+            ("usage_coverage", (tenant_ids, floor_hour(window.start), window.end)),
         ]
         for name, args in cases:
+            if name == "suspect_usage":  # its SET LOCALs (bot.sources.billing._QUERY_SETTINGS)
+                await conn.execute("set enable_mergejoin = off; set work_mem = '256MB'")
             plan = await conn.fetch("explain (analyze, buffers, costs off) " + QUERIES[name], *args)
             print(f"\n--- EXPLAIN ANALYZE {name} (tenant)")
             for r in plan:
@@ -544,10 +703,11 @@ async def measure(url: str, meta: dict[str, Any], runs: int, want_explain: bool)
     anchor: datetime = meta["anchor"]
     window = Window(anchor - timedelta(days=7), anchor)
     now = anchor + timedelta(minutes=5)
-    checks = not _checks_pending()
+    await plant_drift(url, window)
     pool = await asyncpg.create_pool(url, min_size=2, max_size=4)
     assert pool is not None
-    reader = PostgresBillingReader(pool, 60_000, label="benchmark")
+    # the reader as the bot runs it: its own pool (connection settings, one round trip)
+    reader = PostgresBillingReader(url, 60_000, max_size=4, label="benchmark")
     try:
         async with pool.acquire() as conn:
             tenant_ids = [r[0] for r in await conn.fetch(
@@ -556,14 +716,31 @@ async def measure(url: str, meta: dict[str, Any], runs: int, want_explain: bool)
         one = tenant_ids[len(tenant_ids) // 2]
         results: dict[str, Any] = {}
         print(f"\nmeasuring: window {window.start:%Y-%m-%d %H:%M} – {window.end:%Y-%m-%d %H:%M} "
-              f"UTC, {runs} runs after a warm-up; run_checks "
-              f"{'included' if checks else 'PENDING (NotImplementedError): not timed'}")
-        results["a_one_instance"] = await repeat(
-            lambda: diagnose(reader, window, now, app_instance_id=one, checks=checks), runs)
+              f"UTC, {runs} runs after a warm-up")
+
+        # correctness first: screened == full on a sample of ~50 tenant instances
+        # (the first 100 carry the planted drift; every 20th of the rest is clean)
+        sample = tenant_ids[10:90:2] + tenant_ids[100::100]
+        _, full = await full_path(reader, window, now, sample, orphans_by="project")
+        _, screened = await screened_path(reader, window, now, ids=sample)
+        same = [f.model_dump() for f in full] == [f.model_dump() for f in screened]
+        kinds = sorted({f.check for f in full})
+        print(f"sample of {len(sample)} tenant instances: {len(full)} findings ({', '.join(kinds)});"
+              f" screened path {'finds the same' if same else 'DIFFERS'}")
+        assert same, "the screened path must find exactly what the full path finds"
+        results["equivalence"] = {"instances": len(sample), "findings": len(full),
+                                  "checks": kinds, "same": same}
+
+        async def one_instance() -> dict[str, float | int]:
+            return (await full_path(reader, window, now, [one]))[0]
+
+        async def tenant() -> dict[str, float | int]:
+            return (await screened_path(reader, window, now, org_id=TENANT))[0]
+
+        results["a_one_instance"] = await repeat(one_instance, runs)
         results["c_baseline_one_instance"] = await repeat(
             lambda: baseline(pool, [one], window), runs)
-        results["b_tenant"] = await repeat(
-            lambda: diagnose(reader, window, now, org_id=TENANT, checks=checks), runs)
+        results["b_tenant"] = await repeat(tenant, runs)
         results["c_baseline_tenant"] = await repeat(
             lambda: baseline(pool, tenant_ids, window), runs)
         if want_explain:
@@ -571,7 +748,7 @@ async def measure(url: str, meta: dict[str, Any], runs: int, want_explain: bool)
     finally:
         await reader.aclose()
         await pool.close()
-    results["run_checks_pending"] = not checks
+    results["run_checks_pending"] = False
     results["app_instance_id"] = one
     results["window"] = [window.start.isoformat(), window.end.isoformat()]
     return results
@@ -584,8 +761,9 @@ def report(meta: dict[str, Any], res: dict[str, Any]) -> list[str]:
     print("-" * 74)
     for title, r in (("(a) one instance, 7 days", a), ("(b) tenant, 1,000 instances, 7 days", b)):
         c = r["counts"]
-        print(f"{title:<44} {fmt(r['total'])}   ({c['usage_rows']:,} usage, "
-              f"{c['ledger_rows']:,} ledger rows)")
+        extra = f", {c['suspect_rows']:,} suspects" if "suspect_rows" in c else ""
+        print(f"{title:<44} {fmt(r['total'])}   ({c['usage_rows']:,} usage{extra}, "
+              f"{c['ledger_rows']:,} ledger rows, {c['findings']} findings)")
         for k, v in r.items():
             if k in ("total", "counts", "runs"):
                 continue
@@ -595,7 +773,7 @@ def report(meta: dict[str, Any], res: dict[str, Any]) -> list[str]:
     for title, r in (("(c) baseline for (a)", ca), ("(c) baseline for (b)", cb)):
         print(f"{title:<44} {fmt(r['total'])}   ({r['counts']['usage_rows']:,} usage, "
               f"{r['counts']['ledger_rows']:,} ledger rows)")
-        for k in ("usage", "ledger"):
+        for k in ("usage", "ledger", "instances"):
             print(f"    {k:<40} {fmt(r[k])}")
     verdicts = []
     for name, r, c, target in (("(a)", a, ca, 100.0), ("(b)", b, cb, 2000.0)):

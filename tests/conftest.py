@@ -153,3 +153,11 @@ async def fresh_database(
     finally:
         await _drop_db(pg_admin, name)
 
+
+
+# The loopback stand-ins of Loki, Tempo and Slack's Web API, for every test folder.
+from tests.standins.loki import loki_standin  # noqa: E402
+from tests.standins.slack import slack_standin  # noqa: E402
+from tests.standins.tempo import tempo_standin  # noqa: E402
+
+__all__ = ["loki_standin", "slack_standin", "tempo_standin"]

@@ -39,11 +39,12 @@ async def serve(settings: Settings, host: str, port: int, *, on_ready: Callable[
                 stop: asyncio.Event | None = None) -> int:
     """Run until SIGTERM/SIGINT (or ``stop``). ``on_ready`` gets the base URL once listening."""
     mode = check_credentials(settings)
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
     async with running_services(settings) as svc:
         app = build_app(svc)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)

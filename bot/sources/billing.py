@@ -124,7 +124,8 @@ def _describe_url(url: str) -> tuple[str, str | None]:
 class PostgresBillingReader:
     """``BillingReader`` over an asyncpg pool (given, or created from a URL and owned).
 
-    ``statement_timeout_ms`` bounds every query (``SET LOCAL statement_timeout``);
+    ``statement_timeout_ms`` bounds every query (a connection setting of an owned pool,
+    ``SET LOCAL statement_timeout`` with a caller's pool);
     ``connect_timeout_s`` bounds connecting and waiting for a pooled connection.
     """
 

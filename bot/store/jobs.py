@@ -139,6 +139,30 @@ class JobQueue:
 
     # ------------------------------------------------------------ Slack events
 
+    async def accept_event(self, event_id: str, retry_num: int, kind: str, dedup_key: str,
+                           payload: Mapping[str, Any]) -> tuple[Job | None, bool]:
+        """Record a Slack event and queue its job in one transaction.
+
+        ``(None, False)``: the event was seen before (a retry, or another process got
+        it): nothing to do. Otherwise ``(job, created)`` as ``enqueue``. If the process
+        dies before the commit nothing is recorded, so Slack's retry is handled.
+        """
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                first = await conn.fetchval(Q["event_seen"], event_id, retry_num)
+                if first is not True:
+                    return None, False
+                row = await conn.fetchrow(Q["job_enqueue"], kind, dedup_key, dict(payload), 5)
+                created = row is not None
+                if row is None:
+                    row = await conn.fetchrow(Q["job_find_active"], dedup_key)
+                job = Job(**dict(row)) if row is not None else None
+        except _DB_ERRORS as exc:
+            raise StoreError(f"recording Slack event {event_id} failed: {exc}") from exc
+        if created:
+            await self._notify()
+        return job, created
+
     async def first_delivery(self, event_id: str, retry_num: int = 0) -> bool:
         """True when this delivery of the event is the first one seen (handle it)."""
         return await self._run("event_seen", "fetchval", event_id, retry_num) is True

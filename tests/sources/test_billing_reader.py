@@ -34,6 +34,7 @@ from bot.diagnosis.model import (
 )
 from bot.errors import SourceError, SourceUnavailable
 from bot.sources.billing import QUERIES, PostgresBillingReader, floor_hour
+from bot.sources.protocols import Coverage
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -306,6 +307,9 @@ async def test_small_lookups(reader: PostgresBillingReader) -> None:
         ("ledger_by_correlation", LedgerEntry),
         ("ledger_for_usage", LedgerEntry),
         ("orphan_debits", LedgerEntry),
+        ("orphan_debits_by_correlation", LedgerEntry),
+        ("suspect_usage", UsageRecord),
+        ("usage_coverage", Coverage),
         ("app_instances", AppInstance),
         ("instances_in_scope", AppInstance),
         ("components", Component),
@@ -403,3 +407,112 @@ def test_floor_hour_is_utc() -> None:
     ist = timezone(timedelta(hours=5, minutes=30))
     t = datetime(2026, 3, 2, 17, 45, tzinfo=ist)  # 12:15 UTC
     assert floor_hour(t) == datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+# ------------------------------------------------------------------ screening (suspect_usage)
+
+
+@pytest.fixture
+async def demo_db(fresh_database: str) -> AsyncIterator[tuple[str, Any]]:
+    """The demo platform (every injection flavour, every correct case) in a fresh database."""
+    from bot.scenario import build_platform, demo_spec
+    from bot.scenario.load import load_billing
+
+    platform = build_platform(demo_spec(), now=datetime(2026, 3, 2, 12, 30, tzinfo=UTC), seed=11)
+    conn = await asyncpg.connect(fresh_database)
+    try:
+        await load_billing(conn, platform, replace=True)
+    finally:
+        await conn.close()
+    yield fresh_database, platform
+
+
+async def test_suspect_usage_returns_every_drifted_row_and_no_clean_one(
+    demo_db: tuple[str, Any],
+) -> None:
+    url, platform = demo_db
+    ids = [i.app_instance_id for i in platform.instances]
+    async with PostgresBillingReader(url, 5000) as r:
+        got = await r.suspect_usage(ids, platform.window(7))
+    suspects = {u.usage_record_id for u in got.items}
+    assert got.call.request == "suspect_usage"
+    for e in platform.expected:
+        if e.check == "missing_usage" or e.flavour == "orphan_debit":
+            continue  # no row to return
+        assert e.usage_record_ids <= suspects, (e.check, e.flavour)
+    drifted = set().union(*(e.usage_record_ids for e in platform.expected))
+    reversed_dups = set().union(*(c.usage_record_ids for c in platform.correct_cases
+                                  if c.kind == "duplicate_reversed"))
+    assert reversed_dups and reversed_dups <= suspects  # a rule 7 group: every member
+    # nothing else: clean rows (ties, card changes, JPY, credits...) stay out
+    assert suspects - drifted - reversed_dups == set()
+    # the rows come whole, as usage_for_instances gives them
+    full = {u.usage_record_id: u for u in (await _all_usage(url, ids, platform)).items}
+    assert all(full[u.usage_record_id] == u for u in got.items)
+
+
+async def _all_usage(url: str, ids: list[str], platform: Any) -> Any:
+    async with PostgresBillingReader(url, 5000) as r:
+        return await r.usage_for_instances(ids, platform.window(7))
+
+
+async def test_half_even_tie_is_clean_until_off_by_one(demo_db: tuple[str, Any]) -> None:
+    url, platform = demo_db
+    tie = next(c for c in platform.correct_cases if c.kind == "half_even_tie")
+    (row,) = tie.usage_record_ids
+    aid = tie.app_instance_id
+    async with PostgresBillingReader(url, 5000) as r:
+        assert row not in {u.usage_record_id for u in (await r.suspect_usage([aid], platform.window(7))).items}
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("update billing.ledger_entries set amount_minor = amount_minor + 1 "
+                               "where usage_record_id = $1 and kind = 'usage'", row)
+        finally:
+            await conn.close()
+        assert row in {u.usage_record_id for u in (await r.suspect_usage([aid], platform.window(7))).items}
+
+
+async def test_reversed_duplicate_is_returned_but_reports_nothing(demo_db: tuple[str, Any]) -> None:
+    from bot.diagnosis.checks import BillingEvidence, run_checks
+
+    url, platform = demo_db
+    case = next(c for c in platform.correct_cases if c.kind == "duplicate_reversed")
+    aid = case.app_instance_id
+    async with PostgresBillingReader(url, 5000) as r:
+        got = await r.suspect_usage([aid], platform.window(7))
+        members = [u for u in got.items if u.usage_record_id in case.usage_record_ids]
+        assert len(members) == len(case.usage_record_ids) >= 2
+        ledger = await r.ledger_for_usage([u.usage_record_id for u in members])
+        inst = await r.app_instances([aid])
+        comps = await r.components([aid])
+        accounts = await r.billing_accounts([inst.items[0].org_id])
+        cards = await r.rate_cards([a.currency for a in accounts.items])
+    findings = run_checks(BillingEvidence(
+        window=platform.window(7), now=platform.now, instances=inst.items, components=comps.items,
+        usage=members, ledger=ledger.items, accounts=accounts.items, rate_cards=cards.items,
+        logs=[], logs_available=False, covered={},
+    ), ["duplicate_charge", "ledger_mismatch", "wrong_source", "wrong_anchor", "control_plane_drift"])
+    assert findings == []
+
+
+async def test_jpy_and_rate_card_change_rows_are_clean(demo_db: tuple[str, Any]) -> None:
+    url, platform = demo_db
+    jpy = [i.app_instance_id for i in platform.instances
+           if next(a for a in platform.accounts if a.org_id == i.org_id).currency == "JPY"]
+    change = next(c for c in platform.correct_cases if c.kind == "rate_card_change")
+    drifted = set().union(*(e.usage_record_ids for e in platform.expected))
+    async with PostgresBillingReader(url, 5000) as r:
+        got = await r.suspect_usage([*jpy, change.app_instance_id], platform.window(7))
+    assert jpy and {u.usage_record_id for u in got.items} <= drifted | set().union(
+        *(c.usage_record_ids for c in platform.correct_cases if c.kind == "duplicate_reversed"))
+
+
+async def test_usage_coverage_and_orphans_by_correlation(reader: PostgresBillingReader) -> None:
+    got = await reader.usage_coverage(["ai-1", "ai-404"], Window(h(-3), h(1)))
+    assert [(c.app_instance_id, c.component, c.rows) for c in got.items] == [
+        ("ai-1", "ray-head", 1), ("ai-1", "ray-worker", 4)]
+    assert got.items[1].hours == (h(-3), h(-2), h(-1), h(0))
+    o = await reader.orphan_debits_by_correlation(["corr-1", "corr-2"], Window(h(-10), h(0)))
+    assert o.items == []  # the fixture's orphans carry no correlation id
+    o = await reader.orphan_debits_by_correlation(["corr-1"], Window(h(-30), h(-20)))
+    assert o.call.params["posted_from"] == (h(-30) - timedelta(days=1)).isoformat()

@@ -1,0 +1,199 @@
+"""The Slack bot through its real HTTP face: signed requests over loopback, a Slack
+Web API stand-in that records every call, the real store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+
+from tests.e2e.conftest import LoadedPlatform, load
+from tests.e2e.slackbot import STEPS, InProcessBot, bot_env, bot_in_process, live_platform
+from tests.standins.slack import SlackStandIn
+from tests.standins.slack_requests import (
+    app_mention,
+    event_callback,
+    post,
+    slash_command,
+    url_verification,
+)
+
+CHANNEL = "C0INCIDENT"
+
+
+@pytest_asyncio.fixture
+async def live(fresh_database: str, tmp_path: Path) -> LoadedPlatform:
+    return await load(live_platform(), fresh_database, tmp_path / "evidence")
+
+
+@pytest_asyncio.fixture
+async def bot(live: LoadedPlatform, store_url: str, slack_standin: SlackStandIn) -> AsyncIterator[InProcessBot]:
+    async with bot_in_process(bot_env(store_url, live.billing_url, live.evidence, slack_standin)) as b:
+        yield b
+
+
+@pytest_asyncio.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=10) as c:
+        yield c
+
+
+def answer(r: httpx.Response) -> str:
+    """What the person who typed the command sees (bolt answers an ack with text as text/plain)."""
+    if r.headers.get("content-type", "").startswith("application/json"):
+        return str(r.json().get("text", ""))
+    return r.text
+
+
+def thread_done(slack: SlackStandIn, channel: str = CHANNEL) -> bool:
+    msgs = slack.messages(channel)
+    if not msgs:
+        return False
+    return len(slack.thread(channel, msgs[0].ts)) == 1 + STEPS and "Drift found" in json.dumps(msgs[0].blocks)
+
+
+async def test_url_verification(bot: InProcessBot, http: httpx.AsyncClient) -> None:
+    r = await post(http, f"{bot.url}/slack/events", url_verification("chal-123"))
+    assert r.status_code == 200 and "chal-123" in r.text
+
+
+async def test_signatures_and_malformed_bodies(bot: InProcessBot, http: httpx.AsyncClient) -> None:
+    req = slash_command(text="corr-1", channel_id=CHANNEL)
+    for bad in (req.resigned(bad_signature=True), req.resigned(stale=True), req.resigned(missing="both")):
+        r = await post(http, f"{bot.url}/slack/events", bad)
+        assert r.status_code == 401 and r.json() == {"error": "invalid request"}
+    garbage = url_verification("x")
+    broken = garbage.__class__(body=b'{"type": "event_callback", ', headers={}, secret=garbage.secret)
+    from tests.standins.slack_requests import sign
+
+    r = await post(http, f"{bot.url}/slack/events", broken.body,
+                   {**sign(broken.body, broken.secret), "Content-Type": "application/json"})
+    assert r.status_code == 400 and "malformed" in r.json()["error"]
+
+
+async def test_help_and_crafted_text_get_usage(bot: InProcessBot, http: httpx.AsyncClient,
+                                               slack_standin: SlackStandIn) -> None:
+    r = await post(http, f"{bot.url}/slack/events", slash_command(text="help", channel_id=CHANNEL))
+    assert r.status_code == 200 and "/recon <correlation_id>" in answer(r)
+    r = await post(http, f"{bot.url}/slack/events",
+                   slash_command(text='x"} |= "" | line_format "{{.password}}', channel_id=CHANNEL))
+    assert r.status_code == 200
+    assert "too many words" in answer(r) and "Usage" in answer(r)
+    r = await post(http, f"{bot.url}/slack/events", slash_command(text='x"}|line_format', channel_id=CHANNEL))
+    assert "ids never contain" in answer(r) and "Usage" in answer(r)
+    assert slack_standin.calls_to("chat.postMessage") == []  # nothing started
+
+
+async def test_recon_posts_a_thread_step_by_step_and_records_it(
+    bot: InProcessBot, http: httpx.AsyncClient, slack_standin: SlackStandIn, live: LoadedPlatform, store_url: str
+) -> None:
+    cid = live.platform.disputed_correlation_id
+    assert cid
+    r = await post(http, f"{bot.url}/slack/events", slash_command(text=cid, channel_id=CHANNEL, user_id="U0ONCALL"))
+    assert r.status_code == 200 and "Diagnosing" in answer(r)
+    await slack_standin.wait_for(lambda _: thread_done(slack_standin), timeout=30)
+    parent = slack_standin.messages(CHANNEL)[0]
+    thread = slack_standin.thread(CHANNEL, parent.ts)
+    titles = ["Logs by correlation id", "Billing rows by correlation id", "Trace stages", "App-instance pivot",
+              "Attribution", "Reconciliation checklist"]
+    for i, (reply, title) in enumerate(zip(thread[1:], titles, strict=True), start=1):
+        assert reply.thread_ts == parent.ts
+        assert f"{i}/6 {title}" in json.dumps(reply.blocks)
+        assert reply.text  # plain-text fallback
+        assert len(reply.blocks) <= 50
+    # the parent was posted "running" and updated with the verdict
+    assert "running" in json.dumps(parent.history[0]) and "Freeze" in json.dumps(parent.blocks)
+    posts = slack_standin.calls_to("chat.postMessage")
+    assert [c.args.get("thread_ts") for c in posts] == [None] + [parent.ts] * STEPS
+    conn = await asyncpg.connect(store_url)
+    try:
+        inc = await conn.fetchrow("select incident_id, slack_channel, slack_thread_ts, origin from incidents")
+        job = await conn.fetchrow("select status, attempts from jobs")
+        n_posts = await conn.fetchval("select count(*) from slack_posts where state = 'posted'")
+        run = await conn.fetchrow("select status, job_id from diagnosis_runs")
+    finally:
+        await conn.close()
+    assert (inc["slack_channel"], inc["slack_thread_ts"], inc["origin"]) == (CHANNEL, parent.ts, "slack")
+    assert (job["status"], job["attempts"]) == ("done", 1)
+    assert n_posts == 1 + STEPS and run["status"] == "done" and run["job_id"] is not None
+
+
+async def test_second_recon_for_a_running_subject_points_to_its_thread(
+    bot: InProcessBot, http: httpx.AsyncClient, slack_standin: SlackStandIn, live: LoadedPlatform
+) -> None:
+    cid = live.platform.disputed_correlation_id
+    assert cid
+    slack_standin.delay_s = 0.2  # every post takes a while: the first job is still running
+    r1 = await post(http, f"{bot.url}/slack/events", slash_command(text=cid, channel_id=CHANNEL))
+    await slack_standin.wait_for(lambda _: len(slack_standin.messages(CHANNEL)) == 1, timeout=20)
+    r2 = await post(http, f"{bot.url}/slack/events", slash_command(text=cid, channel_id=CHANNEL))
+    assert "Diagnosing" in answer(r1)
+    assert "already running" in answer(r2)
+    assert slack_standin.messages(CHANNEL)[0].ts.replace(".", "") in answer(r2)
+    await slack_standin.wait_for(lambda _: thread_done(slack_standin), timeout=30)
+    assert len(slack_standin.messages(CHANNEL)) == 1  # no twin thread
+
+
+async def test_retry_storm_of_one_mention_is_handled_once(
+    bot: InProcessBot, http: httpx.AsyncClient, slack_standin: SlackStandIn, live: LoadedPlatform, store_url: str
+) -> None:
+    cid = live.platform.disputed_correlation_id
+    assert cid
+    req = event_callback(app_mention("U0ONCALL", f"<@U0RECON> {cid}", CHANNEL), event_id="Ev0STORM")
+    responses = [await post(http, f"{bot.url}/slack/events", req)]
+    for n in (1, 2, 3):
+        responses.append(await post(http, f"{bot.url}/slack/events", req.retried(n, "http_timeout")))
+    assert all(r.status_code == 200 for r in responses)
+    await slack_standin.wait_for(lambda _: thread_done(slack_standin), timeout=30)
+    conn = await asyncpg.connect(store_url)
+    try:
+        assert await conn.fetchval("select count(*) from jobs") == 1
+        assert await conn.fetchval("select count(*) from slack_events where event_id = 'Ev0STORM'") == 1
+    finally:
+        await conn.close()
+    assert len(slack_standin.messages(CHANNEL)) == 1
+    assert len(slack_standin.calls_to("chat.postMessage")) == 1 + STEPS
+
+
+async def test_429_storm_delays_but_drops_nothing_and_keeps_order(
+    bot: InProcessBot, http: httpx.AsyncClient, slack_standin: SlackStandIn, live: LoadedPlatform
+) -> None:
+    cid = live.platform.disputed_correlation_id
+    assert cid
+    slack_standin.rate_limit("chat.postMessage", times=3, retry_after=1)
+    await post(http, f"{bot.url}/slack/events", slash_command(text=cid, channel_id=CHANNEL))
+    await slack_standin.wait_for(lambda _: thread_done(slack_standin), timeout=40)
+    calls = slack_standin.calls_to("chat.postMessage")
+    limited = [c for c in calls if c.status == 429]
+    assert len(limited) == 3
+    for c in limited:  # the next attempt came no sooner than Retry-After
+        nxt = next(d for d in calls if d.seq > c.seq)
+        assert nxt.at - c.at >= 1.0
+    thread = slack_standin.thread(CHANNEL, slack_standin.messages(CHANNEL)[0].ts)
+    assert [json.dumps(m.blocks).split("/6 ")[1][:10] for m in thread[1:]] == [
+        "Logs by co", "Billing ro", "Trace stag", "App-instan", "Attributio", "Reconcilia"]
+
+
+async def test_health_and_readiness(bot: InProcessBot, http: httpx.AsyncClient) -> None:
+    assert (await http.get(f"{bot.url}/healthz")).json() == {"status": "ok"}
+    r = await http.get(f"{bot.url}/readyz")
+    assert r.status_code == 200 and r.json()["status"] == "ready"
+
+
+@pytest.mark.parametrize("missing", ["SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"])
+def test_serve_refuses_to_start_without_credentials(missing: str, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
+    env.update({"SLACK_BOT_TOKEN": "xoxb-x", "SLACK_SIGNING_SECRET": "s", "RECON_DATA_DIR": str(tmp_path)})
+    env.pop(missing)
+    p = subprocess.run([sys.executable, "-m", "bot", "serve", "--port", "0"], env=env, capture_output=True,
+                       text=True, timeout=60, check=False)
+    assert p.returncode == 2 and missing in p.stderr

@@ -1,0 +1,92 @@
+"""The database's screening (``suspect_usage`` + ``usage_coverage``) against the full rows.
+
+For several seeded scenario platforms with every injection flavour and every correct
+case, loaded into a real PostgreSQL: ``run_checks`` over every usage row of the window
+and ``run_checks`` over only the suspect rows plus the coverage must give the same
+findings (no logs on either side: the screened path has none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+
+from bot.diagnosis.checks import BillingEvidence, run_checks
+from bot.diagnosis.model import AppInstance, Finding, Window
+from bot.scenario import ALL_CORRECT_CASES, FLAVOURS, Injection, ScenarioSpec, build_platform
+from bot.scenario.load import load_billing
+from bot.sources.billing import PostgresBillingReader
+
+NOW = datetime(2026, 3, 2, 12, 30, tzinfo=UTC)
+
+
+def every_injection() -> list[Injection]:
+    return [
+        Injection(check, flavour, hours=1 + n % 2)
+        for check, flavours in FLAVOURS.items()
+        for n, flavour in enumerate(flavours)
+    ]
+
+
+async def full_findings(
+    reader: PostgresBillingReader, instances: Sequence[AppInstance], window: Window, now: datetime
+) -> list[Finding]:
+    ids = [i.app_instance_id for i in instances]
+    comps = await reader.components(ids)
+    usage = await reader.usage_for_instances(ids, window)
+    ledger = await reader.ledger_for_usage([u.usage_record_id for u in usage.items])
+    orphans = await reader.orphan_debits(sorted({(i.org_id, i.project_id) for i in instances}), window)
+    accounts = await reader.billing_accounts(sorted({i.org_id for i in instances}))
+    cards = await reader.rate_cards(sorted({a.currency for a in accounts.items}))
+    return run_checks(BillingEvidence(
+        window=window, now=now, instances=list(instances), components=comps.items,
+        usage=usage.items, ledger=ledger.items + orphans.items, accounts=accounts.items,
+        rate_cards=cards.items, logs=[], logs_available=False,
+    ))
+
+
+async def screened_findings(
+    reader: PostgresBillingReader, instances: Sequence[AppInstance], window: Window, now: datetime
+) -> tuple[list[Finding], int]:
+    ids = [i.app_instance_id for i in instances]
+    comps = await reader.components(ids)
+    suspects = await reader.suspect_usage(ids, window)
+    coverage = await reader.usage_coverage(ids, window)
+    ledger = await reader.ledger_for_usage([u.usage_record_id for u in suspects.items])
+    orphans = await reader.orphan_debits(sorted({(i.org_id, i.project_id) for i in instances}), window)
+    accounts = await reader.billing_accounts(sorted({i.org_id for i in instances}))
+    cards = await reader.rate_cards(sorted({a.currency for a in accounts.items}))
+    covered = {(c.app_instance_id, c.component): frozenset(c.hours) for c in coverage.items}
+    findings = run_checks(BillingEvidence(
+        window=window, now=now, instances=list(instances), components=comps.items,
+        usage=suspects.items, ledger=ledger.items + orphans.items, accounts=accounts.items,
+        rate_cards=cards.items, logs=[], logs_available=False, covered=covered,
+    ))
+    return findings, len(suspects.items)
+
+
+@pytest.mark.parametrize("seed", [1, 7, 42, 2026])
+async def test_screened_findings_equal_full_findings(fresh_database: str, seed: int) -> None:
+    spec = ScenarioSpec.grid(
+        orgs=3, projects_per_org=2, instances_per_project=3,
+        injections=every_injection(), correct_cases=ALL_CORRECT_CASES,
+    )
+    platform = build_platform(spec, now=NOW, seed=seed)
+    conn = await asyncpg.connect(fresh_database)
+    try:
+        await load_billing(conn, platform, replace=True)
+    finally:
+        await conn.close()
+    window = platform.window(7)
+    async with PostgresBillingReader(fresh_database, 10_000) as reader:
+        full = await full_findings(reader, platform.instances, window, platform.now)
+        screened, n_suspects = await screened_findings(reader, platform.instances, window, platform.now)
+    assert full, "the injections must produce findings"
+    assert n_suspects < len(platform.usage) / 2, "screening must leave the clean rows out"
+    assert [f.model_dump() for f in screened] == [f.model_dump() for f in full]
+    checks = {f.check for f in full}
+    assert {"wrong_source", "wrong_anchor", "ledger_mismatch", "control_plane_drift",
+            "duplicate_charge", "missing_usage"} <= checks
