@@ -4,17 +4,20 @@ one durable job, ack. The work itself runs in a worker (``bot.flows``)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import BadInput, StoreError
 from bot.flows.slack_diagnosis import KIND as DIAGNOSE
 from bot.flows.slack_diagnosis import diagnosis_payload
-from bot.slack.commands import USAGE, parse, subject_key, thread_link
+from bot.slack.commands import USAGE, ReconCommand, parse, subject_key, thread_link
 from bot.store.jobs import JobQueue
 
 log = logging.getLogger(__name__)
@@ -28,6 +31,7 @@ class SlackHandlerDeps:
 
 def register(app: AsyncApp, deps: SlackHandlerDeps) -> None:
     app.command("/recon")(recon_command(deps))
+    app.event("app_mention")(mention(deps))
     # Message events arrive for every channel the bot is in; alert posts are handled by
     # the alert listeners. Everything else is acknowledged and left alone.
     app.event("message")(_ignore)
@@ -71,6 +75,53 @@ def recon_command(deps: SlackHandlerDeps) -> Callable[..., Any]:
         else:
             await ack(text=f":hourglass_flowing_sand: A diagnosis of {label} is already queued; "
                            "its thread will appear shortly.")
+
+    return handle
+
+
+_MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
+
+
+def retry_num(request_headers: Mapping[str, Any]) -> int:
+    v = request_headers.get("x-slack-retry-num")
+    v = v[0] if isinstance(v, list) and v else v
+    try:
+        return int(v) if v else 0
+    except ValueError:
+        return 0
+
+
+def mention(deps: SlackHandlerDeps) -> Callable[..., Any]:
+    """``@recon <correlation_id>``: the same diagnosis as /recon, in the mention's thread
+    (or its own thread). Each event is handled once, however often Slack delivers it."""
+
+    async def handle(body: dict[str, Any], event: dict[str, Any], request: AsyncBoltRequest,
+                     client: AsyncWebClient) -> None:
+        event_id = str(body.get("event_id") or "")
+        text = _MENTION.sub(" ", str(event.get("text") or "")).strip()
+        channel = str(event.get("channel") or "")
+        cmd: ReconCommand | None = None
+        answer = USAGE
+        try:
+            cmd = parse(text)
+        except BadInput as exc:
+            answer = f":warning: {exc}\n\n{USAGE}"
+        if cmd is None or cmd.subject is None:
+            if await deps.queue.first_delivery(event_id, retry_num(request.headers)):
+                await client.chat_postMessage(channel=channel, thread_ts=event.get("thread_ts") or event.get("ts"),
+                                              text=answer)
+            return
+        payload = diagnosis_payload(cmd.subject, channel=channel, user=event.get("user"), since=cmd.since,
+                                    now=deps.now())
+        job, created = await deps.queue.accept_event(event_id, retry_num(request.headers), DIAGNOSE,
+                                                     f"{DIAGNOSE}:{subject_key(cmd.subject)}", payload)
+        if job is None:
+            log.info("event %s delivered again; already handled", event_id)
+        elif not created:
+            parent = await deps.queue.post_get(job.job_id, "parent")
+            where = f"<{thread_link(parent.channel, parent.ts)}|its thread>" if parent and parent.ts else "its thread"
+            await client.chat_postMessage(channel=channel, thread_ts=event.get("ts"),
+                                          text=f"A diagnosis of {cmd.subject.label()} is already running: {where}.")
 
     return handle
 

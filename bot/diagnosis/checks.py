@@ -396,25 +396,36 @@ class _Checker:
             return
         now, win = self.ev.now, self.ev.window
         run_end = inst.stopped_at or now
-        covered = {(u.component, u.period_start) for u in rows}
-        if self.ev.covered is not None:
-            for name in self.components.get(inst.app_instance_id, {}):
-                covered.update((name, h) for h in self.ev.covered.get((inst.app_instance_id, name), ()))
+        # the hours this instance ran, past the grace window, with the seconds run in each
+        hours: list[tuple[datetime, int]] = []
         h = floor_hour(max(inst.started_at, win.start))
         stop = min(run_end, win.end)
         grace = timedelta(hours=pm.GRACE_HOURS)
-        cur = self.currency.get(inst.org_id)
-        comps = sorted(self.components.get(inst.app_instance_id, {}).values(), key=lambda c: c.component)
         while h < stop:
             h_end = h + HOUR
             if h_end + grace > now:
                 break  # this hour and every later one are still pending
-            seconds = (min(h_end, run_end) - max(h, inst.started_at)).total_seconds()
+            seconds = int((min(h_end, run_end) - max(h, inst.started_at)).total_seconds())
             if seconds > 0:
-                for c in comps:
-                    if (c.component, h) not in covered:
-                        self._missing(inst, c, h, Decimal(int(seconds)), cur)
+                hours.append((h, seconds))
             h = h_end
+        if not hours:
+            return
+        expected = [h for h, _ in hours]
+        rows_by_comp: dict[str | None, set[datetime]] = defaultdict(set)
+        for u in rows:
+            rows_by_comp[u.component].add(u.period_start)
+        cur = self.currency.get(inst.org_id)
+        aid = inst.app_instance_id
+        for c in sorted(self.components.get(aid, {}).values(), key=lambda c: c.component):
+            have = rows_by_comp.get(c.component, set())
+            if self.ev.covered is not None:
+                have = have | self.ev.covered.get((aid, c.component), frozenset())
+            if have.issuperset(expected):
+                continue
+            for h, seconds in hours:
+                if h not in have:
+                    self._missing(inst, c, h, Decimal(seconds), cur)
 
     def _missing(self, inst: AppInstance, c: Component, h: datetime, seconds: Decimal, cur: str | None) -> None:
         layer: OwningLayer

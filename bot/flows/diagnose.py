@@ -48,6 +48,7 @@ T = TypeVar("T")
 
 MAX_TRACES = 20
 MAX_PIVOT_INSTANCES = 50
+FULL_READ_INSTANCES = 50
 
 STEP_TITLES = {
     "logs": "Logs by correlation id",
@@ -120,6 +121,8 @@ class _Run:
         self.searched: list[str] = []
         self.notes: list[str] = []
         self.steps: list[StepReport] = []
+        self.covered: dict[tuple[str, str], frozenset[datetime]] | None = None
+        self.rows_examined = 0
         for name, reason in sources.missing.items():
             self.state[name] = "unavailable"
             self.notes.append(f"{name}: {reason}")
@@ -294,11 +297,21 @@ class _Run:
             rep.state = "failed"
             rep.lines.append("billing database unavailable")
         else:
-            if instances:
-                ids_ = [i.app_instance_id for i in instances]
+            ids_ = [i.app_instance_id for i in instances]
+            if instances and self.screened(len(instances)):
+                # at scale the database screens the rows; only the doubtful ones come back
+                got_u = await self._call(rep, "billing", lambda: billing.suspect_usage(ids_, self.window),
+                                         "suspect_usage")
+                got_cov = await self._call(rep, "billing", lambda: billing.usage_coverage(ids_, self.window),
+                                           "usage_coverage")
+                usage = got_u or []
+                self.covered = {(c.app_instance_id, c.component): frozenset(c.hours) for c in got_cov or []}
+                self.rows_examined = sum(c.rows for c in got_cov or [])
+            elif instances:
                 got_u = await self._call(rep, "billing", lambda: billing.usage_for_instances(ids_, self.window),
                                          "usage_for_instances")
                 usage = got_u or []
+                self.rows_examined = len(usage)
             seen = {u.usage_record_id for u in usage}
             usage.extend(u for u in corr_usage if u.usage_record_id not in seen)
             orgs = sorted({i.org_id for i in instances} | {u.org_id for u in usage}
@@ -315,7 +328,9 @@ class _Run:
                 )
             if len(instances) > 12:
                 rep.lines.append(f"… and {len(instances) - 12} more")
-            rep.lines.append(f"{len(usage)} usage rows in the window; {len(cards)} rate cards in "
+            screened = (f" (screened in the database: {len(usage):,} need a closer look)"
+                        if self.covered is not None else "")
+            rep.lines.append(f"{self.rows_examined:,} usage rows in the window{screened}; {len(cards)} rate cards in "
                              f"{', '.join(sorted({a.currency for a in accounts})) or 'no currency'}")
             if instances:
                 attribution = run_checks(self._evidence(instances, comps, usage, [], accounts, cards,
@@ -340,8 +355,15 @@ class _Run:
                                       "ledger_for_usage") or []
             pairs = sorted({(i.org_id, i.project_id) for i in instances}
                            | {(e.org_id, e.project_id) for e in corr_ledger})
-            orphans = await self._call(rep, "billing", lambda: billing.orphan_debits(pairs, self.window),
-                                       "orphan_debits") or []
+            if self.org_scope is not None:
+                orphans = await self._call(rep, "billing", lambda: billing.orphan_debits(pairs, self.window),
+                                           "orphan_debits") or []
+            else:
+                # debits of the subject's calls whose usage row does not exist
+                cids = sorted({c for c in (cid, *(u.correlation_id for u in usage)) if c})
+                orphans = await self._call(rep, "billing",
+                                           lambda: billing.orphan_debits_by_correlation(cids, self.window),
+                                           "orphan_debits_by_correlation") or []
             have = {e.ledger_entry_id for e in ledger}
             for entry in [*orphans, *corr_ledger]:
                 if entry.ledger_entry_id not in have:
@@ -394,7 +416,11 @@ class _Run:
                   logs: list[LogEvent], logs_ok: bool) -> BillingEvidence:
         return BillingEvidence(window=self.window, now=self.now, instances=instances, components=comps, usage=usage,
                                ledger=ledger, accounts=accounts, rate_cards=cards, logs=logs,
-                               logs_available=logs_ok and self.org_scope is None)
+                               logs_available=logs_ok and self.org_scope is None, covered=self.covered)
+
+    def screened(self, n_instances: int) -> bool:
+        """Read every row (complete evidence) up to a few dozen instances; screen beyond."""
+        return self.org_scope is not None or n_instances > FULL_READ_INSTANCES
 
     def _assemble(self, corr_logs: list[LogEvent], corr_usage: list[UsageRecord], corr_ledger: list[LedgerEntry],
                   spans: list[Span] | None, instances: list[AppInstance], findings: list[Finding]) -> Diagnosis:
