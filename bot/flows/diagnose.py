@@ -15,10 +15,12 @@ with what came back, so a recorder can keep it as evidence.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from bot.diagnosis import core
@@ -32,6 +34,7 @@ from bot.diagnosis.model import (
     LedgerEntry,
     LogEvent,
     RateCard,
+    Sources,
     SourceState,
     Span,
     Subject,
@@ -48,6 +51,7 @@ T = TypeVar("T")
 
 MAX_TRACES = 20
 MAX_PIVOT_INSTANCES = 50
+PIVOT_CONCURRENCY = 8
 FULL_READ_INSTANCES = 50
 
 STEP_TITLES = {
@@ -167,61 +171,77 @@ class _Run:
         days = (self.window.end - self.window.start).total_seconds() / 86400
         span = f"{days:g}d" if days >= 1 else f"{(self.window.end - self.window.start).total_seconds() / 3600:g}h"
 
-        # 1. logs by correlation id
+        # 1 and 2 read different sources and depend on nothing: both start at once and
+        # are reported in order.
         corr_logs: list[LogEvent] = []
-        logs_ok = self.src.logs is not None
-        rep = await self._begin("logs")
-        if cid is None:
-            rep.state = "skipped"
-            rep.lines.append("no correlation id: diagnosing from the app instance")
-        elif self.src.logs is None:
-            rep.state = "failed"
-            rep.lines.append(f"logs unavailable: {self.src.missing.get('loki', 'not configured')}")
-        else:
-            q = logql.by_correlation_id(cid)
-            got_logs = await self._call(rep, "loki", lambda: self.src.logs.query(q, self.window),  # type: ignore[union-attr]
-                                        f"Loki {q.logql}")
-            if got_logs is None:
-                logs_ok = False
-            else:
-                corr_logs = got_logs
-                services = sorted({e.service for e in corr_logs})
-                self.searched.append(f"Loki `{q.logql}` over {span}: {len(corr_logs)} lines")
-                rep.lines.append(f"{len(corr_logs)} log lines from {', '.join(services) or 'no service'}")
-                errors = [e for e in corr_logs if (e.get("level") or "").lower() == "error" or
-                          e.event.endswith(("_failed", "_rejected"))]
-                for e in errors[:5]:
-                    why = e.get("error") or e.get("msg")
-                    rep.lines.append(f"{e.ts:%Y-%m-%d %H:%M:%S} {e.service} {e.event}: {why}")
-                rep.data["services"] = services
-        await self._end(rep)
-
-        # 2. billing rows by correlation id
         corr_usage: list[UsageRecord] = []
         corr_ledger: list[LedgerEntry] = []
-        rep = await self._begin("billing_rows")
+        logs_ok = self.src.logs is not None
         billing = self.src.billing
-        if cid is None:
-            rep.state = "skipped"
-            rep.lines.append("no correlation id")
-        elif billing is None:
-            rep.state = "failed"
-            rep.lines.append(f"billing database unavailable: {self.src.missing.get('billing', 'not configured')}")
-        else:
-            got_u = await self._call(rep, "billing", lambda: billing.usage_by_correlation(cid, self.window),
-                                     "usage_by_correlation")
-            got_l = await self._call(rep, "billing", lambda: billing.ledger_by_correlation(cid, self.window),
-                                     "ledger_by_correlation")
+        rep_logs = StepReport(name="logs", title=STEP_TITLES["logs"])
+        rep_rows = StepReport(name="billing_rows", title=STEP_TITLES["billing_rows"])
+
+        async def read_logs() -> None:
+            nonlocal corr_logs, logs_ok
+            rep = rep_logs
+            if cid is None:
+                rep.state = "skipped"
+                rep.lines.append("no correlation id: diagnosing from the app instance")
+                return
+            if self.src.logs is None:
+                rep.state = "failed"
+                rep.lines.append(f"logs unavailable: {self.src.missing.get('loki', 'not configured')}")
+                return
+            logs_src = self.src.logs
+            q = logql.by_correlation_id(cid)
+            got_logs = await self._call(rep, "loki", partial(logs_src.query, q, self.window), f"Loki {q.logql}")
+            if got_logs is None:
+                logs_ok = False
+                return
+            corr_logs = got_logs
+            services = sorted({e.service for e in corr_logs})
+            self.searched.append(f"Loki `{q.logql}` over {span}: {len(corr_logs)} lines")
+            rep.lines.append(f"{len(corr_logs)} log lines from {', '.join(services) or 'no service'}")
+            errors = [e for e in corr_logs if (e.get("level") or "").lower() == "error" or
+                      e.event.endswith(("_failed", "_rejected"))]
+            for e in errors[:5]:
+                why = e.get("error") or e.get("msg")
+                rep.lines.append(f"{e.ts:%Y-%m-%d %H:%M:%S} {e.service} {e.event}: {why}")
+            rep.data["services"] = services
+
+        async def read_rows() -> None:
+            nonlocal corr_usage, corr_ledger
+            rep = rep_rows
+            if cid is None:
+                rep.state = "skipped"
+                rep.lines.append("no correlation id")
+                return
+            if billing is None:
+                rep.state = "failed"
+                rep.lines.append(f"billing database unavailable: {self.src.missing.get('billing', 'not configured')}")
+                return
+            got_u, got_l = await asyncio.gather(
+                self._call(rep, "billing", partial(billing.usage_by_correlation, cid, self.window),
+                           "usage_by_correlation"),
+                self._call(rep, "billing", partial(billing.ledger_by_correlation, cid, self.window),
+                           "ledger_by_correlation"),
+            )
             corr_usage, corr_ledger = got_u or [], got_l or []
             known = {u.usage_record_id for u in corr_usage}
             refs = sorted({e.usage_record_id for e in corr_ledger if e.usage_record_id} - known)
             if refs:
-                extra = await self._call(rep, "billing", lambda: billing.usage_by_ids(refs), "usage_by_ids")
+                extra = await self._call(rep, "billing", partial(billing.usage_by_ids, refs), "usage_by_ids")
                 corr_usage.extend(extra or [])
             self.searched.append(f"usage_records by correlation_id: {len(corr_usage)} rows")
             self.searched.append(f"ledger_entries by correlation_id: {len(corr_ledger)} entries")
             rep.lines.append(f"{len(corr_usage)} usage rows, {len(corr_ledger)} ledger entries carry the id")
-        await self._end(rep)
+
+        logs_task = asyncio.create_task(read_logs())
+        rows_task = asyncio.create_task(read_rows())
+        for rep_, task in ((rep_logs, logs_task), (rep_rows, rows_task)):
+            await self.obs.step_started(rep_.name, rep_.title)
+            await task
+            await self._end(rep_)
 
         # 3. traces
         spans: list[Span] | None = []
@@ -258,25 +278,41 @@ class _Run:
         if len(instance_ids) > MAX_PIVOT_INSTANCES and self.org_scope is None:
             self.notes.append(f"{len(instance_ids)} app instances named; pivoting on the first {MAX_PIVOT_INSTANCES}")
             instance_ids = instance_ids[:MAX_PIVOT_INSTANCES]
-        if billing is not None and instance_ids:
+        pivot_rep = rep
+
+        async def read_metadata() -> None:
+            nonlocal instances, comps
+            if billing is None or not instance_ids:
+                return
             if not instances:
-                got_i = await self._call(rep, "billing", lambda: billing.app_instances(instance_ids), "app_instances")
+                got_i, got_c = await asyncio.gather(
+                    self._call(pivot_rep, "billing", partial(billing.app_instances, instance_ids), "app_instances"),
+                    self._call(pivot_rep, "billing", partial(billing.components, instance_ids), "components"),
+                )
                 instances = got_i or []
-            got_c = await self._call(rep, "billing", lambda: billing.components(instance_ids), "components")
+            else:
+                got_c = await self._call(pivot_rep, "billing", partial(billing.components, instance_ids),
+                                         "components")
             comps = got_c or []
-        if self.src.logs is not None and self.org_scope is None:
-            logs_src = self.src.logs
-            for iid in instance_ids:
-                q = logql.by_app_instance_id(iid)
-                got = await self._call(rep, "loki", lambda q=q: logs_src.query(q, self.window),  # type: ignore[misc]
-                                       f"Loki {q.logql}")
-                if got is None:
-                    logs_ok = False
-                else:
-                    pivot_logs.extend(got)
-            if instance_ids:
-                self.searched.append(f"Loki by app_instance_id for {len(instance_ids)} instance(s): "
-                                     f"{len(pivot_logs)} lines")
+
+        async def read_pivot_logs(logs_src: LogSource, iid: str) -> list[LogEvent] | None:
+            q = logql.by_app_instance_id(iid)
+            async with limit:
+                return await self._call(pivot_rep, "loki", partial(logs_src.query, q, self.window), f"Loki {q.logql}")
+
+        limit = asyncio.Semaphore(PIVOT_CONCURRENCY)
+        pivot_src = self.src.logs if self.org_scope is None else None
+        results = await asyncio.gather(
+            read_metadata(), *(read_pivot_logs(pivot_src, iid) for iid in instance_ids if pivot_src is not None)
+        )
+        for got in results[1:]:
+            if got is None:
+                logs_ok = False
+            else:
+                pivot_logs.extend(got)
+        if pivot_src is not None and instance_ids:
+            self.searched.append(f"Loki by app_instance_id for {len(instance_ids)} instance(s): "
+                                 f"{len(pivot_logs)} lines")
         found = {i.app_instance_id for i in instances}
         unknown = [i for i in instance_ids if i not in found]
         rep.lines.append(f"{len(instance_ids)} app instance(s): {', '.join(instance_ids[:12]) or 'none'}"
@@ -298,29 +334,41 @@ class _Run:
             rep.lines.append("billing database unavailable")
         else:
             ids_ = [i.app_instance_id for i in instances]
-            if instances and self.screened(len(instances)):
-                # at scale the database screens the rows; only the doubtful ones come back
-                got_u = await self._call(rep, "billing", lambda: billing.suspect_usage(ids_, self.window),
-                                         "suspect_usage")
-                got_cov = await self._call(rep, "billing", lambda: billing.usage_coverage(ids_, self.window),
-                                           "usage_coverage")
-                usage = got_u or []
-                self.covered = {(c.app_instance_id, c.component): frozenset(c.hours) for c in got_cov or []}
-                self.rows_examined = sum(c.rows for c in got_cov or [])
-            elif instances:
-                got_u = await self._call(rep, "billing", lambda: billing.usage_for_instances(ids_, self.window),
-                                         "usage_for_instances")
-                usage = got_u or []
-                self.rows_examined = len(usage)
+            attr_rep = rep
+            orgs = sorted({i.org_id for i in instances} | {u.org_id for u in corr_usage}
+                          | {e.org_id for e in corr_ledger})
+
+            async def read_prices() -> tuple[list[BillingAccount], list[RateCard]]:
+                if not orgs:
+                    return [], []
+                accts = await self._call(attr_rep, "billing", partial(billing.billing_accounts, orgs),
+                                         "billing_accounts") or []
+                currencies = sorted({a.currency for a in accts})
+                return accts, await self._call(attr_rep, "billing", partial(billing.rate_cards, currencies),
+                                               "rate_cards") or []
+
+            async def read_usage() -> None:
+                nonlocal usage
+                if instances and self.screened(len(instances)):
+                    # at scale the database screens the rows; only the doubtful ones come back
+                    got_u, got_cov = await asyncio.gather(
+                        self._call(attr_rep, "billing", partial(billing.suspect_usage, ids_, self.window),
+                                   "suspect_usage"),
+                        self._call(attr_rep, "billing", partial(billing.usage_coverage, ids_, self.window),
+                                   "usage_coverage"),
+                    )
+                    usage = got_u or []
+                    self.covered = {(c.app_instance_id, c.component): frozenset(c.hours) for c in got_cov or []}
+                    self.rows_examined = sum(c.rows for c in got_cov or [])
+                elif instances:
+                    usage = await self._call(attr_rep, "billing",
+                                             partial(billing.usage_for_instances, ids_, self.window),
+                                             "usage_for_instances") or []
+                    self.rows_examined = len(usage)
+
+            (accounts, cards), _ = await asyncio.gather(read_prices(), read_usage())
             seen = {u.usage_record_id for u in usage}
             usage.extend(u for u in corr_usage if u.usage_record_id not in seen)
-            orgs = sorted({i.org_id for i in instances} | {u.org_id for u in usage}
-                          | {e.org_id for e in corr_ledger})
-            if orgs:
-                accounts = await self._call(rep, "billing", lambda: billing.billing_accounts(orgs),
-                                            "billing_accounts") or []
-                currencies = sorted({a.currency for a in accounts})
-                cards = await self._call(rep, "billing", lambda: billing.rate_cards(currencies), "rate_cards") or []
             for i in instances[:12]:
                 rep.lines.append(
                     f"{i.app_instance_id}: {i.operating_mode}, {i.runtime_backend}, control plane "
@@ -351,19 +399,22 @@ class _Run:
         findings: list[Finding] = list(attribution)
         if billing is not None and (instances or corr_ledger):
             row_ids = [u.usage_record_id for u in usage]
-            ledger = await self._call(rep, "billing", lambda: billing.ledger_for_usage(row_ids),
-                                      "ledger_for_usage") or []
             pairs = sorted({(i.org_id, i.project_id) for i in instances}
                            | {(e.org_id, e.project_id) for e in corr_ledger})
             if self.org_scope is not None:
-                orphans = await self._call(rep, "billing", lambda: billing.orphan_debits(pairs, self.window),
-                                           "orphan_debits") or []
+                orphan_call = self._call(rep, "billing", partial(billing.orphan_debits, pairs, self.window),
+                                         "orphan_debits")
             else:
                 # debits of the subject's calls whose usage row does not exist
                 cids = sorted({c for c in (cid, *(u.correlation_id for u in usage)) if c})
-                orphans = await self._call(rep, "billing",
-                                           lambda: billing.orphan_debits_by_correlation(cids, self.window),
-                                           "orphan_debits_by_correlation") or []
+                orphan_call = self._call(rep, "billing",
+                                         partial(billing.orphan_debits_by_correlation, cids, self.window),
+                                         "orphan_debits_by_correlation")
+            got_ledger, got_orphans = await asyncio.gather(
+                self._call(rep, "billing", partial(billing.ledger_for_usage, row_ids), "ledger_for_usage"),
+                orphan_call,
+            )
+            ledger, orphans = got_ledger or [], got_orphans or []
             have = {e.ledger_entry_id for e in ledger}
             for entry in [*orphans, *corr_ledger]:
                 if entry.ledger_entry_id not in have:
@@ -390,9 +441,11 @@ class _Run:
     async def _fetch_traces(self, rep: StepReport, tempo: TraceSource, trace_ids: Sequence[str]) -> list[Span] | None:
         spans: list[Span] = []
         failed = 0
-        for tid in trace_ids:
-            got = await self._call(rep, "tempo", lambda tid=tid: tempo.get_trace(tid, self.window),  # type: ignore[misc]
-                                   f"Tempo trace {tid}")
+        fetched = await asyncio.gather(*(
+            self._call(rep, "tempo", partial(tempo.get_trace, tid, self.window), f"Tempo trace {tid}")
+            for tid in trace_ids
+        ))
+        for tid, got in zip(trace_ids, fetched, strict=True):
             if got is None:
                 failed += 1
                 continue
@@ -445,7 +498,7 @@ class _Run:
             stages=core.stages(spans, corr_logs),
             findings=findings,
             impact=core.impact_of(findings),
-            sources={"loki": self.state["loki"], "tempo": self.state["tempo"], "billing": self.state["billing"]},  # type: ignore[arg-type]
+            sources=Sources(loki=self.state["loki"], tempo=self.state["tempo"], billing=self.state["billing"]),
             complete=complete,
             searched=self.searched,
             notes=self.notes,
