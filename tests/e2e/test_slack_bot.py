@@ -197,3 +197,23 @@ def test_serve_refuses_to_start_without_credentials(missing: str, tmp_path: Path
     p = subprocess.run([sys.executable, "-m", "bot", "serve", "--port", "0"], env=env, capture_output=True,
                        text=True, timeout=60, check=False)
     assert p.returncode == 2 and missing in p.stderr
+
+
+async def test_no_token_or_signing_secret_in_any_log_line(
+    bot: InProcessBot, http: httpx.AsyncClient, slack_standin: SlackStandIn, live: LoadedPlatform,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    from tests.standins.slack_requests import DEFAULT_SIGNING_SECRET
+
+    caplog.set_level(logging.DEBUG)
+    cid = live.platform.disputed_correlation_id
+    assert cid
+    await post(http, f"{bot.url}/slack/events", slash_command(text=cid, channel_id=CHANNEL))
+    await post(http, f"{bot.url}/slack/events", slash_command(text="x").resigned(bad_signature=True))
+    await slack_standin.wait_for(lambda _: thread_done(slack_standin), timeout=30)
+    logged = caplog.text + "".join(str(r.args) for r in caplog.records)
+    assert len(caplog.records) > 10  # something was logged
+    for secret in ("xoxb-recon-test-token", DEFAULT_SIGNING_SECRET):
+        assert secret not in logged
