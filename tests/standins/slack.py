@@ -51,6 +51,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import itertools
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -287,6 +288,9 @@ class SlackStandIn:
         self._ts_step_us = ts_step_us
         self._seq = 0
         self._cond = asyncio.Condition()
+        self.socket_connections: list[web.WebSocketResponse] = []
+        self.socket_acks: list[dict[str, Any]] = []
+        self._envelope_seq = itertools.count(1)
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -315,6 +319,7 @@ class SlackStandIn:
             [
                 web.route("*", "/api/{method}", self._api),
                 web.post("/response_url/{name}", self._response_url),
+                web.get("/socket", self._socket),
             ]
         )
         self._closing = asyncio.Event()
@@ -576,6 +581,9 @@ class SlackStandIn:
             body = {"ok": False, "error": "invalid_json"}
         elif not token:
             body = {"ok": False, "error": "not_authed"}
+        elif method == "apps.connections.open":
+            body = ({"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket"} if token.startswith("xapp-")
+                    else {"ok": False, "error": "not_allowed_token_type"})
         elif not token.startswith("xox"):
             body = {"ok": False, "error": "invalid_auth"}
         else:
@@ -589,6 +597,56 @@ class SlackStandIn:
                     body = {"ok": False, "error": err.error, **err.extra}
         await self._record(record(200, body))
         return web.json_response(body)
+
+    # ------------------------------------------------------------ Socket Mode
+
+    async def _socket(self, request: web.Request) -> web.StreamResponse:
+        """The WebSocket that ``apps.connections.open`` hands out: says hello, then carries
+        the envelopes a test sends with ``socket_send`` and records the app's acks."""
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self.socket_connections.append(ws)
+        await ws.send_json({"type": "hello", "num_connections": len(self.socket_connections),
+                            "debug_info": {"host": "recon-standin"}, "connection_info": {"app_id": APP_ID}})
+        async with self._cond:
+            self._cond.notify_all()
+        try:
+            async for msg in ws:
+                if msg.type == web.WSMsgType.TEXT:
+                    try:
+                        doc = json.loads(msg.data)
+                    except ValueError:
+                        continue
+                    async with self._cond:
+                        self.socket_acks.append(doc)
+                        self._cond.notify_all()
+        finally:
+            if ws in self.socket_connections:
+                self.socket_connections.remove(ws)
+        return ws
+
+    async def socket_send(self, type_: str, payload: dict[str, Any], *, retry_attempt: int = 0,
+                          retry_reason: str = "") -> str:
+        """Send an envelope (``events_api``, ``slash_commands``, ``interactive``) to the
+        connected app; returns its ``envelope_id``."""
+        envelope_id = f"env-{next(self._envelope_seq)}"
+        envelope = {"envelope_id": envelope_id, "type": type_, "payload": payload,
+                    "accepts_response_payload": type_ != "events_api", "retry_attempt": retry_attempt,
+                    "retry_reason": retry_reason}
+        if not self.socket_connections:
+            raise RuntimeError("no Socket Mode connection is open")
+        await self.socket_connections[-1].send_json(envelope)
+        return envelope_id
+
+    async def wait_socket_ack(self, envelope_id: str, timeout: float = 5.0) -> dict[str, Any]:
+        async with self._cond:
+            await asyncio.wait_for(self._cond.wait_for(
+                lambda: any(a.get("envelope_id") == envelope_id for a in self.socket_acks)), timeout)
+        return next(a for a in self.socket_acks if a.get("envelope_id") == envelope_id)
+
+    async def wait_socket_connected(self, timeout: float = 10.0) -> None:
+        async with self._cond:
+            await asyncio.wait_for(self._cond.wait_for(lambda: bool(self.socket_connections)), timeout)
 
     async def _response_url(self, request: web.Request) -> web.StreamResponse:
         at = time.monotonic()
