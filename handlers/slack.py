@@ -18,7 +18,7 @@ from bot.errors import BadInput, StoreError
 from bot.flows.slack_diagnosis import KIND as DIAGNOSE
 from bot.flows.slack_diagnosis import diagnosis_payload
 from bot.slack.commands import USAGE, ReconCommand, parse, subject_key, thread_link
-from bot.store.jobs import JobQueue
+from bot.store.jobs import JobQueue, job_namespace
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def recon_command(deps: SlackHandlerDeps) -> Callable[..., Any]:
             await ack(text=f":mag: Diagnosing {label} over the last {_human(cmd.since.total_seconds())}. "
                            "The findings will follow in a thread in this channel.")
             return
-        parent = await deps.queue.post_get(job.job_id, "parent")
+        parent = await deps.queue.post_get(job_namespace(job.job_id), "parent")
         if parent is not None and parent.ts:
             await ack(text=f":hourglass_flowing_sand: A diagnosis of {label} is already running: "
                            f"<{thread_link(parent.channel, parent.ts)}|its thread>.")
@@ -118,7 +118,7 @@ def mention(deps: SlackHandlerDeps) -> Callable[..., Any]:
         if job is None:
             log.info("event %s delivered again; already handled", event_id)
         elif not created:
-            parent = await deps.queue.post_get(job.job_id, "parent")
+            parent = await deps.queue.post_get(job_namespace(job.job_id), "parent")
             where = f"<{thread_link(parent.channel, parent.ts)}|its thread>" if parent and parent.ts else "its thread"
             await client.chat_postMessage(channel=channel, thread_ts=event.get("ts"),
                                           text=f"A diagnosis of {cmd.subject.label()} is already running: {where}.")

@@ -21,7 +21,7 @@ from bot.flows.run import incident_title, run_recorded
 from bot.flows.thread import ThreadObserver
 from bot.settings import Settings
 from bot.slack.poster import SlackThread
-from bot.store.jobs import Job, JobQueue
+from bot.store.jobs import Job, JobQueue, job_namespace
 from bot.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ async def run_diagnosis_job(job: Job, deps: SlackDiagnosisDeps) -> Mapping[str, 
         app_instance_id=subject.app_instance_id, org_id=subject.org_id, project_id=subject.project_id,
     )
     await deps.queue.set_incident(job.job_id, incident.incident_id)
-    sink = SlackThread(deps.slack, deps.queue, job.job_id, p["channel"])
+    sink = SlackThread(deps.slack, deps.queue, job_namespace(job.job_id), p["channel"], job_id=job.job_id)
     thread = ThreadObserver(sink, subject, incident_id=incident.incident_id,
                             incident_url=deps.incident_url(incident.incident_id), requested_by=p.get("user"))
     parent_ts = await thread.start()

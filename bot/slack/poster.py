@@ -25,10 +25,11 @@ METADATA_EVENT = "recon_post"
 class SlackThread:
     """A ThreadSink on Slack's Web API for one job."""
 
-    def __init__(self, client: AsyncWebClient, queue: JobQueue, job_id: int, channel: str,
-                 *, thread_ts: str | None = None) -> None:
+    def __init__(self, client: AsyncWebClient, queue: JobQueue, namespace: str, channel: str,
+                 *, thread_ts: str | None = None, job_id: int | None = None) -> None:
         self.client = client
         self.queue = queue
+        self.namespace = namespace
         self.job_id = job_id
         self.channel = channel
         self.thread_ts = thread_ts
@@ -36,7 +37,7 @@ class SlackThread:
         self.skipped = 0
 
     def _metadata(self, key: str) -> dict[str, Any]:
-        return {"event_type": METADATA_EVENT, "event_payload": {"job_id": self.job_id, "key": key}}
+        return {"event_type": METADATA_EVENT, "event_payload": {"ns": self.namespace, "key": key}}
 
     async def post_parent(self, msg: Message) -> str:
         ts = await self._post("parent", None, msg)
@@ -48,31 +49,38 @@ class SlackThread:
             raise RuntimeError("post_parent must come before post_reply")
         return await self._post(key, self.thread_ts, msg)
 
+    async def update(self, ts: str, msg: Message) -> None:
+        await self.client.chat_update(channel=self.channel, ts=ts, text=msg.text, blocks=msg.blocks)
+
     async def update_parent(self, msg: Message) -> None:
         if self.thread_ts is None:
             raise RuntimeError("post_parent must come before update_parent")
         await self.client.chat_update(channel=self.channel, ts=self.thread_ts, text=msg.text, blocks=msg.blocks)
 
+    async def post(self, key: str, msg: Message, *, thread_ts: str | None = None) -> str:
+        """Post once under ``key``: at the top of the channel, or in ``thread_ts``."""
+        return await self._post(key, thread_ts, msg)
+
     async def _post(self, key: str, thread_ts: str | None, msg: Message) -> str:
-        existing = await self.queue.post_get(self.job_id, key)
+        existing = await self.queue.post_get(self.namespace, key)
         if existing is not None and existing.state == "posted" and existing.ts:
             self.skipped += 1
             return existing.ts
         if existing is not None:
             found = await self._find(key, thread_ts)
             if found is not None:
-                log.info("job %s: %s was already in Slack (ts %s); not posting it again", self.job_id, key, found)
-                await self.queue.post_done(self.job_id, key, found)
+                log.info("%s: %s was already in Slack (ts %s); not posting it again", self.namespace, key, found)
+                await self.queue.post_done(self.namespace, key, found)
                 self.skipped += 1
                 return found
         else:
-            await self.queue.post_begin(self.job_id, key, self.channel, thread_ts)
+            await self.queue.post_begin(self.namespace, key, self.channel, thread_ts, self.job_id)
         resp = await self.client.chat_postMessage(
             channel=self.channel, thread_ts=thread_ts, text=msg.text, blocks=msg.blocks,
             metadata=self._metadata(key), unfurl_links=False, unfurl_media=False,
         )
         ts = str(resp["ts"])
-        await self.queue.post_done(self.job_id, key, ts)
+        await self.queue.post_done(self.namespace, key, ts)
         self.posted += 1
         return ts
 
@@ -90,7 +98,7 @@ class SlackThread:
             for m in messages:
                 md = m.get("metadata") or {}
                 payload = md.get("event_payload") or {}
-                if md.get("event_type") == METADATA_EVENT and payload.get("job_id") == self.job_id \
+                if md.get("event_type") == METADATA_EVENT and payload.get("ns") == self.namespace \
                         and payload.get("key") == key:
                     return str(m["ts"])
             cursor = (resp.get("response_metadata") or {}).get("next_cursor") or None

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import time
@@ -81,6 +82,11 @@ _SETTINGS: dict[str, str] = {
 _QUERY_SETTINGS: dict[str, dict[str, str]] = {
     "suspect_usage": {"enable_mergejoin": "off", "work_mem": "256MB"},
 }
+
+# suspect_usage over many instances: at most this many concurrent queries (bounded by
+# the pool's size), each over at least SCREEN_PART_MIN distinct instances.
+SCREEN_PARTS = 2
+SCREEN_PART_MIN = 100
 
 # Errors that mean "could not talk to the server at all".
 _UNREACHABLE: tuple[type[BaseException], ...] = (
@@ -289,15 +295,34 @@ class PostgresBillingReader:
     async def suspect_usage(
         self, app_instance_ids: Sequence[str], window: Window
     ) -> Fetched[UsageRecord]:
+        """The rows worth a closer look (see suspect_usage.sql).
+
+        Every rule the query screens for is per app instance (rule 7's groups too: the
+        checks group duplicates within one instance's rows), so many instances are
+        screened as ``SCREEN_PARTS`` concurrent queries over disjoint sets of them, on
+        as many connections: the server's cores share the work, and the union of the
+        parts is exactly what one query over all of them returns.
+        """
         ids = _ids(app_instance_ids)
         start = floor_hour(window.start)
-        return await self._run(
-            "suspect_usage",
-            UsageRecord,
-            (ids, start, window.end),
-            {"app_instance_ids": _sample(ids), "period_start_from": start.isoformat()},
-            window,
+        params = {"app_instance_ids": _sample(ids), "period_start_from": start.isoformat()}
+        parts = _partition(ids, min(SCREEN_PARTS, self._max_size), SCREEN_PART_MIN)
+        if len(parts) == 1:
+            return await self._run(
+                "suspect_usage", UsageRecord, (parts[0], start, window.end), params, window
+            )
+        t0 = time.perf_counter()
+        got = await asyncio.gather(*(
+            self._run("suspect_usage", UsageRecord, (part, start, window.end), params, window)
+            for part in parts
+        ))
+        items = [u for f in got for u in f.items]
+        call = dataclasses.replace(
+            got[0].call,
+            params={**params, "parts": len(parts)},
+            duration_ms=(time.perf_counter() - t0) * 1000.0,
         )
+        return Fetched(items, call)
 
     async def usage_coverage(
         self, app_instance_ids: Sequence[str], window: Window
@@ -469,6 +494,20 @@ def _ids(values: Sequence[str]) -> list[str]:
     Not sorted nor deduplicated here: a tenant diagnosis passes hundreds of thousands.
     """
     return values if isinstance(values, list) else list(values)
+
+
+def _partition(ids: list[str], parts: int, min_size: int) -> list[list[str]]:
+    """The distinct ids in up to ``parts`` contiguous slices of at least ``min_size``
+    (one slice, the ids as given, when there are too few to split). No id is in two
+    slices: each instance is screened by exactly one query."""
+    if parts < 2 or len(ids) < 2 * min_size:
+        return [ids]
+    distinct = list(dict.fromkeys(ids))
+    n = max(1, min(parts, len(distinct) // min_size))
+    if n == 1:
+        return [distinct]
+    size = -(-len(distinct) // n)
+    return [distinct[i:i + size] for i in range(0, len(distinct), size)]
 
 
 def _sample(ids: list[str], limit: int = 50) -> list[str] | dict[str, Any]:

@@ -46,12 +46,17 @@ class Job:
 
 @dataclass(frozen=True, slots=True)
 class Post:
-    job_id: int
+    namespace: str
     post_key: str
     channel: str
     thread_ts: str | None
     ts: str | None
     state: Literal["posting", "posted"]
+
+
+def job_namespace(job_id: int) -> str:
+    """The Slack-post namespace of a /recon job's thread."""
+    return f"job:{job_id}"
 
 
 class JobQueue:
@@ -123,19 +128,20 @@ class JobQueue:
 
     # ------------------------------------------------------------ Slack posts
 
-    async def post_get(self, job_id: int, key: str) -> Post | None:
-        row = await self._run("post_get", "fetchrow", job_id, key)
+    async def post_get(self, namespace: str, key: str) -> Post | None:
+        row = await self._run("post_get", "fetchrow", namespace, key)
         return Post(**dict(row)) if row is not None else None
 
-    async def post_begin(self, job_id: int, key: str, channel: str, thread_ts: str | None) -> Post:
-        row = await self._run("post_begin", "fetchrow", job_id, key, channel, thread_ts)
+    async def post_begin(self, namespace: str, key: str, channel: str, thread_ts: str | None,
+                         job_id: int | None = None) -> Post:
+        row = await self._run("post_begin", "fetchrow", namespace, key, channel, thread_ts, job_id)
         return Post(**dict(row))
 
-    async def post_done(self, job_id: int, key: str, ts: str) -> None:
-        await self._run("post_done", "execute", job_id, key, ts)
+    async def post_done(self, namespace: str, key: str, ts: str) -> None:
+        await self._run("post_done", "execute", namespace, key, ts)
 
-    async def posts(self, job_id: int) -> list[Post]:
-        return [Post(**dict(r)) for r in await self._run("posts_by_job", "fetch", job_id)]
+    async def posts(self, namespace: str) -> list[Post]:
+        return [Post(**dict(r)) for r in await self._run("posts_by_job", "fetch", namespace)]
 
     # ------------------------------------------------------------ Slack events
 

@@ -42,7 +42,7 @@ IncidentStatus = Literal["open", "recovered", "closed"]
 Origin = Literal["cli", "slack", "alert", "demo"]
 RunStatus = Literal["running", "done", "failed"]
 Phase = Literal["before", "after"]
-SubjectKind = Literal["correlation_id", "app_instance_id"]
+SubjectKind = Literal["correlation_id", "app_instance_id", "scope", "alert_group"]
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
@@ -132,13 +132,21 @@ class EvidenceRecord:
 
 
 def _subject_key(
-    correlation_id: str | None, app_instance_id: str | None
+    correlation_id: str | None,
+    app_instance_id: str | None,
+    org_id: str | None = None,
+    project_id: str | None = None,
+    alert_group: str | None = None,
 ) -> tuple[SubjectKind, str]:
+    if alert_group:
+        return "alert_group", alert_group
     if correlation_id:
         return "correlation_id", correlation_id
     if app_instance_id:
         return "app_instance_id", app_instance_id
-    raise ValueError("an incident needs a correlation_id or an app_instance_id")
+    if org_id:
+        return "scope", f"{org_id}/{project_id or '*'}"
+    raise ValueError("an incident needs a correlation_id, an app_instance_id, an org scope or an alert group")
 
 
 def _check(value: str, allowed: Any, what: str) -> None:
@@ -190,6 +198,7 @@ class Store:
         app_instance_id: str | None = None,
         org_id: str | None = None,
         project_id: str | None = None,
+        alert_group: str | None = None,
     ) -> tuple[Incident, bool]:
         """The open incident for this subject, or a new one. ``(incident, created)``.
 
@@ -197,7 +206,7 @@ class Store:
         one incident per subject is open (a unique index), so concurrent callers share it.
         """
         _check(origin, Origin, "origin")
-        kind, _ = _subject_key(correlation_id, app_instance_id)
+        kind, key = _subject_key(correlation_id, app_instance_id, org_id, project_id, alert_group)
         for _attempt in range(5):
             try:
                 row = await self._pool.fetchrow(
@@ -210,6 +219,7 @@ class Store:
                     project_id,
                     title,
                     origin,
+                    key,
                 )
             except asyncpg.UniqueViolationError as exc:
                 if exc.constraint_name == "incidents_pkey":
@@ -222,7 +232,8 @@ class Store:
                 log.info("opened incident %s for %s", incident.incident_id, title)
                 return incident, True
             existing = await self.find_open_incident(
-                correlation_id=correlation_id, app_instance_id=app_instance_id
+                correlation_id=correlation_id, app_instance_id=app_instance_id, org_id=org_id,
+                project_id=project_id, alert_group=alert_group,
             )
             if existing is not None:
                 return existing, False
@@ -238,6 +249,7 @@ class Store:
         app_instance_id: str | None = None,
         org_id: str | None = None,
         project_id: str | None = None,
+        alert_group: str | None = None,
     ) -> Incident:
         """A new incident, or the one already open for the same subject."""
         incident, _ = await self.get_or_create_incident(
@@ -247,14 +259,17 @@ class Store:
             app_instance_id=app_instance_id,
             org_id=org_id,
             project_id=project_id,
+            alert_group=alert_group,
         )
         return incident
 
     async def find_open_incident(
-        self, *, correlation_id: str | None = None, app_instance_id: str | None = None
+        self, *, correlation_id: str | None = None, app_instance_id: str | None = None,
+        org_id: str | None = None, project_id: str | None = None, alert_group: str | None = None,
     ) -> Incident | None:
-        """The open incident whose subject is this correlation id (else app instance id)."""
-        kind, key = _subject_key(correlation_id, app_instance_id)
+        """The open incident of this subject: an alert group, else the correlation id, else
+        the app instance id, else the org (and project) scope."""
+        kind, key = _subject_key(correlation_id, app_instance_id, org_id, project_id, alert_group)
         row = await self._fetchrow("incident_find_open", kind, key)
         return Incident(**dict(row)) if row is not None else None
 

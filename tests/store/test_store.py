@@ -96,7 +96,7 @@ async def test_find_open_incident_and_status(store: Store) -> None:
 
 
 async def test_incident_needs_a_subject(store: Store) -> None:
-    with pytest.raises(ValueError, match="correlation_id or an app_instance_id"):
+    with pytest.raises(ValueError, match="needs a correlation_id, an app_instance_id"):
         await store.create_incident(title="t", origin="cli")
     with pytest.raises(ValueError, match="origin"):
         await store.create_incident(title="t", origin="email", correlation_id="c")  # type: ignore[arg-type]
@@ -295,3 +295,14 @@ async def test_close(store_url: str) -> None:
     s = Store(await connect_pool(store_url))
     await s.close()
     assert s.pool.is_closing()
+
+
+async def test_incidents_of_alert_groups_and_scopes_are_their_own(store: Store) -> None:
+    by_cid = await store.create_incident(title="t", origin="slack", correlation_id="c-1")
+    alert = await store.create_incident(title="a", origin="alert", correlation_id="c-1", alert_group="am:{}:{x=1}")
+    scope = await store.create_incident(title="s", origin="alert", org_id="org-1", project_id="prj-1")
+    assert len({by_cid.incident_id, alert.incident_id, scope.incident_id}) == 3
+    again = await store.create_incident(title="a", origin="alert", alert_group="am:{}:{x=1}")
+    assert again.incident_id == alert.incident_id
+    found = await store.find_open_incident(org_id="org-1", project_id="prj-1")
+    assert found is not None and found.incident_id == scope.incident_id

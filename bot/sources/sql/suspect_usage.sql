@@ -11,8 +11,13 @@
 --   rule 2: an anchor differs from the instance's (IS DISTINCT FROM: NULL-safe), the
 --           instance is unknown, or the component is not one of the instance's;
 --   rule 3: control_plane_component differs from the component's control_plane;
---   rule 7: another row in this set shares its (app_instance_id, component,
---           period_start) or its source_event_id (every member of such a group);
+--   rule 7: another row of its app instance shares its (component, period_start) or
+--           its source_event_id (every member of such a group). Per instance, as the
+--           checks group duplicates (check_duplicates runs over one instance's rows; a
+--           row whose app_instance_id is one of $1 belongs to that instance): rows of
+--           two instances sharing an event are never one group there. So every rule
+--           here is per instance, and the reader may screen disjoint sets of
+--           instances in concurrent queries: the union is this query's answer.
 --   rule 6: the number of its 'usage' debits not cancelled by a 'reversal' credit is
 --           not 1, or that debit's currency is not the org's billing currency, or its
 --           amount is not the rule 5 price of the row as recorded, or the row cannot be
@@ -45,7 +50,7 @@ with k as materialized (
       and u.period_start >= $2
       and u.period_start < $3
     group by grouping sets (
-        (u.source_event_id),
+        (u.app_instance_id, u.source_event_id),
         (u.app_instance_id, u.component, u.period_start),
         (u.org_id, u.resource_class, u.usage_source, u.control_plane_component,
          u.control_plane_scope, u.period_start, u.quantity))
@@ -141,11 +146,12 @@ pk as materialized (
             order by top.scoped desc, top.effective_from desc, top.rate_card_id
             limit 1
         ) as c on true
-        where k.g = 6  -- grouping bits (source_event_id, app_instance_id, org_id): pricing
+        where k.g = 6  -- grouping bits (source_event_id, app_instance_id, org_id): 6 pricing,
+                       -- 1 shared events, 5 shared slots
     ) as q
 ),
 dup_event as materialized (
-    select k.source_event_id from k where k.g = 3
+    select k.app_instance_id, k.source_event_id from k where k.g = 1
 ),
 dup_slot as materialized (
     select k.app_instance_id, k.component, k.no_component, k.period_start from k where k.g = 5
@@ -196,7 +202,9 @@ where u.app_instance_id = any($1::text[])
     or p.exact is not true
     or d.amount is distinct from p.expected
     -- rule 7
-    or exists (select 1 from dup_event x where x.source_event_id = u.source_event_id)
+    or exists (select 1 from dup_event x
+               where x.app_instance_id = u.app_instance_id
+                 and x.source_event_id = u.source_event_id)
     or exists (select 1 from dup_slot x
                where x.app_instance_id = u.app_instance_id
                  and x.component = coalesce(u.component, '')

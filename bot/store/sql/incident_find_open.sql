@@ -3,4 +3,4 @@ SELECT incident_id, subject_kind, correlation_id, app_instance_id, org_id, proje
 FROM incidents
 WHERE status = 'open'
   AND subject_kind = $1
-  AND coalesce(correlation_id, app_instance_id) = $2
+  AND subject_key = $2

@@ -1,2 +1,2 @@
 UPDATE slack_posts SET ts = $3, state = 'posted', posted_at = now()
-WHERE job_id = $1 AND post_key = $2
+WHERE namespace = $1 AND post_key = $2

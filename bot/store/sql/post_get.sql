@@ -1,1 +1,1 @@
-SELECT job_id, post_key, channel, thread_ts, ts, state FROM slack_posts WHERE job_id = $1 AND post_key = $2
+SELECT namespace, post_key, channel, thread_ts, ts, state FROM slack_posts WHERE namespace = $1 AND post_key = $2

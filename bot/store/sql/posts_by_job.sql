@@ -1,1 +1,1 @@
-SELECT job_id, post_key, channel, thread_ts, ts, state FROM slack_posts WHERE job_id = $1 ORDER BY created_at
+SELECT namespace, post_key, channel, thread_ts, ts, state FROM slack_posts WHERE namespace = $1 ORDER BY created_at

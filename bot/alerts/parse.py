@@ -1,0 +1,209 @@
+"""Parse alert webhook payloads: Alertmanager (version "4") and Grafana (version "1").
+
+Both parsers take the decoded JSON document and return an ``AlertNotification`` or
+raise ``PayloadError`` with a short, precise reason (``alerts[3].labels.severity
+must be a string``). They are liberal where the upstream docs are (unknown fields,
+``routeLabels``, ``notification_reason``, Grafana's ``values``/``valueString``/
+``silenceURL``… are ignored) and strict on what triage needs: ``status``, labels
+as string -> string, and a non-empty ``alerts`` list of at most ``MAX_ALERTS``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Literal
+
+from bot.alerts.model import Alert, AlertNotification
+
+__all__ = ["MAX_ALERTS", "PayloadError", "alert_fingerprint", "parse_alertmanager", "parse_grafana"]
+
+MAX_ALERTS = 1000
+MAX_TEXT = 64 * 1024  # longest label/annotation value/URL accepted
+_STATUSES = ("firing", "resolved")
+
+
+class PayloadError(ValueError):
+    """The payload does not have the documented shape; ``str(e)`` is the reason."""
+
+
+def alert_fingerprint(labels: Mapping[str, str]) -> str:
+    """A stable 16-hex-digit fingerprint of a label set (for alerts that carry none)."""
+    blob = json.dumps(sorted(labels.items()), separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def parse_alertmanager(doc: object) -> AlertNotification:
+    """An Alertmanager webhook payload (``version`` must be ``"4"``)."""
+    d = _object(doc, "payload")
+    version = d.get("version")
+    if version != "4":
+        raise PayloadError('version must be "4"')
+    group_key = d.get("groupKey")
+    if not isinstance(group_key, str) or not group_key:
+        raise PayloadError("groupKey must be a non-empty string")
+    return _notification(d, source="alertmanager", group_key=group_key, title=None)
+
+
+def parse_grafana(doc: object) -> AlertNotification:
+    """A Grafana unified-alerting webhook payload (``version`` ``"1"`` or absent).
+
+    ``groupKey`` is used when present; otherwise the group key is ``grafana:`` plus
+    a stable fingerprint of (``orgId``, ``receiver``, sorted ``groupLabels``).
+    """
+    d = _object(doc, "payload")
+    version = d.get("version")
+    if version is not None and version != "1":
+        raise PayloadError('version must be "1"')
+    title = _opt_str(d, "title", "title")
+    group_key = d.get("groupKey")
+    if group_key is not None and not isinstance(group_key, str):
+        raise PayloadError("groupKey must be a string")
+    if not group_key:
+        org_id = d.get("orgId")
+        if org_id is not None and (isinstance(org_id, bool) or not isinstance(org_id, int | str)):
+            raise PayloadError("orgId must be a number or a string")
+        receiver = _opt_str(d, "receiver", "receiver")
+        group_labels = _labels(d.get("groupLabels"), "groupLabels")
+        blob = json.dumps(
+            [str(org_id) if org_id is not None else "", receiver or "", sorted(group_labels.items())],
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+        group_key = "grafana:" + hashlib.sha256(blob.encode()).hexdigest()[:32]
+    return _notification(d, source="grafana", group_key=group_key, title=title)
+
+
+# ---------------------------------------------------------------- shared shape
+
+
+def _notification(
+    d: Mapping[str, object], *, source: Literal["alertmanager", "grafana"], group_key: str, title: str | None
+) -> AlertNotification:
+    status = _status(d.get("status"), "status")
+    receiver = _opt_str(d, "receiver", "receiver")
+    group_labels = _labels(d.get("groupLabels"), "groupLabels")
+    common_labels = _labels(d.get("commonLabels"), "commonLabels")
+    common_annotations = _annotations(d.get("commonAnnotations"), "commonAnnotations")
+    external_url = _opt_str(d, "externalURL", "externalURL")
+    truncated = d.get("truncatedAlerts", 0)
+    if truncated is None:
+        truncated = 0
+    if isinstance(truncated, bool) or not isinstance(truncated, int) or truncated < 0:
+        raise PayloadError("truncatedAlerts must be a non-negative integer")
+    raw_alerts = d.get("alerts")
+    if not isinstance(raw_alerts, list):
+        raise PayloadError("alerts must be a list")
+    if not raw_alerts:
+        raise PayloadError("alerts must not be empty")
+    if len(raw_alerts) > MAX_ALERTS:
+        raise PayloadError(f"alerts has {len(raw_alerts)} entries; at most {MAX_ALERTS} are accepted")
+    alerts = [_alert(a, f"alerts[{i}]") for i, a in enumerate(raw_alerts)]
+    return AlertNotification(
+        source=source,
+        group_key=group_key,
+        status=status,
+        receiver=receiver,
+        group_labels=group_labels,
+        common_labels=common_labels,
+        common_annotations=common_annotations,
+        external_url=external_url,
+        alerts=alerts,
+        truncated_alerts=truncated,
+        title=title,
+    )
+
+
+def _alert(raw: object, where: str) -> Alert:
+    a = _object(raw, where)
+    status = _status(a.get("status"), f"{where}.status")
+    if "labels" not in a or a["labels"] is None:
+        raise PayloadError(f"{where}.labels is missing")
+    labels = _labels(a["labels"], f"{where}.labels")
+    annotations = _annotations(a.get("annotations"), f"{where}.annotations")
+    fingerprint = a.get("fingerprint")
+    if fingerprint is None or fingerprint == "":
+        fingerprint = alert_fingerprint(labels)
+    elif not isinstance(fingerprint, str):
+        raise PayloadError(f"{where}.fingerprint must be a string")
+    return Alert(
+        status=status,
+        labels=labels,
+        annotations=annotations,
+        starts_at=_time(a.get("startsAt"), f"{where}.startsAt"),
+        ends_at=_time(a.get("endsAt"), f"{where}.endsAt"),
+        fingerprint=fingerprint,
+        generator_url=_opt_str(a, "generatorURL", f"{where}.generatorURL") or None,
+    )
+
+
+def _object(value: object, where: str) -> Mapping[str, object]:
+    if not isinstance(value, dict):
+        raise PayloadError(f"{where} must be an object")
+    return value
+
+
+def _status(value: object, where: str) -> Literal["firing", "resolved"]:
+    if value == "firing":
+        return "firing"
+    if value == "resolved":
+        return "resolved"
+    raise PayloadError(f'{where} must be "firing" or "resolved"')
+
+
+def _opt_str(d: Mapping[str, object], key: str, where: str) -> str | None:
+    v = d.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        raise PayloadError(f"{where} must be a string")
+    if len(v) > MAX_TEXT:
+        raise PayloadError(f"{where} is longer than {MAX_TEXT} characters")
+    return v
+
+
+def _labels(value: object, where: str) -> dict[str, str]:
+    """A label set: an object of string values (absent or null: empty). Strict."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PayloadError(f"{where} must be an object")
+    out: dict[str, str] = {}
+    for k, v in value.items():
+        if not isinstance(k, str) or not k:
+            raise PayloadError(f"{where} has an empty label name")
+        if not isinstance(v, str):
+            raise PayloadError(f"{where}.{k} must be a string")
+        if len(v) > MAX_TEXT:
+            raise PayloadError(f"{where}.{k} is longer than {MAX_TEXT} characters")
+        out[k] = v
+    return out
+
+
+def _annotations(value: object, where: str) -> dict[str, str]:
+    """Annotations: an object (absent or null: empty); non-string values are dropped."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PayloadError(f"{where} must be an object")
+    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str) and len(v) <= MAX_TEXT}
+
+
+def _time(value: object, where: str) -> datetime | None:
+    """An RFC 3339 time; None when absent, empty, or Go's zero time (year 1)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise PayloadError(f"{where} must be an RFC 3339 time string")
+    text = value.strip()
+    if text.startswith("0001-01-01T"):
+        return None
+    try:
+        t = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "Zz" else text)
+    except ValueError:
+        raise PayloadError(f"{where} is not an RFC 3339 time: {value[:40]!r}") from None
+    if t.tzinfo is None:
+        raise PayloadError(f"{where} has no time zone: {value[:40]!r}")
+    return t.astimezone(UTC)

@@ -1,0 +1,459 @@
+"""Recognise alert posts that Alertmanager's or Grafana's Slack integrations made.
+
+Such posts arrive as ``message`` events with a ``bot_id`` (and no subtype, or
+``bot_message``); the content is in ``attachments`` or ``blocks`` and ``text`` may
+be empty (protocols.md §1). ``parse_alert_post`` reads what the stock templates and
+the common custom ones render:
+
+* titles like ``[FIRING:2] AppRuntimeMeteringDrift acme (page prod)`` (Alertmanager's
+  and Grafana's ``__subject``: group-label values, then the other common-label values
+  in parentheses; Alertmanager puts ``alertname`` first), ``[FIRING:1, RESOLVED:1] …``,
+  ``FIRING: X``, and ``key=value`` pairs in a title
+  (``[FIRING:2] AppRuntimeMeteringDrift (org_id=acme severity=page)``);
+* Grafana's ``default.message`` / Alertmanager's ``__text_alert_list``: ``**Firing**`` /
+  ``**Resolved**`` sections, ``Value:``, ``Labels:`` and ``Annotations:`` headings with
+  `` - name = value`` lines, ``Source: <url>``;
+* the usual custom Slack text: ``*Alert:* summary - `page```, ``*Description:* …``,
+  ``*Details:*``, `` • *org_id:* `acme```, ``• org_id: acme``, ``*severity:* page``;
+* attachment ``fields`` (``{"title": "org_id", "value": "acme"}``), section ``fields``,
+  ``header``/``section``/``rich_text``/``context`` blocks;
+* the status from the title or text, else the attachment colour (``danger``/``good``,
+  Grafana's ``#D63232``/``#36a64f``).
+
+A message with neither an alert status marker nor an ``alertname`` label is not an
+alert: ``None``. So are messages without ``bot_id``, other subtypes, and recon's own
+posts (``metadata.event_type`` ``recon_post``; callers also filter by bot id).
+Id labels (org_id, project_id, app_instance_id, correlation_id) whose values are not
+1..128 characters of ``[A-Za-z0-9._:-]`` are dropped.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bot.alerts.model import Alert, AlertNotification, safe_labels
+from bot.alerts.parse import MAX_ALERTS, alert_fingerprint
+
+__all__ = ["RECON_METADATA_EVENT", "parse_alert_post"]
+
+Status = Literal["firing", "resolved"]
+
+RECON_METADATA_EVENT = "recon_post"  # bot.slack.poster.METADATA_EVENT
+MAX_TEXT = 40_000  # characters of message text examined
+MAX_PARTS = 50  # attachments / blocks / fields examined
+MAX_VALUE = 1024  # longest label or annotation value kept
+
+_LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+_ALERTNAME = re.compile(r"[A-Za-z_][A-Za-z0-9_:.\-]{0,127}")
+# [FIRING:2] / [RESOLVED] / [FIRING:1, RESOLVED:1]
+_BRACKET = re.compile(r"\[\s*(FIRING|RESOLVED)\s*(?::\s*\d+)?(?:\s*,\s*RESOLVED\s*:\s*\d+)?\s*\]", re.IGNORECASE)
+# FIRING / RESOLVED as the first word (after emoji or punctuation): "FIRING: X", ":fire: RESOLVED - X"
+_LEADING = re.compile(r"^(?:\s|:[a-z0-9_+\-]+:|[^\w\s])*(FIRING|RESOLVED)\b")
+_KV = re.compile(r"""(?<![\w.])([A-Za-z_][A-Za-z0-9_]*)=(?:"([^"]*)"|'([^']*)'|([^\s,()\[\]{}"']+))""")
+# " - name = value" (__text_alert_list)
+_DASH_KV = re.compile(r"^\s*[-•*]\s+([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
+# "• *name:* `value`", "*name:* value", "- *name*: value", "• name: value", "_name:_ value"
+_BOLD_KV = re.compile(r"^\s*(?:[-•◦▪*]\s+)?([*_]{1,2})([A-Za-z][A-Za-z0-9_ ]{0,60}?)(?::\1|\1:)\s*(.*?)\s*$")
+_BULLET_KV = re.compile(r"^\s*[-•◦▪]\s+([A-Za-z_][A-Za-z0-9_]*):\s+(.*?)\s*$")
+_HEADING = re.compile(r"^\s*[*_]{0,2}\s*([A-Za-z][A-Za-z ]{0,30}?)\s*:?\s*[*_]{0,2}\s*:?\s*$")
+_URL_LINE = re.compile(r"^\s*(Source|Silence|Dashboard|Panel|Image)\s*:\s*(\S+)\s*$", re.IGNORECASE)
+_VALUE_LINE = re.compile(r"^\s*[*_]{0,2}Value[*_]{0,2}\s*:", re.IGNORECASE)
+_SLACK_LINK = re.compile(r"<((?:https?|mailto):[^|>\s]+)(?:\|[^>]*)?>")
+_SEV_SUFFIX = re.compile(r"^(.*?)\s+-\s+`([^`]+)`$")
+
+_ANNOTATION_KEYS = {
+    "summary": "summary",
+    "description": "description",
+    "runbook_url": "runbook_url",
+    "runbook": "runbook_url",
+    "message": "description",
+}
+_FIRING_COLOURS = {"danger", "warning", "#d63232", "#e01e5a", "#ff0000", "#f00", "#d00000"}
+_RESOLVED_COLOURS = {"good", "#36a64f", "#2eb886", "#2eb67d", "#00ff00", "#0f0"}
+
+
+@dataclass
+class _Draft:
+    status: Status | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    generator_url: str | None = None
+
+    def empty(self) -> bool:
+        return not self.labels and not self.annotations
+
+
+@dataclass
+class _Reader:
+    """Line-by-line state machine over the message's text."""
+
+    drafts: list[_Draft] = field(default_factory=list)
+    cur: _Draft = field(default_factory=_Draft)
+    section: Status | None = None
+    mode: Literal["labels", "annotations"] | None = None
+    status_seen: Status | None = None  # first status marker in text
+    alertname_hint: str | None = None  # first bare word of a status title
+
+    def flush(self) -> None:
+        if not self.cur.empty():
+            self.drafts.append(self.cur)
+        self.cur = _Draft(status=self.section)
+        self.mode = None
+
+    def line(self, raw: str) -> None:
+        text = _clean_line(raw)
+        if not text.strip():
+            return
+        if self._status_line(text):
+            return
+        section = _section_marker(text)
+        if section is not None:
+            self.flush()
+            self.section = section
+            self.cur.status = section
+            return
+        head = _HEADING.fullmatch(text)
+        if head is not None:
+            word = head.group(1).strip().lower()
+            if word == "labels":
+                if self.cur.labels:
+                    self.flush()
+                self.mode = "labels"
+                return
+            if word == "annotations":
+                self.mode = "annotations"
+                return
+            if word in ("details", "alert details"):
+                self.mode = "labels"
+                return
+        if _VALUE_LINE.match(text):
+            if not self.cur.empty():
+                self.flush()
+            return
+        url = _URL_LINE.fullmatch(text)
+        if url is not None:
+            if url.group(1).lower() == "source":
+                self.cur.generator_url = _clean_value(url.group(2))
+            return
+        m = _DASH_KV.fullmatch(text)
+        if m is not None:
+            name, value = m.group(1), _clean_value(m.group(2))
+            if self.mode == "annotations":
+                self.cur.annotations[name] = value
+            else:
+                self.cur.labels[name] = value
+            return
+        m = _BOLD_KV.fullmatch(text) or _BULLET_KV.fullmatch(text)
+        if m is not None:
+            key, value = (m.group(2), m.group(3)) if m.re is _BOLD_KV else (m.group(1), m.group(2))
+            if key.strip().lower() == "alert" and not self.cur.empty():
+                self.flush()
+            _classify(key, value, self.cur.labels, self.cur.annotations)
+
+    def _status_line(self, text: str) -> bool:
+        """A title-like line carrying a status: note it (and the alertname hint)."""
+        status, rest = _title_status(text)
+        if status is None:
+            return False
+        if self.status_seen is None:
+            self.status_seen = status
+            if self.alertname_hint is None:
+                self.alertname_hint = _first_word(rest)
+        return True
+
+
+def parse_alert_post(event: Mapping[str, Any]) -> AlertNotification | None:
+    """An ``AlertNotification`` for an alert post by another integration, else None."""
+    if event.get("type", "message") != "message":
+        return None
+    if not event.get("bot_id") or event.get("subtype") not in (None, "bot_message"):
+        return None
+    metadata = event.get("metadata")
+    if isinstance(metadata, Mapping) and str(metadata.get("event_type", "")).startswith("recon"):
+        return None
+    channel, ts = event.get("channel"), event.get("ts")
+    if not isinstance(channel, str) or not channel or not isinstance(ts, str) or not ts:
+        return None
+
+    reader = _Reader()
+    titles: list[str] = []
+    colours: list[str] = []
+    common_labels: dict[str, str] = {}
+    common_annotations: dict[str, str] = {}
+    budget = [MAX_TEXT]
+
+    def feed(text: object) -> None:
+        if not isinstance(text, str) or budget[0] <= 0:
+            return
+        text = text[: budget[0]]
+        budget[0] -= len(text)
+        for ln in text.splitlines():
+            reader.line(ln)
+        reader.flush()
+
+    attachments = [a for a in _list(event.get("attachments")) if isinstance(a, Mapping)]
+    blocks = [b for b in _list(event.get("blocks")) if isinstance(b, Mapping)]
+    for att in attachments:
+        title = att.get("title")
+        if isinstance(title, str) and title.strip():
+            titles.append(_clean_line(title))
+        colour = att.get("color")
+        if isinstance(colour, str):
+            colours.append(colour.strip().lower())
+        for f in _list(att.get("fields")):
+            if isinstance(f, Mapping) and isinstance(f.get("title"), str) and isinstance(f.get("value"), str):
+                _classify(f["title"], f["value"], common_labels, common_annotations)
+        feed(att.get("pretext"))
+        feed(att.get("text"))
+        if not (isinstance(title, str) and title.strip()) and not att.get("text"):
+            feed(att.get("fallback"))
+    for block in blocks:
+        btype = block.get("type")
+        if btype == "header":
+            t = _text_of(block.get("text"))
+            if t.strip():
+                titles.append(_clean_line(t))
+        elif btype == "section":
+            feed(_text_of(block.get("text")))
+            for f in _list(block.get("fields")):
+                feed(_text_of(f))
+        elif btype == "rich_text":
+            feed("".join(_rich_text(block.get("elements"), depth=0)))
+        elif btype == "context":
+            for el in _list(block.get("elements")):
+                feed(_text_of(el))
+    if not attachments and not blocks:
+        feed(event.get("text"))
+    elif isinstance(event.get("text"), str) and not titles:
+        # Blocks-based posts often repeat the title as the notification text.
+        first = event["text"].strip().splitlines()[:1]
+        if first and _title_status(_clean_line(first[0]))[0] is not None:
+            titles.append(_clean_line(first[0]))
+
+    # The title: status, key=value pairs, and the first bare word (alertname when grouped by it).
+    title = titles[0] if titles else None
+    title_status: Status | None = None
+    hint: str | None = None
+    title_labels: dict[str, str] = {}
+    for t in titles:
+        st, rest = _title_status(t)
+        for m in _KV.finditer(t):
+            value = next(g for g in (m.group(2), m.group(3), m.group(4)) if g is not None)
+            _classify(m.group(1), value, title_labels, common_annotations, lower_only=True)
+        if st is not None and title_status is None:
+            title_status, hint = st, _first_word(rest)
+    if title_status is None and reader.status_seen is not None:
+        title_status = reader.status_seen
+        if title is None:
+            title = next((t for t in [] if t), None)
+    hint = hint or reader.alertname_hint
+
+    drafts = reader.drafts[:MAX_ALERTS]
+    truncated = max(0, len(reader.drafts) - MAX_ALERTS)
+    for k, v in title_labels.items():
+        common_labels.setdefault(k, v)
+    if not drafts:
+        drafts = [_Draft()]
+    for d in drafts:
+        for k, v in common_labels.items():
+            d.labels.setdefault(k, v)
+        for k, v in common_annotations.items():
+            d.annotations.setdefault(k, v)
+    if hint and _ALERTNAME.fullmatch(hint) and not any("alertname" in d.labels for d in drafts):
+        for d in drafts:
+            d.labels["alertname"] = hint
+
+    has_alertname = any(d.labels.get("alertname") for d in drafts)
+    section_statuses = {d.status for d in drafts if d.status is not None}
+    if title_status is None and not has_alertname and not section_statuses:
+        return None
+
+    status: Status
+    if title_status is not None:
+        status = title_status
+    elif "firing" in section_statuses:
+        status = "firing"
+    elif section_statuses == {"resolved"}:
+        status = "resolved"
+    elif any(c in _RESOLVED_COLOURS for c in colours) and not any(c in _FIRING_COLOURS for c in colours):
+        status = "resolved"
+    else:
+        status = "firing"
+
+    alerts: list[Alert] = []
+    seen: set[str] = set()
+    for d in drafts:
+        labels = safe_labels(d.labels)
+        fp = alert_fingerprint(labels)
+        if labels and fp in seen:
+            continue
+        seen.add(fp)
+        alerts.append(
+            Alert(
+                status=d.status or status,
+                labels=labels,
+                annotations=dict(d.annotations),
+                starts_at=None,
+                ends_at=None,
+                fingerprint=fp,
+                generator_url=d.generator_url,
+            )
+        )
+    common = _intersection([a.labels for a in alerts])
+    common_ann = _intersection([a.annotations for a in alerts])
+    return AlertNotification(
+        source="slack",
+        group_key=f"slack:{channel}:{ts}",
+        status=status,
+        receiver=None,
+        group_labels={},
+        common_labels=common,
+        common_annotations=common_ann,
+        external_url=None,
+        alerts=alerts,
+        truncated_alerts=truncated,
+        title=title,
+    )
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _list(value: object) -> list[Any]:
+    return value[:MAX_PARTS] if isinstance(value, list) else []
+
+
+def _text_of(obj: object) -> str:
+    """The text of a text object ``{"type": "mrkdwn", "text": …}`` or an element with ``text``."""
+    if isinstance(obj, Mapping):
+        t = obj.get("text")
+        if isinstance(t, str):
+            return t
+        if isinstance(t, Mapping):
+            return _text_of(t)
+    return ""
+
+
+def _rich_text(elements: object, depth: int) -> Iterator[str]:
+    """The plain text of rich_text elements (sections, lists, preformatted, quotes)."""
+    if depth > 4:
+        return
+    for el in _list(elements):
+        if not isinstance(el, Mapping):
+            continue
+        etype = el.get("type")
+        if etype in ("text", "link", "emoji", "user", "channel"):
+            text = el.get("text") if etype != "link" else (el.get("text") or el.get("url"))
+            if etype == "emoji":
+                text = f":{el.get('name', '')}:"
+            if isinstance(text, str):
+                style = el.get("style")
+                if isinstance(style, Mapping) and style.get("code"):
+                    text = f"`{text}`"
+                if isinstance(style, Mapping) and style.get("bold"):
+                    text = f"*{text}*"
+                yield text
+        elif etype == "rich_text_list":
+            for item in _list(el.get("elements")):
+                yield "\n• "
+                yield from _rich_text(item.get("elements") if isinstance(item, Mapping) else None, depth + 1)
+            yield "\n"
+        else:  # rich_text_section, rich_text_preformatted, rich_text_quote
+            yield from _rich_text(el.get("elements"), depth + 1)
+            yield "\n"
+
+
+def _clean_line(text: str) -> str:
+    """Slack mrkdwn to plain-ish text: entities unescaped, ``<url|label>`` -> url."""
+    text = _SLACK_LINK.sub(lambda m: m.group(1), text)
+    return html.unescape(text).replace("\u00a0", " ")
+
+
+def _clean_value(value: str) -> str:
+    v = _clean_line(value).strip()
+    for _ in range(3):
+        stripped = v.strip("`*_\"' ").strip()
+        if stripped == v:
+            break
+        v = stripped
+    return v[:MAX_VALUE]
+
+
+def _title_status(text: str) -> tuple[Status | None, str]:
+    """(status, the rest of the title after the marker) for a title-like line."""
+    m = _BRACKET.search(text)
+    if m is None:
+        m = _LEADING.match(text)
+    if m is None:
+        return None, text
+    st: Status = "firing" if m.group(1).upper() == "FIRING" else "resolved"
+    return st, text[m.end() :].lstrip(" :-–—|*_")
+
+
+def _first_word(rest: str) -> str | None:
+    """The first word of a title after its status marker, unless it is a key=value pair."""
+    words = rest.strip().strip("*_").split()
+    if not words or "=" in words[0]:
+        return None
+    w = words[0].strip("*_`,()[]")
+    return w or None
+
+
+def _section_marker(text: str) -> Status | None:
+    """``**Firing**``, ``*Alerts Firing:*``, ``Resolved`` on a line of its own."""
+    t = text.strip().strip("*_#").strip().rstrip(":").strip().strip("*_").strip().lower()
+    t = re.sub(r"^\[\d+\]\s*", "", t)
+    if t in ("firing", "alerts firing", "firing alerts"):
+        return "firing"
+    if t in ("resolved", "alerts resolved", "resolved alerts"):
+        return "resolved"
+    return None
+
+
+def _classify(
+    key: str,
+    raw_value: str,
+    labels: dict[str, str],
+    annotations: dict[str, str],
+    *,
+    lower_only: bool = False,
+) -> None:
+    """Put ``key: value`` where it belongs: a label, an annotation, or nowhere."""
+    k = key.strip().strip("*_").strip()
+    lk = k.lower().replace(" ", "_")
+    value = _clean_value(raw_value)
+    if not value:
+        return
+    if lk in _ANNOTATION_KEYS:
+        annotations.setdefault(_ANNOTATION_KEYS[lk], value)
+        return
+    if lk in ("alert", "alert_name", "alertname"):
+        sev = _SEV_SUFFIX.match(_clean_line(raw_value).strip())
+        if sev is not None:  # "*Alert:* summary - `page`"
+            labels.setdefault("severity", _clean_value(sev.group(2)))
+            value = _clean_value(sev.group(1))
+        if _ALERTNAME.fullmatch(value):
+            labels.setdefault("alertname", value)
+        elif lk == "alert":
+            annotations.setdefault("summary", value)
+        return
+    if lk == "severity":
+        labels.setdefault("severity", value)
+        return
+    if k != lk and (lower_only or not k.islower()):
+        return  # "Started", "Value", "Details": prose headings, not labels
+    if _LABEL_NAME.fullmatch(k):
+        labels.setdefault(k, value)
+
+
+def _intersection(maps: list[dict[str, str]]) -> dict[str, str]:
+    if not maps:
+        return {}
+    out = dict(maps[0])
+    for m in maps[1:]:
+        out = {k: v for k, v in out.items() if m.get(k) == v}
+    return out
