@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -64,7 +65,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot.commands.serve import serve  # noqa: E402
 from bot.scenario.evidence_files import write_evidence  # noqa: E402
-from bot.scenario.generate import Platform, ScenarioSpec, build_platform  # noqa: E402
+from bot.scenario.generate import ScenarioSpec, build_platform  # noqa: E402
 from bot.scenario.load import load_billing  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.store.embedded import ensure_database, ensure_embedded, stop_embedded  # noqa: E402
@@ -141,6 +142,31 @@ class LoopLag:
             self._task.cancel()
 
 
+class GcWatch:
+    """Durations of the cyclic garbage collector's runs (``gc.callbacks``), by generation."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.runs: list[tuple[int, float, int]] = []  # generation, ms, objects collected
+        self._t0 = 0.0
+
+    def _cb(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        elif self.active:
+            self.runs.append((info["generation"], (time.perf_counter() - self._t0) * 1000, info["collected"]))
+
+    def __enter__(self) -> GcWatch:
+        gc.callbacks.append(self._cb)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._cb)
+
+    def gen2_ms(self) -> list[float]:
+        return [ms for g, ms, _ in self.runs if g == 2]
+
+
 # ------------------------------------------------------------------ environment
 
 
@@ -150,7 +176,7 @@ class Env:
     server_uri: str
     billing_url: str
     evidence: Path
-    platform: Platform
+    correlation_ids: list[str]  # the platform itself is dropped: its objects would burden the bot's GC
 
 
 async def create_db(server_uri: str, name: str) -> str:
@@ -185,7 +211,10 @@ async def environment(keep: bool) -> AsyncIterator[Env]:
         write_evidence(plat, root / "evidence")
         print(f"setup: embedded PostgreSQL + platform {GRID} ({len(plat.calls)} calls, {len(plat.usage)} usage rows, "
               f"{len(plat.logs)} log lines) in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-        yield Env(root, server.base_uri, billing_url, root / "evidence", plat)
+        cids = [c.correlation_id for c in plat.calls]
+        del plat
+        gc.collect()
+        yield Env(root, server.base_uri, billing_url, root / "evidence", cids)
     finally:
         await stop_embedded(pgdata)
         if not keep:
@@ -282,10 +311,13 @@ class ModeResult:
     dup_ms: list[float] = field(default_factory=list)
     server_ms: list[float] = field(default_factory=list)
     lag_ms: list[float] = field(default_factory=list)
+    gc_gen2_ms: list[float] = field(default_factory=list)
+    gc_runs: int = 0
     bad: list[str] = field(default_factory=list)
 
 
-async def run_mode(env: Env, mode: str, slots: int, rounds: int, concurrency: int, subjects: list[str]) -> ModeResult:
+async def run_mode(env: Env, mode: str, slots: int, rounds: int, concurrency: int, subjects: list[str],
+                   gc_freeze: bool = False) -> ModeResult:
     res = ModeResult(mode, slots)
     server_log = logging.getLogger("bot.server.app")
     times = ServerTimes()
@@ -304,7 +336,10 @@ async def run_mode(env: Env, mode: str, slots: int, rounds: int, concurrency: in
                 jobs += 1
                 await until_updates(slack, jobs)
                 res.bad += [f"warm-up: {a.status} {a.text[:80]}" for a in warm if "Diagnosing" not in a.text]
-                with LoopLag() as lag:
+                if gc_freeze:  # experiment: what the bot would gain by freezing its long-lived state
+                    gc.collect()
+                    gc.freeze()
+                with LoopLag() as lag, GcWatch() as gcw:
                     for r in range(rounds):
                         dup: list[Ack] = []
                         if mode == "busy":
@@ -315,14 +350,14 @@ async def run_mode(env: Env, mode: str, slots: int, rounds: int, concurrency: in
                             await until_parents(slack, before + slots)
                         done_before = len(updates(slack))
                         times.ms.clear()
-                        lag.active = True
+                        lag.active = gcw.active = True
                         t_round = time.monotonic()
                         if mode == "busy":
                             dup = await burst(http, events, primers)
                         subj = [next(it) for _ in range(concurrency)]
                         acks = await burst(http, events, subj)
                         t_end = time.monotonic()
-                        lag.active = False
+                        lag.active = gcw.active = False
                         jobs += len(subj)
                         finished_during = sum(1 for c in updates(slack)[done_before:] if t_round <= c.at <= t_end)
                         server = list(times.ms)
@@ -346,6 +381,8 @@ async def run_mode(env: Env, mode: str, slots: int, rounds: int, concurrency: in
                         # let every job of the round finish before the next round (awaited on Slack)
                         await until_updates(slack, jobs)
                     res.lag_ms = list(lag.lags_ms)
+                    res.gc_gen2_ms = gcw.gen2_ms()
+                    res.gc_runs = len(gcw.runs)
     finally:
         server_log.removeHandler(times)
         server_log.propagate = True
@@ -371,9 +408,12 @@ def report(results: list[ModeResult], args: argparse.Namespace) -> dict[str, Any
             print(fmt_row(f"subject already running, worker busy ({m.slots} slots)", summary(m.dup_ms)))
         print(fmt_row(f"  server side (bolt dispatch), {m.mode}", summary(m.server_ms)))
         print(fmt_row(f"  event-loop stall during bursts, {m.mode}", summary(m.lag_ms)))
+        print(fmt_row(f"  full (gen-2) GC runs during bursts, {m.mode} (of {m.gc_runs} GC runs)",
+                      summary(m.gc_gen2_ms)))
         out[m.mode] = {
             "slots": m.slots, "acks_ms": summary(m.acks_ms), "duplicate_acks_ms": summary(m.dup_ms),
-            "server_ms": summary(m.server_ms), "loop_lag_ms": summary(m.lag_ms), "rounds": m.rounds,
+            "server_ms": summary(m.server_ms), "loop_lag_ms": summary(m.lag_ms),
+            "gc_gen2_ms": summary(m.gc_gen2_ms), "gc_runs_during_bursts": m.gc_runs, "rounds": m.rounds,
             "errors": m.bad, "target_p99_ms": TARGET_P99_MS, "target_met": s.get("p99", 1e9) <= TARGET_P99_MS,
             "raw_acks_ms": [round(x, 3) for x in m.acks_ms], "raw_duplicate_acks_ms": [round(x, 3) for x in m.dup_ms],
         }
@@ -392,17 +432,19 @@ async def main_async(args: argparse.Namespace) -> int:
     results: list[ModeResult] = []
     started = time.perf_counter()
     async with environment(args.keep) as env:
-        real = [c.correlation_id for c in env.platform.calls]
+        real = env.correlation_ids
         for mode in modes:
             if mode == "idle":
                 n = 1 + args.rounds * args.concurrency
                 subjects = [f"bench-idle-{i:05d}" for i in range(n)]
-                results.append(await run_mode(env, mode, args.idle_slots, args.rounds, args.concurrency, subjects))
+                results.append(await run_mode(env, mode, args.idle_slots, args.rounds, args.concurrency, subjects,
+                                              args.experiment_gc_freeze))
             elif mode == "busy":
                 n = 1 + args.rounds * (args.concurrency + args.busy_slots)
                 if n > len(real):
                     raise SystemExit(f"busy mode needs {n} distinct correlation ids; the platform has {len(real)}")
-                results.append(await run_mode(env, mode, args.busy_slots, args.rounds, args.concurrency, real[:n]))
+                results.append(await run_mode(env, mode, args.busy_slots, args.rounds, args.concurrency, real[:n],
+                                              args.experiment_gc_freeze))
             else:
                 raise SystemExit(f"unknown mode {mode!r} (idle, busy)")
     out = report(results, args)
@@ -411,6 +453,7 @@ async def main_async(args: argparse.Namespace) -> int:
         "when": datetime.now(UTC).isoformat(),
         "host": {"python": sys.version.split()[0], "cpus": os.cpu_count(), "machine": host_platform.machine()},
         "params": {"rounds": args.rounds, "concurrency": args.concurrency, "grid": GRID,
+                   "experiment_gc_freeze": args.experiment_gc_freeze,
                    "store": "embedded PostgreSQL, durable=False (fsync off), /dev/shm"},
         "results": out,
         "elapsed_s": time.perf_counter() - started,
@@ -431,6 +474,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--busy-slots", type=int, default=4)
     p.add_argument("--json", help="where to write the JSON (default benchmarks/results/slack_ack-<time>.json)")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (database, evidence)")
+    p.add_argument("--experiment-gc-freeze", action="store_true",
+                   help="after the warm-up job, gc.collect() + gc.freeze() (what a fix in the bot would do)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     return asyncio.run(main_async(args))

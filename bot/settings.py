@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     worker_poll_s: float = Field(default=2.0, gt=0, alias="RECON_WORKER_POLL_S")
     shutdown_grace_s: float = Field(default=20.0, ge=0, alias="RECON_SHUTDOWN_GRACE_S")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, alias="RECON_MAX_BODY_BYTES")
+    alert_routes: str | None = Field(default=None, alias="RECON_ALERT_ROUTES")
+    alert_reopen_s: float = Field(default=3600.0, ge=0, alias="RECON_ALERT_REOPEN_S")
+    storm_threshold: int = Field(default=5, ge=2, alias="RECON_STORM_THRESHOLD")
+    storm_window_s: float = Field(default=120.0, gt=0, alias="RECON_STORM_WINDOW_S")
+    slack_burst: int = Field(default=5, ge=1, alias="RECON_SLACK_BURST")
+    slack_rate_per_s: float = Field(default=1.0, gt=0, alias="RECON_SLACK_RATE_PER_S")
 
     @field_validator("loki_url", "tempo_url", "slack_api_url", "public_url")
     @classmethod

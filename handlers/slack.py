@@ -19,6 +19,7 @@ from bot.flows.slack_diagnosis import KIND as DIAGNOSE
 from bot.flows.slack_diagnosis import diagnosis_payload
 from bot.slack.commands import USAGE, ReconCommand, parse, subject_key, thread_link
 from bot.store.jobs import JobQueue, job_namespace
+from handlers.alerts import AlertIntakeDeps, alert_post
 
 log = logging.getLogger(__name__)
 
@@ -26,19 +27,32 @@ log = logging.getLogger(__name__)
 @dataclass(slots=True)
 class SlackHandlerDeps:
     queue: JobQueue
+    alerts: AlertIntakeDeps | None = None
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
 def register(app: AsyncApp, deps: SlackHandlerDeps) -> None:
     app.command("/recon")(recon_command(deps))
     app.event("app_mention")(mention(deps))
-    # Message events arrive for every channel the bot is in; alert posts are handled by
-    # the alert listeners. Everything else is acknowledged and left alone.
-    app.event("message")(_ignore)
+    # Message events arrive for every channel the bot is in: alert posts by other
+    # integrations in watched channels are triaged; everything else is left alone.
+    app.event("message")(message(deps))
 
 
-async def _ignore(ack: AsyncAck) -> None:
-    await ack()
+def message(deps: SlackHandlerDeps) -> Callable[..., Any]:
+    async def handle(body: dict[str, Any], event: dict[str, Any], request: AsyncBoltRequest) -> None:
+        if deps.alerts is None:
+            return
+        event_id = str(body.get("event_id") or "")
+        if event_id and await deps.queue.event_known(event_id):
+            return  # a retry of a post already taken in
+        intake = await alert_post(deps.alerts, event)
+        if intake is not None:
+            await deps.queue.first_delivery(event_id, retry_num(request.headers))
+            log.info("alert post %s in %s: group %s %s", event.get("ts"), event.get("channel"),
+                     intake.group.group_id, intake.action)
+
+    return handle
 
 
 def recon_command(deps: SlackHandlerDeps) -> Callable[..., Any]:

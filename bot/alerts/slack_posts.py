@@ -96,6 +96,7 @@ class _Reader:
     section: Status | None = None
     mode: Literal["labels", "annotations"] | None = None
     status_seen: Status | None = None  # first status marker in text
+    status_text: str | None = None  # the line that carried it
     alertname_hint: str | None = None  # first bare word of a status title
 
     def flush(self) -> None:
@@ -161,6 +162,7 @@ class _Reader:
             return False
         if self.status_seen is None:
             self.status_seen = status
+            self.status_text = text.strip()
             if self.alertname_hint is None:
                 self.alertname_hint = _first_word(rest)
         return True
@@ -186,14 +188,14 @@ def parse_alert_post(event: Mapping[str, Any]) -> AlertNotification | None:
     common_annotations: dict[str, str] = {}
     budget = [MAX_TEXT]
 
-    def feed(text: object) -> None:
-        if not isinstance(text, str) or budget[0] <= 0:
-            return
-        text = text[: budget[0]]
-        budget[0] -= len(text)
-        for ln in text.splitlines():
-            reader.line(ln)
-        reader.flush()
+    def feed(text: object, *, flush: bool = True) -> None:
+        if isinstance(text, str) and budget[0] > 0:
+            text = text[: budget[0]]
+            budget[0] -= len(text)
+            for ln in text.splitlines():
+                reader.line(ln)
+        if flush:
+            reader.flush()
 
     attachments = [a for a in _list(event.get("attachments")) if isinstance(a, Mapping)]
     blocks = [b for b in _list(event.get("blocks")) if isinstance(b, Mapping)]
@@ -217,15 +219,18 @@ def parse_alert_post(event: Mapping[str, Any]) -> AlertNotification | None:
             t = _text_of(block.get("text"))
             if t.strip():
                 titles.append(_clean_line(t))
-        elif btype == "section":
-            feed(_text_of(block.get("text")))
+        elif btype == "section":  # one alert may span several sections: no flush
+            feed(_text_of(block.get("text")), flush=False)
             for f in _list(block.get("fields")):
-                feed(_text_of(f))
+                feed(_text_of(f), flush=False)
         elif btype == "rich_text":
-            feed("".join(_rich_text(block.get("elements"), depth=0)))
+            feed("".join(_rich_text(block.get("elements"), depth=0)), flush=False)
         elif btype == "context":
             for el in _list(block.get("elements")):
-                feed(_text_of(el))
+                feed(_text_of(el), flush=False)
+        elif btype == "divider":
+            reader.flush()
+    reader.flush()
     if not attachments and not blocks:
         feed(event.get("text"))
     elif isinstance(event.get("text"), str) and not titles:
@@ -233,6 +238,9 @@ def parse_alert_post(event: Mapping[str, Any]) -> AlertNotification | None:
         first = event["text"].strip().splitlines()[:1]
         if first and _title_status(_clean_line(first[0]))[0] is not None:
             titles.append(_clean_line(first[0]))
+
+    if not titles and reader.status_text:
+        titles.append(reader.status_text)  # a status line in the text is the title
 
     # The title: status, key=value pairs, and the first bare word (alertname when grouped by it).
     title = titles[0] if titles else None
@@ -248,8 +256,6 @@ def parse_alert_post(event: Mapping[str, Any]) -> AlertNotification | None:
             title_status, hint = st, _first_word(rest)
     if title_status is None and reader.status_seen is not None:
         title_status = reader.status_seen
-        if title is None:
-            title = next((t for t in [] if t), None)
     hint = hint or reader.alertname_hint
 
     drafts = reader.drafts[:MAX_ALERTS]
@@ -272,17 +278,7 @@ def parse_alert_post(event: Mapping[str, Any]) -> AlertNotification | None:
     if title_status is None and not has_alertname and not section_statuses:
         return None
 
-    status: Status
-    if title_status is not None:
-        status = title_status
-    elif "firing" in section_statuses:
-        status = "firing"
-    elif section_statuses == {"resolved"}:
-        status = "resolved"
-    elif any(c in _RESOLVED_COLOURS for c in colours) and not any(c in _FIRING_COLOURS for c in colours):
-        status = "resolved"
-    else:
-        status = "firing"
+    status = title_status or _fallback_status(section_statuses, colours)
 
     alerts: list[Alert] = []
     seen: set[str] = set()
@@ -448,6 +444,15 @@ def _classify(
         return  # "Started", "Value", "Details": prose headings, not labels
     if _LABEL_NAME.fullmatch(k):
         labels.setdefault(k, value)
+
+
+def _fallback_status(section_statuses: set[Status], colours: list[str]) -> Status:
+    """Status from the Firing/Resolved sections, else the colour; firing by default."""
+    if section_statuses:
+        return "firing" if "firing" in section_statuses else "resolved"
+    if any(c in _RESOLVED_COLOURS for c in colours) and not any(c in _FIRING_COLOURS for c in colours):
+        return "resolved"
+    return "firing"
 
 
 def _intersection(maps: list[dict[str, str]]) -> dict[str, str]:

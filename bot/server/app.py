@@ -20,6 +20,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.server.services import Services
 from bot.store.db import schema_status
+from handlers.alerts import add_routes as add_alert_routes
 
 log = logging.getLogger(__name__)
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
@@ -107,4 +108,5 @@ def build_app(svc: Services) -> web.Application:
     app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    add_alert_routes(app, svc.alert_intake)
     return app

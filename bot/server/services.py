@@ -11,16 +11,21 @@ from datetime import UTC, datetime
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.alerts.routing import RoutingTable, load_routes
+from bot.flows.alert_triage import AlertDeps, run_alert_job, run_storm_job
 from bot.flows.diagnose import SourceSet
 from bot.flows.slack_diagnosis import KIND as DIAGNOSE
 from bot.flows.slack_diagnosis import SlackDiagnosisDeps, run_diagnosis_job
 from bot.settings import Settings
 from bot.slack.client import web_client
+from bot.slack.pace import ChannelPacer
+from bot.store.alerts import ALERT_JOB, STORM_JOB, AlertStore
 from bot.store.db import open_store, store_url
 from bot.store.jobs import Job, JobQueue
 from bot.store.store import Store
 from bot.wiring import open_sources
 from bot.worker import Worker
+from handlers.alerts import AlertIntakeDeps
 from handlers.slack import SlackHandlerDeps, register
 
 log = logging.getLogger(__name__)
@@ -36,10 +41,14 @@ class Services:
     bolt: AsyncApp
     worker: Worker
     store_url: str
+    alerts: AlertStore
+    alert_intake: AlertIntakeDeps
+    routes: RoutingTable
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
-def build_bolt(settings: Settings, client: AsyncWebClient, queue: JobQueue) -> AsyncApp:
+def build_bolt(settings: Settings, client: AsyncWebClient, queue: JobQueue,
+               alert_intake: AlertIntakeDeps | None = None) -> AsyncApp:
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     app = AsyncApp(
         client=client,
@@ -49,27 +58,48 @@ def build_bolt(settings: Settings, client: AsyncWebClient, queue: JobQueue) -> A
         process_before_response=False,
         logger=logging.getLogger("recon.bolt"),
     )
-    register(app, SlackHandlerDeps(queue=queue))
+    register(app, SlackHandlerDeps(queue=queue, alerts=alert_intake))
     return app
 
 
 @contextlib.asynccontextmanager
 async def running_services(settings: Settings) -> AsyncIterator[Services]:
+    routes = load_routes(settings.alert_routes, settings.alert_channel)
     url = await store_url(settings)
     store = await open_store(settings)
     queue = JobQueue(store.pool)
+    alerts = AlertStore(store.pool, reopen_s=settings.alert_reopen_s, storm_threshold=settings.storm_threshold,
+                        storm_window_s=settings.storm_window_s)
+    token = settings.alert_webhook_token.get_secret_value() if settings.alert_webhook_token else None
+    if token is None:
+        log.warning("ALERT_WEBHOOK_TOKEN is not set: the alert webhooks refuse every request")
+    if not routes.routes and not routes.default_channel:
+        log.warning("no alert routes and no RECON_ALERT_CHANNEL: alert groups are stored but not posted")
+    intake = AlertIntakeDeps(alerts=alerts, routes=routes, token=token, max_body_bytes=settings.max_body_bytes,
+                             watch_channels=frozenset(c.strip() for c in settings.watch_channels.split(",")
+                                                      if c.strip()))
     client = web_client(settings)
     try:
         async with open_sources(settings) as sources:
             deps = SlackDiagnosisDeps(settings=settings, store=store, queue=queue, sources=sources, slack=client)
 
+            alert_deps = AlertDeps(settings=settings, store=store, alerts=alerts, queue=queue, sources=sources,
+                                   slack=client, pacer=ChannelPacer(settings.slack_rate_per_s, settings.slack_burst))
+
             async def diagnose(job: Job) -> dict[str, object]:
                 return dict(await run_diagnosis_job(job, deps))
 
-            worker = Worker(queue, {DIAGNOSE: diagnose}, listen_url=url, lease_s=settings.job_lease_s,
+            async def alert(job: Job) -> dict[str, object]:
+                return dict(await run_alert_job(job, alert_deps))
+
+            async def storm(job: Job) -> dict[str, object]:
+                return dict(await run_storm_job(job, alert_deps))
+
+            handlers = {DIAGNOSE: diagnose, ALERT_JOB: alert, STORM_JOB: storm}
+            worker = Worker(queue, handlers, listen_url=url, lease_s=settings.job_lease_s,
                             slots=settings.worker_slots, poll_s=settings.worker_poll_s,
                             grace_s=settings.shutdown_grace_s)
-            bolt = build_bolt(settings, client, queue)
-            yield Services(settings, store, queue, sources, client, bolt, worker, url)
+            bolt = build_bolt(settings, client, queue, intake)
+            yield Services(settings, store, queue, sources, client, bolt, worker, url, alerts, intake, routes)
     finally:
         await store.close()

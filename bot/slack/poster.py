@@ -16,6 +16,7 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.render.slack import Message
+from bot.slack.pace import ChannelPacer
 from bot.store.jobs import JobQueue
 
 log = logging.getLogger(__name__)
@@ -26,12 +27,14 @@ class SlackThread:
     """A ThreadSink on Slack's Web API for one job."""
 
     def __init__(self, client: AsyncWebClient, queue: JobQueue, namespace: str, channel: str,
-                 *, thread_ts: str | None = None, job_id: int | None = None) -> None:
+                 *, thread_ts: str | None = None, job_id: int | None = None,
+                 pacer: ChannelPacer | None = None) -> None:
         self.client = client
         self.queue = queue
         self.namespace = namespace
         self.job_id = job_id
         self.channel = channel
+        self.pacer = pacer
         self.thread_ts = thread_ts
         self.posted = 0
         self.skipped = 0
@@ -50,6 +53,8 @@ class SlackThread:
         return await self._post(key, self.thread_ts, msg)
 
     async def update(self, ts: str, msg: Message) -> None:
+        if self.pacer is not None:
+            await self.pacer.wait(self.channel)
         await self.client.chat_update(channel=self.channel, ts=ts, text=msg.text, blocks=msg.blocks)
 
     async def update_parent(self, msg: Message) -> None:
@@ -75,6 +80,8 @@ class SlackThread:
                 return found
         else:
             await self.queue.post_begin(self.namespace, key, self.channel, thread_ts, self.job_id)
+        if self.pacer is not None:
+            await self.pacer.wait(self.channel)
         resp = await self.client.chat_postMessage(
             channel=self.channel, thread_ts=thread_ts, text=msg.text, blocks=msg.blocks,
             metadata=self._metadata(key), unfurl_links=False, unfurl_media=False,

@@ -169,6 +169,10 @@ class JobQueue:
             await self._notify()
         return job, created
 
+    async def event_known(self, event_id: str) -> bool:
+        """True when the event was recorded as handled before."""
+        return bool(await self._run("event_known", "fetchval", event_id))
+
     async def first_delivery(self, event_id: str, retry_num: int = 0) -> bool:
         """True when this delivery of the event is the first one seen (handle it)."""
         return await self._run("event_seen", "fetchval", event_id, retry_num) is True

@@ -16,7 +16,6 @@ from pathlib import Path
 from bot.commands.serve import serve
 from bot.scenario.generate import Platform, build_platform, demo_spec
 from bot.settings import Settings
-from tests.e2e.conftest import load
 from tests.standins.slack import SlackStandIn
 from tests.standins.slack_requests import DEFAULT_SIGNING_SECRET
 

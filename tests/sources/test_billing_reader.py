@@ -250,6 +250,45 @@ async def test_ledger_for_usage_includes_reversals_without_usage_id(
     assert (await reader.ledger_for_usage([])).items == []
 
 
+@pytest.mark.parametrize("with_index", [False, True])
+async def test_ledger_for_usage_same_with_and_without_a_reversal_index(
+    billing_url: str, with_index: bool
+) -> None:
+    """One query form, driven through the (org_id, project_id, posted_at) index, or an
+    index on reverses_entry_id when the platform has one: the same entries either way."""
+    conn = await asyncpg.connect(billing_url)
+    try:
+        if with_index:
+            await conn.execute("create index ledger_reverses_test_idx "
+                               "on billing.ledger_entries (reverses_entry_id)")
+        await conn.execute("analyze billing.ledger_entries")
+        async with PostgresBillingReader(billing_url, 5000) as r:
+            got = await r.ledger_for_usage(["ur-1", "ur-2", "ur-3", "ur-nothing"])
+            assert _ids(got.items, "ledger_entry_id") == ["le-1", "le-2", "le-2p", "le-2r", "le-3"]
+            got = await r.ledger_for_usage(["ur-6"])
+            assert _ids(got.items, "ledger_entry_id") == ["le-6", "le-6r"]
+        # the planner can drive the reversal lookup through either index (on a table this
+        # small both cost about the same: without sequential scans, and with the project
+        # index hidden inside a transaction rolled back, it shows the reversal index)
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            await conn.execute("set local enable_seqscan = off")
+            await conn.execute("set local plan_cache_mode = force_custom_plan")
+            if with_index:
+                await conn.execute(
+                    "drop index billing.ledger_entries_org_id_project_id_posted_at_idx")
+            plan = "\n".join(r[0] for r in await conn.fetch(
+                "explain (costs off) " + QUERIES["ledger_for_usage"], ["ur-2"]))
+        finally:
+            await tx.rollback()
+        used = "reverses_test_idx" if with_index else "org_id_project_id_posted_at_idx"
+        assert re.search(rf"Index (Only )?Scan.*{used}", plan), plan
+    finally:
+        await conn.execute("drop index if exists billing.ledger_reverses_test_idx")
+        await conn.close()
+
+
 async def test_orphan_debits(reader: PostgresBillingReader) -> None:
     w = Window(h(-10), h(0))
     got = await reader.orphan_debits([("org-a", "prj-1"), ("org-a", "prj-1")], w)

@@ -90,3 +90,65 @@ async def test_screened_findings_equal_full_findings(fresh_database: str, seed: 
     checks = {f.check for f in full}
     assert {"wrong_source", "wrong_anchor", "ledger_mismatch", "control_plane_drift",
             "duplicate_charge", "missing_usage"} <= checks
+
+
+def test_partition_is_disjoint_and_covers_every_instance() -> None:
+    from bot.sources.billing import _partition
+
+    ids = [f"ai-{n:03d}" for n in range(250)] + ["ai-007", "ai-100"]  # repeats
+    parts = _partition(ids, 2, 100)
+    assert len(parts) == 2
+    flat = [i for p in parts for i in p]
+    assert sorted(flat) == sorted(set(ids))  # every instance once
+    assert _partition(ids, 3, 100) == parts  # at least 100 each: two parts
+    assert _partition(ids[:150], 2, 100) == [ids[:150]]  # too few to split
+    assert _partition(ids, 1, 1) == [ids]
+    assert [len(p) for p in _partition(ids, 4, 10)] == [63, 63, 63, 61]
+
+
+async def test_split_screening_and_events_shared_across_instances(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The screening split over concurrent queries (disjoint sets of instances) finds
+    what the full path finds, also when rows of two instances share a source_event_id:
+    the checks group duplicates per instance, so such rows are no rule 7 group (and are
+    not suspects for it), in whichever part their instances are screened."""
+    import bot.sources.billing as billing
+
+    spec = ScenarioSpec.grid(
+        orgs=3, projects_per_org=2, instances_per_project=3,
+        injections=every_injection(), correct_cases=ALL_CORRECT_CASES,
+    )
+    platform = build_platform(spec, now=NOW, seed=7)
+    window = platform.window(7)
+    ids = [i.app_instance_id for i in platform.instances]
+    conn = await asyncpg.connect(fresh_database)
+    try:
+        await load_billing(conn, platform, replace=True)
+        async with PostgresBillingReader(fresh_database, 10_000) as reader:
+            one = {u.usage_record_id for u in (await reader.suspect_usage(ids, window)).items}
+        # two clean rows of two instances (screened in different parts) share an event
+        a, b = await conn.fetch(
+            """select distinct on (app_instance_id) usage_record_id, source_event_id
+               from billing.usage_records
+               where app_instance_id in ($1, $2) and period_start >= $3 and period_start < $4
+                 and not usage_record_id = any($5::text[])
+               order by app_instance_id, period_start""",
+            ids[0], ids[-1], window.start, window.end, sorted(one))
+        await conn.execute("update billing.usage_records set source_event_id = $1 "
+                           "where usage_record_id = $2", a["source_event_id"], b["usage_record_id"])
+    finally:
+        await conn.close()
+    monkeypatch.setattr(billing, "SCREEN_PARTS", 3)
+    monkeypatch.setattr(billing, "SCREEN_PART_MIN", 2)
+    async with PostgresBillingReader(fresh_database, 10_000, max_size=4) as reader:
+        full = await full_findings(reader, platform.instances, window, platform.now)
+        screened, _ = await screened_findings(reader, platform.instances, window, platform.now)
+        split = await reader.suspect_usage(ids, window)
+    assert split.call.params["parts"] == 3
+    got = [u.usage_record_id for u in split.items]
+    assert len(got) == len(set(got)) and set(got) == one  # the same rows, each once
+    assert not {a["usage_record_id"], b["usage_record_id"]} & set(got)
+    assert [f.model_dump() for f in screened] == [f.model_dump() for f in full]
+    for f in full:
+        assert not {a["usage_record_id"], b["usage_record_id"]} & set(f.usage_record_ids)

@@ -21,7 +21,6 @@ from bot.store.db import (
     with_database,
 )
 
-
 ALL = [m.name for m in known_migrations()]
 LATEST = known_migrations()[-1].version
 

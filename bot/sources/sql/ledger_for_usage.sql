@@ -1,10 +1,18 @@
 -- Every ledger entry naming one of the usage rows $1, plus every credit whose
 -- reverses_entry_id names one of those entries (a reversal may carry no usage_record_id).
--- ledger_entries has no index on reverses_entry_id (and the bot may not add one), so the
--- reversals are looked up per (org_id, project_id) through the (org_id, project_id,
--- posted_at) index, from the earliest entry found on: a correction is appended in the
--- same org and project as the entry it corrects, never before it. No particular order.
--- Columns in LedgerEntry field order.
+-- The reversals are looked for per (org_id, project_id) of the entries found, posted at
+-- or after the earliest of them: a correction is appended in the same org and project as
+-- the entry it corrects, never before it. One query form, two plans:
+-- - the platform's schema has no index on reverses_entry_id (and the bot may not add
+--   one): the planner walks the (org_id, project_id, posted_at) index from the earliest
+--   entry on (every entry of the project since then: ~34k for a project of 100
+--   instances over 7 days) and keeps the credits whose reverses_entry_id is one of the
+--   entries found;
+-- - with an index on reverses_entry_id (recommended to the platform's DBA: see
+--   benchmarks/README.md), it probes that index with the entries found and checks the
+--   project and posted_at on the few rows it returns.
+-- Either way the answer is the same. No particular order. Columns in LedgerEntry field
+-- order.
 with direct as materialized (
     select l.ledger_entry_id, l.org_id, l.project_id, l.usage_record_id, l.direction, l.kind,
        l.amount_minor, l.currency, l.reverses_entry_id, l.idempotency_key, l.correlation_id,
@@ -13,7 +21,8 @@ with direct as materialized (
     where l.usage_record_id = any($1::text[])
 ),
 scope as (
-    select d.org_id, d.project_id, min(d.posted_at) as since
+    select d.org_id, d.project_id, min(d.posted_at) as since,
+           array_agg(d.ledger_entry_id) as entry_ids
     from direct d
     group by d.org_id, d.project_id
 )
@@ -30,9 +39,8 @@ cross join lateral (
       and l.project_id = s.project_id
       and l.posted_at >= s.since
       and l.direction = 'credit'
-      and l.reverses_entry_id is not null
-    offset 0  -- keep it a per-(org, project) index scan, not a seq scan + hash join
+      and l.reverses_entry_id = any(s.entry_ids)
+    offset 0  -- one index scan per (org, project), never a seq scan + hash join
 ) as c
-where c.reverses_entry_id in (select d.ledger_entry_id from direct d)
   -- not already in direct (the reader forces custom plans: a hashed = any)
-  and (c.usage_record_id is null or not c.usage_record_id = any($1::text[]))
+where c.usage_record_id is null or not c.usage_record_id = any($1::text[])

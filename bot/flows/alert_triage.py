@@ -1,0 +1,166 @@
+"""Alert triage: each alert group's notifications shown in its own thread, in order, once.
+
+``alert`` jobs process one group; ``alert_storm`` jobs post one summary for a storm and
+triage its groups in order of severity, each as a reply in the summary's thread (their
+later notifications update that reply). Both work under the group's advisory lock and
+mark each notification handled once its Slack effects are done; every post has a stable
+key in the group's namespace, so a retried or overlapping job never posts twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.alerts.model import severity_rank
+from bot.diagnosis.model import Subject, Window
+from bot.flows.diagnose import SourceSet
+from bot.flows.run import run_recorded
+from bot.flows.thread import ThreadObserver
+from bot.render.alerts import alert_message, event_reply, storm_summary, verdict_of, verdict_reply
+from bot.settings import Settings
+from bot.slack.pace import ChannelPacer
+from bot.slack.poster import SlackThread
+from bot.store.alerts import AlertGroup, AlertStore, Notification, Storm
+from bot.store.jobs import Job, JobQueue
+from bot.store.store import Store
+
+log = logging.getLogger(__name__)
+DEFAULT_WINDOW = timedelta(days=7)
+
+
+@dataclass(slots=True)
+class AlertDeps:
+    settings: Settings
+    store: Store
+    alerts: AlertStore
+    queue: JobQueue
+    sources: SourceSet
+    slack: AsyncWebClient
+    pacer: ChannelPacer
+
+    def incident_url(self, incident_id: str | None) -> str | None:
+        base = self.settings.public_url
+        return f"{base}/incidents/{incident_id}" if base and incident_id else None
+
+
+async def run_alert_job(job: Job, deps: AlertDeps) -> Mapping[str, Any]:
+    await deps.alerts.release_key(job.job_id)
+    shown = await process_group(int(job.payload["group_id"]), deps, job.job_id, storm=None)
+    return {"group_id": job.payload["group_id"], "shown": shown}
+
+
+async def run_storm_job(job: Job, deps: AlertDeps) -> Mapping[str, Any]:
+    await deps.alerts.release_key(job.job_id)
+    storm_id = int(job.payload["storm_id"])
+    storm = await deps.alerts.storm(storm_id)
+    sink = SlackThread(deps.slack, deps.queue, f"storm:{storm_id}", storm.channel, job_id=job.job_id,
+                       pacer=deps.pacer)
+    members = await deps.alerts.storm_members(storm_id)
+    summary_ts = storm.summary_ts or await sink.post("summary", storm_summary(storm.channel, members))
+    if storm.summary_ts is None:
+        await deps.alerts.set_storm_summary(storm_id, summary_ts)
+        storm = await deps.alerts.storm(storm_id)
+    triaged = 0
+    while True:
+        members = await deps.alerts.storm_members(storm_id)
+        pending = sorted((g for g in members if g.anchor_ts is None),
+                         key=lambda g: (-severity_rank(g.severity), g.fired_at, g.group_id))
+        if not pending:
+            break
+        for g in pending:
+            await process_group(g.group_id, deps, job.job_id, storm=storm)
+            triaged += 1
+            await sink.update(summary_ts, storm_summary(storm.channel, await deps.alerts.storm_members(storm_id)))
+    return {"storm_id": storm_id, "triaged": triaged}
+
+
+async def process_group(group_id: int, deps: AlertDeps, job_id: int, *, storm: Storm | None) -> int:
+    """Show the group's unhandled notifications, in order. Returns how many."""
+    shown = 0
+    async with deps.alerts.group_lock(group_id):
+        while (n := await deps.alerts.next_unhandled(group_id)) is not None:
+            g = await deps.alerts.group(group_id)
+            if g.anchor_ts is None and g.storm_id is not None and storm is None:
+                break  # a storm member's first message is the storm job's to post, in severity order
+            if n.generation != g.generation:
+                log.info("alert group %s: notification %s belongs to generation %s (now %s); skipped",
+                         group_id, n.notification_id, n.generation, g.generation)
+            elif g.channel is None:
+                log.warning("alert group %s (%s) is stored but not posted: %s", group_id, g.alertname, g.route)
+            else:
+                await _show(n, g, deps, job_id, storm)
+            await deps.alerts.mark_handled(n.notification_id)
+            shown += 1
+    return shown
+
+
+def _sink(g: AlertGroup, deps: AlertDeps, job_id: int) -> SlackThread:
+    assert g.channel is not None
+    return SlackThread(deps.slack, deps.queue, g.namespace, g.channel, job_id=job_id, pacer=deps.pacer,
+                       thread_ts=g.thread_ts)
+
+
+async def _show(n: Notification, g: AlertGroup, deps: AlertDeps, job_id: int, storm: Storm | None) -> None:
+    sink = _sink(g, deps, job_id)
+    if g.anchor_ts is None or n.action == "open":
+        await _open(n, g, deps, sink, storm)
+        return
+    own_anchor = g.source != "slack"
+    if n.action in ("resolve", "refire"):
+        await sink.post_reply(event_reply(n.action, g), key=f"n:{n.notification_id}")
+    if own_anchor:
+        await sink.update(g.anchor_ts, alert_message(g, state="shown", incident_url=deps.incident_url(g.incident_id)))
+
+
+async def _open(n: Notification, g: AlertGroup, deps: AlertDeps, sink: SlackThread, storm: Storm | None) -> None:
+    subject = Subject.model_validate(g.subject) if g.subject else None
+    s = subject or Subject()
+    incident, _ = await deps.store.get_or_create_incident(
+        title=f"Alert {g.alertname or g.group_key}: {s.label() if subject else 'no subject'}", origin="alert",
+        correlation_id=s.correlation_id, app_instance_id=s.app_instance_id, org_id=s.org_id,
+        project_id=s.project_id, alert_group=g.incident_key,
+    )
+    url = deps.incident_url(incident.incident_id)
+    if g.source == "slack":
+        assert g.anchor_ts is not None  # the alert post itself
+        anchor_ts = thread_ts = g.anchor_ts
+    elif storm is not None and storm.summary_ts:
+        anchor_ts = await sink.post("parent", alert_message(g, state="triaging", incident_url=url),
+                                    thread_ts=storm.summary_ts)
+        thread_ts = storm.summary_ts
+    else:
+        anchor_ts = await sink.post("parent", alert_message(g, state="triaging", incident_url=url))
+        thread_ts = anchor_ts
+    sink.thread_ts = thread_ts
+    await deps.alerts.set_thread(g.group_id, anchor_ts, thread_ts, incident.incident_id)
+    if storm is None and g.channel:
+        await deps.store.set_incident_thread(incident.incident_id, g.channel, thread_ts)
+    if subject is None:
+        verdict: dict[str, Any] = {"no_subject": True, "incident_id": incident.incident_id}
+    else:
+        end = n.received_at
+        observers = [] if storm is not None else [
+            ThreadObserver(sink, subject, incident_id=incident.incident_id, incident_url=url)]
+        org_scope = (subject.org_id, subject.project_id) if subject.org_id else None
+        try:
+            rec = await run_recorded(store=deps.store, sources=deps.sources, subject=subject,
+                                     window=Window(end - DEFAULT_WINDOW, end), now=end, origin="alert",
+                                     observers=observers, row_cap=deps.settings.evidence_row_cap,
+                                     actor="alertmanager" if g.source != "slack" else "slack-alert",
+                                     org_scope=org_scope)
+            verdict = verdict_of(rec.outcome.diagnosis, incident.incident_id)
+        except Exception as exc:
+            log.exception("alert group %s: the diagnosis failed", g.group_id)
+            verdict = {"error": f"{type(exc).__name__}", "incident_id": incident.incident_id}
+    await deps.alerts.set_verdict(g.group_id, verdict)
+    g = await deps.alerts.group(g.group_id)
+    if g.source == "slack":
+        await sink.post_reply(verdict_reply(g), key="verdict")
+    else:
+        await sink.update(anchor_ts, alert_message(g, state="shown", incident_url=url))

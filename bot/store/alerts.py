@@ -1,0 +1,231 @@
+"""Alert groups in the store: intake of a notification (one transaction), the queue of
+notifications each group has still to show in Slack, storms, and a per-group lock.
+
+Intake decides what a notification means for its group:
+
+- ``open``: a new group, or one that fires again after the reopen window (a new
+  generation: a new thread, a new incident);
+- ``refire``: it fires again within the window (same thread);
+- ``resolve``: it was firing and is resolved now;
+- ``repeat``: nothing changed but the counts (Alertmanager's repeat_interval, retries).
+
+Each notification is stored with its action, and a job is queued for its group (or
+for the group's storm, when many groups open in one channel at once). A job processes a
+group's unhandled notifications in order under the group's advisory lock, so whichever
+process runs it, each one is shown once and in order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import asyncpg
+
+from bot.alerts.model import AlertNotification
+from bot.errors import StoreError
+from bot.sqlfiles import Queries
+from bot.store.db import Conn, Pool
+from bot.store.jobs import NOTIFY_CHANNEL
+
+log = logging.getLogger(__name__)
+Q = Queries("bot.store", "sql")
+_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+ALERT_JOB = "alert"
+STORM_JOB = "alert_storm"
+_LOCK_SPACE = 0x7265636F  # "reco": advisory locks of alert groups
+
+Action = Literal["open", "repeat", "resolve", "refire"]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertGroup:
+    group_id: int
+    source: str
+    group_key: str
+    status: str
+    alertname: str | None
+    severity: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    subject: dict[str, Any]
+    channel: str | None
+    route: str | None
+    generation: int
+    storm_id: int | None
+    anchor_ts: str | None
+    thread_ts: str | None
+    incident_id: str | None
+    verdict: dict[str, Any] | None
+    notifications: int
+    alerts_firing: int
+    first_seen: datetime
+    last_seen: datetime
+    fired_at: datetime
+    resolved_at: datetime | None
+    db_now: datetime
+
+    @property
+    def namespace(self) -> str:
+        """The Slack-post namespace of this generation's thread."""
+        return f"alert:{self.group_id}:{self.generation}"
+
+    @property
+    def incident_key(self) -> str:
+        return f"{self.source}:{self.group_key}#{self.generation}"
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    notification_id: int
+    group_id: int
+    generation: int
+    action: Action
+    status: str
+    alerts: int
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Intake:
+    group: AlertGroup
+    action: Action
+    notification_id: int
+    job_id: int | None  # None: a job already queued for the group (or storm) will show it
+    storm_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Storm:
+    storm_id: int
+    channel: str
+    started_at: datetime
+    last_joined: datetime
+    summary_ts: str | None
+
+
+class AlertStore:
+    def __init__(self, pool: Pool, *, reopen_s: float, storm_threshold: int, storm_window_s: float) -> None:
+        self._pool = pool
+        self.reopen = timedelta(seconds=reopen_s)
+        self.storm_threshold = storm_threshold
+        self.storm_window_s = storm_window_s
+
+    async def intake(self, n: AlertNotification, *, channel: str | None, route: str, subject: Mapping[str, Any],
+                     payload: Mapping[str, Any], anchor_ts: str | None = None) -> Intake:
+        labels = n.labels_for_triage()
+        firing = sum(1 for a in n.alerts if a.status == "firing")
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                # insert-or-nothing first: of concurrent first notifications one inserts, the
+                # others wait for it and then update the row it made
+                action: Action = "open"
+                row = await conn.fetchrow(
+                    Q["alert_group_insert"], n.source, n.group_key, n.status, labels.get("alertname"),
+                    n.severity(), labels, n.common_annotations, dict(subject), channel, anchor_ts, route, firing)
+                if row is None:
+                    row = await conn.fetchrow(Q["alert_group_for_update"], n.source, n.group_key)
+                    assert row is not None
+                    prev = AlertGroup(**dict(row))
+                    new_generation = False
+                    if n.status == "firing" and prev.status == "resolved":
+                        within = prev.resolved_at is not None and prev.db_now - prev.resolved_at <= self.reopen
+                        action = "refire" if within else "open"
+                        new_generation = not within
+                    elif n.status == "resolved" and prev.status == "firing":
+                        action = "resolve"
+                    else:
+                        action = "repeat"
+                    row = await conn.fetchrow(Q["alert_group_update"], prev.group_id, n.status, new_generation,
+                                              n.severity(), labels, n.common_annotations, firing)
+                    assert row is not None
+                group = AlertGroup(**dict(row))
+                nid = await conn.fetchval(Q["alert_notification_insert"], group.group_id, group.generation, action,
+                                          n.status, len(n.alerts), dict(payload))
+                storm_id = group.storm_id
+                if action == "open" and channel and anchor_ts is None:
+                    storm_id = await self._maybe_storm(conn, channel) or storm_id
+                if storm_id is not None and action == "open":
+                    kind, key = STORM_JOB, f"{STORM_JOB}:{storm_id}"
+                else:
+                    kind, key = ALERT_JOB, f"{ALERT_JOB}:{group.group_id}"
+                job_row = await conn.fetchrow(Q["job_enqueue"], kind, key, {"group_id": group.group_id,
+                                                                             "storm_id": storm_id}, 10)
+                job_id = int(job_row["job_id"]) if job_row is not None else None
+                if job_id is not None:
+                    await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+        except _DB_ERRORS as exc:
+            raise StoreError(f"storing the alert notification failed: {exc}") from exc
+        return Intake(group, action, int(nid), job_id, storm_id)
+
+    async def _maybe_storm(self, conn: Conn, channel: str) -> int | None:
+        recent = await conn.fetchval(Q["alert_recent_opens"], channel, self.storm_window_s)
+        if int(recent) < self.storm_threshold:
+            return None
+        storm_id = await conn.fetchval(Q["alert_storm_active"], channel, self.storm_window_s)
+        if storm_id is None:
+            storm_id = await conn.fetchval(Q["alert_storm_create"], channel)
+            log.warning("alert storm in %s: %d groups opened within %.0f s; one summary, triage by severity",
+                        channel, recent, self.storm_window_s)
+        await conn.fetch(Q["alert_storm_join"], storm_id, channel, self.storm_window_s)
+        return int(storm_id)
+
+    # ------------------------------------------------------------ processing
+
+    @contextlib.asynccontextmanager
+    async def group_lock(self, group_id: int) -> AsyncIterator[None]:
+        """Hold the group's advisory lock (session-level, on a connection of its own)."""
+        async with self._pool.acquire() as conn:
+            await conn.execute("SELECT pg_advisory_lock($1, $2)", _LOCK_SPACE, group_id)
+            try:
+                yield
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1, $2)", _LOCK_SPACE, group_id)
+
+    async def _q(self, name: str, method: str, *args: Any) -> Any:
+        try:
+            return await getattr(self._pool, method)(Q[name], *args)
+        except _DB_ERRORS as exc:
+            raise StoreError(f"store query {name} failed: {exc}") from exc
+
+    async def group(self, group_id: int) -> AlertGroup:
+        row = await self._q("alert_group_get", "fetchrow", group_id)
+        if row is None:
+            raise StoreError(f"no alert group {group_id}")
+        return AlertGroup(**dict(row))
+
+    async def next_unhandled(self, group_id: int) -> Notification | None:
+        row = await self._q("alert_next_unhandled", "fetchrow", group_id)
+        return Notification(**dict(row)) if row is not None else None
+
+    async def mark_handled(self, notification_id: int) -> None:
+        await self._q("alert_mark_handled", "execute", notification_id)
+
+    async def set_thread(self, group_id: int, anchor_ts: str, thread_ts: str, incident_id: str | None) -> None:
+        await self._q("alert_group_set_thread", "execute", group_id, anchor_ts, thread_ts, incident_id)
+
+    async def set_verdict(self, group_id: int, verdict: Mapping[str, Any]) -> None:
+        await self._q("alert_group_set_verdict", "execute", group_id, dict(verdict))
+
+    async def storm(self, storm_id: int) -> Storm:
+        row = await self._q("alert_storm_get", "fetchrow", storm_id)
+        if row is None:
+            raise StoreError(f"no alert storm {storm_id}")
+        return Storm(**dict(row))
+
+    async def set_storm_summary(self, storm_id: int, ts: str) -> None:
+        await self._q("alert_storm_set_summary", "execute", storm_id, ts)
+
+    async def storm_members(self, storm_id: int) -> list[AlertGroup]:
+        return [AlertGroup(**dict(r)) for r in await self._q("alert_storm_members", "fetch", storm_id)]
+
+    async def release_key(self, job_id: int) -> None:
+        await self._q("job_rename_key", "execute", job_id)
+
+    async def counts(self) -> dict[str, int]:
+        row = await self._q("alert_groups_count", "fetchrow")
+        return {"groups": int(row["groups"]), "threads": int(row["threads"])}

@@ -1,0 +1,3 @@
+SELECT notification_id, group_id, generation, action, status, alerts, received_at
+FROM alert_notifications WHERE group_id = $1 AND handled_at IS NULL
+ORDER BY notification_id LIMIT 1

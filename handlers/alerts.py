@@ -1,0 +1,112 @@
+"""Alert intake: ``POST /alerts/alertmanager`` (webhook payload version 4) and
+``POST /alerts/grafana`` (Grafana alerting), and alert posts in watched Slack channels.
+
+Thin: check the bearer token, the size and the shape; store the notification and queue
+its triage in one transaction; answer. The triage itself runs in a worker. A store
+failure answers 503, which Alertmanager retries: nothing accepted is lost.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from bot.alerts import AlertNotification, PayloadError, parse_alert_post, parse_alertmanager, parse_grafana
+from bot.alerts.routing import RoutingTable
+from bot.alerts.subject import subject_from_labels
+from bot.errors import StoreError
+from bot.store.alerts import AlertStore, Intake
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class AlertIntakeDeps:
+    alerts: AlertStore
+    routes: RoutingTable
+    token: str | None
+    max_body_bytes: int
+    watch_channels: frozenset[str]
+
+
+async def accept(deps: AlertIntakeDeps, n: AlertNotification, payload: Mapping[str, Any],
+                 anchor_ts: str | None = None, channel: str | None = None) -> Intake:
+    labels = n.labels_for_triage()
+    subject = subject_from_labels(labels)
+    if channel is None:
+        channel, route = deps.routes.choose(labels)
+        if channel is None:
+            log.warning("alert group %s (%s) stored but not posted: %s", n.group_key, labels.get("alertname"), route)
+    else:
+        route = "the channel it was posted in"
+    return await deps.alerts.intake(n, channel=channel, route=route,
+                                    subject=subject.model_dump(mode="json", exclude_none=True) if subject else {},
+                                    payload=payload, anchor_ts=anchor_ts)
+
+
+def _refuse(status: int, reason: str) -> web.Response:
+    headers = {"WWW-Authenticate": 'Bearer realm="recon alerts"'} if status == 401 else None
+    return web.json_response({"status": "refused", "error": reason}, status=status, headers=headers)
+
+
+def webhook(deps: AlertIntakeDeps, parse: Callable[[object], AlertNotification], name: str
+            ) -> Callable[[web.Request], Any]:
+    async def handle(request: web.Request) -> web.Response:
+        if deps.token is None:
+            log.warning("refused a %s webhook: ALERT_WEBHOOK_TOKEN is not set, so every request is refused", name)
+            return _refuse(401, "alert webhooks are disabled: the bot has no ALERT_WEBHOOK_TOKEN")
+        auth = request.headers.get("Authorization", "")
+        scheme, _, given = auth.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), deps.token.encode()):
+            log.warning("refused a %s webhook from %s: missing or wrong bearer token", name, request.remote)
+            return _refuse(401, "missing or wrong bearer token")
+        if request.content_length is not None and request.content_length > deps.max_body_bytes:
+            return _refuse(413, f"body larger than {deps.max_body_bytes} bytes")
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _refuse(413, f"body larger than {deps.max_body_bytes} bytes")
+        try:
+            doc = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return _refuse(400, f"body is not JSON: {exc}")
+        try:
+            n = parse(doc)
+        except PayloadError as exc:
+            return _refuse(400, f"not a {name} notification: {exc}")
+        try:
+            intake = await accept(deps, n, doc)
+        except StoreError:
+            log.exception("could not store a %s notification; the sender will retry", name)
+            return web.json_response({"status": "error", "error": "store unavailable; retry"}, status=503)
+        log.info("%s notification for group %s: %s (%d alerts)", name, intake.group.group_id, intake.action,
+                 len(n.alerts))
+        return web.json_response({"status": "accepted", "group_id": intake.group.group_id,
+                                  "action": intake.action, "queued": intake.job_id is not None})
+
+    return handle
+
+
+def add_routes(app: web.Application, deps: AlertIntakeDeps) -> None:
+    app.router.add_post("/alerts/alertmanager", webhook(deps, parse_alertmanager, "Alertmanager"))
+    app.router.add_post("/alerts/grafana", webhook(deps, parse_grafana, "Grafana"))
+
+
+async def alert_post(deps: AlertIntakeDeps, event: Mapping[str, Any]) -> Intake | None:
+    """An alert posted in a watched channel by another integration: triaged in its own
+    thread. Anything else (people talking, other bots' chatter) is left alone."""
+    channel = str(event.get("channel") or "")
+    if channel not in deps.watch_channels or not event.get("bot_id"):
+        return None
+    if event.get("subtype") not in (None, "bot_message") or event.get("thread_ts") not in (None, event.get("ts")):
+        return None
+    n = parse_alert_post(event)
+    if n is None:
+        return None
+    return await accept(deps, n, {"slack_event": dict(event)}, anchor_ts=str(event.get("ts")), channel=channel)
