@@ -368,7 +368,9 @@ class _Run:
 
             (accounts, cards), _ = await asyncio.gather(read_prices(), read_usage())
             seen = {u.usage_record_id for u in usage}
-            usage.extend(u for u in corr_usage if u.usage_record_id not in seen)
+            # screened: the database already saw every row of the instances in scope
+            in_scope = {i.app_instance_id for i in instances} if self.covered is not None else set()
+            usage.extend(u for u in corr_usage if u.usage_record_id not in seen and u.app_instance_id not in in_scope)
             for i in instances[:12]:
                 rep.lines.append(
                     f"{i.app_instance_id}: {i.operating_mode}, {i.runtime_backend}, control plane "

@@ -184,13 +184,14 @@ class RealAlertmanager:
             )
             if await self._wait_ready():
                 return
-            exited = self._proc.returncode is not None
+            code = self._proc.returncode
             await self._terminate()
-            if not (exited and "address already in use" in self.log):
+            if not (code is not None and "address already in use" in self.log):
                 break
         log = self.log
         await self.stop()
-        raise RuntimeError(f"Alertmanager did not become ready within {READY_TIMEOUT_S}s; its log:\n{log[-4000:]}")
+        why = f"exited with code {code}" if code is not None else f"was not ready within {READY_TIMEOUT_S}s"
+        raise RuntimeError(f"Alertmanager {why}; its log:\n{log[-4000:]}")
 
     async def _wait_ready(self) -> bool:
         """Poll ``/-/ready`` until it answers 200, the process exits, or the timeout passes."""
@@ -270,8 +271,9 @@ class RealAlertmanager:
     async def resolve(self, alerts: list[dict[str, Any]]) -> None:
         """Push ``alerts`` again with ``endsAt`` one second in the past."""
         past = datetime.now(UTC) - timedelta(seconds=1)
-        await self.push([{**a, "startsAt": a.get("startsAt") or past - timedelta(minutes=1), "endsAt": past}
-                         for a in alerts])
+        await self.push(
+            [{**a, "startsAt": a.get("startsAt") or past - timedelta(minutes=1), "endsAt": past} for a in alerts]
+        )
 
     async def alerts(self) -> list[dict[str, Any]]:
         """``GET /api/v2/alerts``: what Alertmanager holds now."""

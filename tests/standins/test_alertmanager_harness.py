@@ -77,15 +77,20 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 def alert(org: str, instance: str) -> dict[str, Any]:
     return {
-        "labels": {"alertname": "AppRuntimeMeteringDrift", "org_id": org, "app_instance_id": instance,
-                   "severity": "page"},
+        "labels": {
+            "alertname": "AppRuntimeMeteringDrift",
+            "org_id": org,
+            "app_instance_id": instance,
+            "severity": "page",
+        },
         "annotations": {"summary": f"drift on {instance}"},
         "generatorURL": "http://prometheus.invalid/graph?g0.expr=drift",
     }
 
 
 async def test_real_alertmanager_delivers_firing_then_resolved(
-    receiver: Receiver, real_alertmanager_factory: Callable[..., Awaitable[RealAlertmanager]]  # noqa: F811
+    receiver: Receiver,
+    real_alertmanager_factory: Callable[..., Awaitable[RealAlertmanager]],  # noqa: F811
 ) -> None:
     am = await real_alertmanager_factory(receiver.url, bearer_token=TOKEN)
     acme = [alert("acme", "ai-1"), alert("acme", "ai-2")]
@@ -127,7 +132,8 @@ async def test_real_alertmanager_delivers_firing_then_resolved(
 
 
 async def test_real_alertmanager_truncates_with_max_alerts(
-    receiver: Receiver, real_alertmanager_factory: Callable[..., Awaitable[RealAlertmanager]]  # noqa: F811
+    receiver: Receiver,
+    real_alertmanager_factory: Callable[..., Awaitable[RealAlertmanager]],  # noqa: F811
 ) -> None:
     am = await real_alertmanager_factory(receiver.url, bearer_token=TOKEN, max_alerts=1, group_by=("alertname",))
     await am.push([alert("acme", "ai-1"), alert("acme", "ai-2"), alert("beta", "ai-3")])
@@ -140,8 +146,12 @@ async def test_real_alertmanager_truncates_with_max_alerts(
 async def test_config_written_for_alertmanager() -> None:
     cfg = RealAlertmanager("http://127.0.0.1:1/x", bearer_token="t", max_alerts=5).config()
     hook = cfg["receivers"][0]["webhook_configs"][0]
-    assert hook == {"url": "http://127.0.0.1:1/x", "send_resolved": True, "max_alerts": 5,
-                    "http_config": {"authorization": {"type": "Bearer", "credentials": "t"}}}
+    assert hook == {
+        "url": "http://127.0.0.1:1/x",
+        "send_resolved": True,
+        "max_alerts": 5,
+        "http_config": {"authorization": {"type": "Bearer", "credentials": "t"}},
+    }
     assert cfg["route"]["group_by"] == ["alertname", "org_id"]
     assert cfg["route"]["group_wait"] == "0s" and cfg["route"]["group_interval"] == "1s"
 

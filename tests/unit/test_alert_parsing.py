@@ -43,22 +43,78 @@ def test_every_fixture_is_documented_and_covered() -> None:
 
 # name, group_key, status, severity, labels_for_triage (subset), alert count, truncated
 AM_CASES: list[tuple[str, str, str, str, dict[str, str], int, int]] = [
-    ("am_firing_multi.json", '{}:{alertname="AppRuntimeMeteringDrift", org_id="acme"}', "firing", "page",
-     {"alertname": "AppRuntimeMeteringDrift", "org_id": "acme", "project_id": "prj-7f3a",
-      "app_instance_id": "ai-01HZX3K9Q2", "usage_source": "app_runtime", "severity": "warning"}, 3, 0),
-    ("am_resolved.json", '{}/{severity=~"critical|page"}:{alertname="UsageLedgerMismatch", org_id="globex"}',
-     "resolved", "critical",
-     {"alertname": "UsageLedgerMismatch", "org_id": "globex", "project_id": "prj-0091",
-      "control_plane_component": "usage-aggregator"}, 1, 0),
-    ("am_truncated.json", '{}:{alertname="BillingWorkerErrors"}', "firing", "error",
-     {"alertname": "BillingWorkerErrors", "control_plane_component": "billing-worker",
-      "control_plane_scope": "regional", "operating_mode": "normal", "app_instance_id": "ai-01HZY0001A"}, 2, 5),
-    ("am_correlation_id.json", '{}:{alertname="AppRuntimeMeteringDrift", org_id="initech"}', "firing", "high",
-     {"correlation_id": "req-5e0b1c9d-2a44-4f17-b6e3-91c0d8a7f215", "org_id": "initech"}, 1, 0),
-    ("am_app_instance_only.json", '{}:{alertname="AppRuntimeMeteringDrift"}', "firing", "warning",
-     {"alertname": "AppRuntimeMeteringDrift", "app_instance_id": "ai-01HZZ9PQ4R", "runtime_backend": "k8s-gpu"}, 1, 0),
-    ("am_org_project_only.json", '{}:{alertname="UsageLedgerMismatch", org_id="umbrella"}', "firing", "critical",
-     {"alertname": "UsageLedgerMismatch", "org_id": "umbrella", "project_id": "prj-9c04"}, 1, 0),
+    (
+        "am_firing_multi.json",
+        '{}:{alertname="AppRuntimeMeteringDrift", org_id="acme"}',
+        "firing",
+        "page",
+        {
+            "alertname": "AppRuntimeMeteringDrift",
+            "org_id": "acme",
+            "project_id": "prj-7f3a",
+            "app_instance_id": "ai-01HZX3K9Q2",
+            "usage_source": "app_runtime",
+            "severity": "warning",
+        },
+        3,
+        0,
+    ),
+    (
+        "am_resolved.json",
+        '{}/{severity=~"critical|page"}:{alertname="UsageLedgerMismatch", org_id="globex"}',
+        "resolved",
+        "critical",
+        {
+            "alertname": "UsageLedgerMismatch",
+            "org_id": "globex",
+            "project_id": "prj-0091",
+            "control_plane_component": "usage-aggregator",
+        },
+        1,
+        0,
+    ),
+    (
+        "am_truncated.json",
+        '{}:{alertname="BillingWorkerErrors"}',
+        "firing",
+        "error",
+        {
+            "alertname": "BillingWorkerErrors",
+            "control_plane_component": "billing-worker",
+            "control_plane_scope": "regional",
+            "operating_mode": "normal",
+            "app_instance_id": "ai-01HZY0001A",
+        },
+        2,
+        5,
+    ),
+    (
+        "am_correlation_id.json",
+        '{}:{alertname="AppRuntimeMeteringDrift", org_id="initech"}',
+        "firing",
+        "high",
+        {"correlation_id": "req-5e0b1c9d-2a44-4f17-b6e3-91c0d8a7f215", "org_id": "initech"},
+        1,
+        0,
+    ),
+    (
+        "am_app_instance_only.json",
+        '{}:{alertname="AppRuntimeMeteringDrift"}',
+        "firing",
+        "warning",
+        {"alertname": "AppRuntimeMeteringDrift", "app_instance_id": "ai-01HZZ9PQ4R", "runtime_backend": "k8s-gpu"},
+        1,
+        0,
+    ),
+    (
+        "am_org_project_only.json",
+        '{}:{alertname="UsageLedgerMismatch", org_id="umbrella"}',
+        "firing",
+        "critical",
+        {"alertname": "UsageLedgerMismatch", "org_id": "umbrella", "project_id": "prj-9c04"},
+        1,
+        0,
+    ),
 ]
 
 
@@ -187,8 +243,11 @@ MALFORMED_AM: list[tuple[str, Any, str]] = [
     ("receiver", _set("receiver", 5), "receiver must be a string"),
     ("externalURL", _set("externalURL", {}), "externalURL must be a string"),
     ("generatorURL", _set("alerts.0.generatorURL", 1), "alerts[0].generatorURL must be a string"),
-    ("too many", lambda d: d.__setitem__("alerts", d["alerts"][:1] * (MAX_ALERTS + 1)),
-     f"alerts has {MAX_ALERTS + 1} entries; at most {MAX_ALERTS} are accepted"),
+    (
+        "too many",
+        lambda d: d.__setitem__("alerts", d["alerts"][:1] * (MAX_ALERTS + 1)),
+        f"alerts has {MAX_ALERTS + 1} entries; at most {MAX_ALERTS} are accepted",
+    ),
 ]
 
 
@@ -222,13 +281,36 @@ GRAFANA_KEY = (
     '{alertname="AppRuntimeMeteringDrift", grafana_folder="Billing"}'
 )
 GRAFANA_CASES: list[tuple[str, str | None, str, str, dict[str, str], int]] = [
-    ("grafana_firing.json", GRAFANA_KEY, "firing", "page",
-     {"alertname": "AppRuntimeMeteringDrift", "org_id": "acme", "project_id": "prj-7f3a",
-      "app_instance_id": "ai-01HZX3M7TT", "usage_source": "app_runtime"}, 1),
-    ("grafana_resolved.json", GRAFANA_KEY.replace("AppRuntimeMeteringDrift", "UsageLedgerMismatch"), "resolved",
-     "critical", {"alertname": "UsageLedgerMismatch", "org_id": "globex", "project_id": "prj-0091"}, 1),
-    ("grafana_firing_no_group_key.json", None, "firing", "error",
-     {"alertname": "BillingWorkerErrors", "correlation_id": "req-9d2c6b3e", "severity": "error"}, 2),
+    (
+        "grafana_firing.json",
+        GRAFANA_KEY,
+        "firing",
+        "page",
+        {
+            "alertname": "AppRuntimeMeteringDrift",
+            "org_id": "acme",
+            "project_id": "prj-7f3a",
+            "app_instance_id": "ai-01HZX3M7TT",
+            "usage_source": "app_runtime",
+        },
+        1,
+    ),
+    (
+        "grafana_resolved.json",
+        GRAFANA_KEY.replace("AppRuntimeMeteringDrift", "UsageLedgerMismatch"),
+        "resolved",
+        "critical",
+        {"alertname": "UsageLedgerMismatch", "org_id": "globex", "project_id": "prj-0091"},
+        1,
+    ),
+    (
+        "grafana_firing_no_group_key.json",
+        None,
+        "firing",
+        "error",
+        {"alertname": "BillingWorkerErrors", "correlation_id": "req-9d2c6b3e", "severity": "error"},
+        2,
+    ),
 ]
 
 
@@ -318,29 +400,90 @@ def test_alertmanager_rejects_grafana_payload() -> None:
 
 # name, status, severity, labels_for_triage (exact), alert count, title prefix
 SLACK_CASES: list[tuple[str, str, str, dict[str, str], int, str]] = [
-    ("slack_am_default_attachment.json", "firing", "none", {"alertname": "AppRuntimeMeteringDrift"}, 1,
-     "[FIRING:3] AppRuntimeMeteringDrift acme"),
-    ("slack_am_custom_text_attachment.json", "firing", "page",
-     {"alertname": "AppRuntimeMeteringDrift", "app_instance_id": "ai-01HZX3M7TT",
-      "correlation_id": "req-8c1e2f4a-77b0-4c3e-9a51-0d2b6f1e9c33", "org_id": "acme", "project_id": "prj-7f3a",
-      "severity": "page", "usage_source": "app_runtime"}, 2, "[FIRING:2] Monitoring Event Notification"),
-    ("slack_am_kv_title_resolved.json", "resolved", "critical",
-     {"alertname": "UsageLedgerMismatch", "control_plane_component": "usage-aggregator", "org_id": "globex",
-      "project_id": "prj-0091", "severity": "critical"}, 1, "[RESOLVED] UsageLedgerMismatch"),
-    ("slack_grafana_attachment.json", "firing", "page",
-     {"alertname": "AppRuntimeMeteringDrift", "app_instance_id": "ai-01HZX3M7TT", "grafana_folder": "Billing",
-      "org_id": "acme", "project_id": "prj-7f3a", "severity": "page", "usage_source": "app_runtime"}, 1,
-     "[FIRING:1] AppRuntimeMeteringDrift Billing"),
-    ("slack_grafana_blocks.json", "firing", "error",
-     {"alertname": "BillingWorkerErrors", "control_plane_component": "billing-worker",
-      "correlation_id": "req-9d2c6b3e", "grafana_folder": "Billing", "severity": "error"}, 2,
-     "[FIRING:1, RESOLVED:1] BillingWorkerErrors"),
-    ("slack_rich_text_alert.json", "firing", "high",
-     {"alertname": "AppRuntimeMeteringDrift", "severity": "high", "app_instance_id": "ai-01HZZ9PQ4R"}, 1,
-     "FIRING: AppRuntimeMeteringDrift"),
-    ("slack_invalid_ids.json", "firing", "page",
-     {"alertname": "AppRuntimeMeteringDrift", "project_id": "prj-7f3a", "severity": "page"}, 1,
-     "[FIRING:1] AppRuntimeMeteringDrift"),
+    (
+        "slack_am_default_attachment.json",
+        "firing",
+        "none",
+        {"alertname": "AppRuntimeMeteringDrift"},
+        1,
+        "[FIRING:3] AppRuntimeMeteringDrift acme",
+    ),
+    (
+        "slack_am_custom_text_attachment.json",
+        "firing",
+        "page",
+        {
+            "alertname": "AppRuntimeMeteringDrift",
+            "app_instance_id": "ai-01HZX3M7TT",
+            "correlation_id": "req-8c1e2f4a-77b0-4c3e-9a51-0d2b6f1e9c33",
+            "org_id": "acme",
+            "project_id": "prj-7f3a",
+            "severity": "page",
+            "usage_source": "app_runtime",
+        },
+        2,
+        "[FIRING:2] Monitoring Event Notification",
+    ),
+    (
+        "slack_am_kv_title_resolved.json",
+        "resolved",
+        "critical",
+        {
+            "alertname": "UsageLedgerMismatch",
+            "control_plane_component": "usage-aggregator",
+            "org_id": "globex",
+            "project_id": "prj-0091",
+            "severity": "critical",
+        },
+        1,
+        "[RESOLVED] UsageLedgerMismatch",
+    ),
+    (
+        "slack_grafana_attachment.json",
+        "firing",
+        "page",
+        {
+            "alertname": "AppRuntimeMeteringDrift",
+            "app_instance_id": "ai-01HZX3M7TT",
+            "grafana_folder": "Billing",
+            "org_id": "acme",
+            "project_id": "prj-7f3a",
+            "severity": "page",
+            "usage_source": "app_runtime",
+        },
+        1,
+        "[FIRING:1] AppRuntimeMeteringDrift Billing",
+    ),
+    (
+        "slack_grafana_blocks.json",
+        "firing",
+        "error",
+        {
+            "alertname": "BillingWorkerErrors",
+            "control_plane_component": "billing-worker",
+            "correlation_id": "req-9d2c6b3e",
+            "grafana_folder": "Billing",
+            "severity": "error",
+        },
+        2,
+        "[FIRING:1, RESOLVED:1] BillingWorkerErrors",
+    ),
+    (
+        "slack_rich_text_alert.json",
+        "firing",
+        "high",
+        {"alertname": "AppRuntimeMeteringDrift", "severity": "high", "app_instance_id": "ai-01HZZ9PQ4R"},
+        1,
+        "FIRING: AppRuntimeMeteringDrift",
+    ),
+    (
+        "slack_invalid_ids.json",
+        "firing",
+        "page",
+        {"alertname": "AppRuntimeMeteringDrift", "project_id": "prj-7f3a", "severity": "page"},
+        1,
+        "[FIRING:1] AppRuntimeMeteringDrift",
+    ),
 ]
 NON_ALERTS = [
     "slack_nonalert_deploy_bot.json",
@@ -377,19 +520,25 @@ def test_slack_annotations_and_per_alert_status() -> None:
     assert [a.status for a in n.alerts] == ["firing", "resolved"]
     assert n.alerts[0].annotations == {"summary": "billing-worker batch errors 0.4/s"}
     assert n.alerts[0].generator_url == "https://grafana.example.com/alerting/grafana/dw1e2r3t4y5u6i/view?orgId=1"
-    assert n.common_labels == {"alertname": "BillingWorkerErrors", "control_plane_component": "billing-worker",
-                               "grafana_folder": "Billing"}
+    assert n.common_labels == {
+        "alertname": "BillingWorkerErrors",
+        "control_plane_component": "billing-worker",
+        "grafana_folder": "Billing",
+    }
     custom = parse_alert_post(load("slack_am_custom_text_attachment.json"))
     assert custom is not None
-    assert custom.alerts[1].annotations == {"summary": "Metered vs billed runtime differ by 95s",
-                                            "description": "Drift above 60s for 15m"}
+    assert custom.alerts[1].annotations == {
+        "summary": "Metered vs billed runtime differ by 95s",
+        "description": "Drift above 60s for 15m",
+    }
     assert custom.alerts[1].labels["severity"] == "warning"
     kv = parse_alert_post(load("slack_am_kv_title_resolved.json"))
     assert kv is not None
     a = kv.alerts[0]
     assert a.annotations["runbook_url"] == "https://runbooks.example.com/billing/ledger-mismatch"  # from a field
-    assert a.generator_url == ("http://prometheus.monitoring.svc:9090/graph"
-                               "?g0.expr=usage_ledger_mismatch_ratio+%3E+0.01&g0.tab=1")  # link and &amp; undone
+    assert a.generator_url == (
+        "http://prometheus.monitoring.svc:9090/graph?g0.expr=usage_ledger_mismatch_ratio+%3E+0.01&g0.tab=1"
+    )  # link and &amp; undone
     grafana = parse_alert_post(load("slack_grafana_attachment.json"))
     assert grafana is not None
     assert grafana.alerts[0].annotations["runbook_url"] == "https://runbooks.example.com/billing/metering-drift"
@@ -425,8 +574,14 @@ def _bot_post(**kw: Any) -> dict[str, Any]:
 def test_slack_filters_on_event_shape() -> None:
     good = load("slack_grafana_attachment.json")
     assert parse_alert_post(good) is not None
-    for change in ({"bot_id": None}, {"subtype": "message_changed"}, {"subtype": "thread_broadcast"},
-                   {"type": "app_mention"}, {"channel": None}, {"ts": ""}):
+    for change in (
+        {"bot_id": None},
+        {"subtype": "message_changed"},
+        {"subtype": "thread_broadcast"},
+        {"type": "app_mention"},
+        {"channel": None},
+        {"ts": ""},
+    ):
         e = {**good, **change}
         assert parse_alert_post(e) is None, change
     assert parse_alert_post({**good, "subtype": "bot_message"}) is not None
@@ -437,14 +592,23 @@ def test_slack_filters_on_event_shape() -> None:
 @pytest.mark.parametrize(
     ("text", "status", "labels"),
     [
-        ("[FIRING:2] AppRuntimeMeteringDrift (org_id=acme severity=page app_instance_id=ai-1)", "firing",
-         {"alertname": "AppRuntimeMeteringDrift", "org_id": "acme", "severity": "page", "app_instance_id": "ai-1"}),
-        ('[RESOLVED] X (org_id="acme" correlation_id=c-9)', "resolved",
-         {"alertname": "X", "org_id": "acme", "correlation_id": "c-9"}),
+        (
+            "[FIRING:2] AppRuntimeMeteringDrift (org_id=acme severity=page app_instance_id=ai-1)",
+            "firing",
+            {"alertname": "AppRuntimeMeteringDrift", "org_id": "acme", "severity": "page", "app_instance_id": "ai-1"},
+        ),
+        (
+            '[RESOLVED] X (org_id="acme" correlation_id=c-9)',
+            "resolved",
+            {"alertname": "X", "org_id": "acme", "correlation_id": "c-9"},
+        ),
         ("FIRING: BillingWorkerErrors", "firing", {"alertname": "BillingWorkerErrors"}),
         (":white_check_mark: RESOLVED - UsageLedgerMismatch", "resolved", {"alertname": "UsageLedgerMismatch"}),
-        ("*alertname:* `UsageLedgerMismatch`\n*org_id:* `acme`", "firing",
-         {"alertname": "UsageLedgerMismatch", "org_id": "acme"}),
+        (
+            "*alertname:* `UsageLedgerMismatch`\n*org_id:* `acme`",
+            "firing",
+            {"alertname": "UsageLedgerMismatch", "org_id": "acme"},
+        ),
         ("Alert for you\n - alertname = X\n - severity = info", "firing", {"alertname": "X", "severity": "info"}),
         ("[firing:1] lower case", "firing", {"alertname": "lower"}),
         ("[FIRING:1] (alertname=Y org_id=bad/id)", "firing", {"alertname": "Y"}),
@@ -485,8 +649,13 @@ def test_slack_other_bot_messages_are_not_alerts(event: dict[str, Any]) -> None:
 
 def test_slack_duplicate_content_is_one_alert() -> None:
     body = "Labels:\n - alertname = X\n - org_id = acme\n"
-    n = parse_alert_post(_bot_post(text="[FIRING:1] X", attachments=[{"title": "[FIRING:1] X", "text": body}],
-                                   blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": body}}]))
+    n = parse_alert_post(
+        _bot_post(
+            text="[FIRING:1] X",
+            attachments=[{"title": "[FIRING:1] X", "text": body}],
+            blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": body}}],
+        )
+    )
     assert n is not None
     assert len(n.alerts) == 1
 
@@ -503,13 +672,27 @@ def test_slack_huge_post_is_bounded() -> None:
 
 def _notification(*severities: str, common: str | None = None) -> AlertNotification:
     alerts = [
-        Alert(status="firing", labels={"alertname": "X", **({"severity": s} if s else {})}, annotations={},
-              starts_at=None, ends_at=None, fingerprint=str(i))
+        Alert(
+            status="firing",
+            labels={"alertname": "X", **({"severity": s} if s else {})},
+            annotations={},
+            starts_at=None,
+            ends_at=None,
+            fingerprint=str(i),
+        )
         for i, s in enumerate(severities)
     ]
-    return AlertNotification(source="alertmanager", group_key="{}:{}", status="firing", receiver=None,
-                             group_labels={}, common_labels={"severity": common} if common else {},
-                             common_annotations={}, external_url=None, alerts=alerts)
+    return AlertNotification(
+        source="alertmanager",
+        group_key="{}:{}",
+        status="firing",
+        receiver=None,
+        group_labels={},
+        common_labels={"severity": common} if common else {},
+        common_annotations={},
+        external_url=None,
+        alerts=alerts,
+    )
 
 
 def test_severity_order() -> None:
@@ -542,14 +725,34 @@ def test_severity_normalised(severities: tuple[str, ...], common: str | None, ex
 
 def test_labels_for_triage_merges_common_and_first_firing() -> None:
     alerts = [
-        Alert(status="resolved", labels={"alertname": "X", "org_id": "old"}, annotations={}, starts_at=None,
-              ends_at=None, fingerprint="1"),
-        Alert(status="firing", labels={"alertname": "X", "project_id": "p1"}, annotations={}, starts_at=None,
-              ends_at=None, fingerprint="2"),
+        Alert(
+            status="resolved",
+            labels={"alertname": "X", "org_id": "old"},
+            annotations={},
+            starts_at=None,
+            ends_at=None,
+            fingerprint="1",
+        ),
+        Alert(
+            status="firing",
+            labels={"alertname": "X", "project_id": "p1"},
+            annotations={},
+            starts_at=None,
+            ends_at=None,
+            fingerprint="2",
+        ),
     ]
-    n = AlertNotification(source="grafana", group_key="k", status="firing", receiver=None, group_labels={},
-                          common_labels={"alertname": "X", "org_id": "acme"}, common_annotations={},
-                          external_url=None, alerts=alerts)
+    n = AlertNotification(
+        source="grafana",
+        group_key="k",
+        status="firing",
+        receiver=None,
+        group_labels={},
+        common_labels={"alertname": "X", "org_id": "acme"},
+        common_annotations={},
+        external_url=None,
+        alerts=alerts,
+    )
     assert n.labels_for_triage() == {"alertname": "X", "org_id": "acme", "project_id": "p1"}
     resolved = n.model_copy(update={"alerts": [alerts[0]]})
     assert resolved.labels_for_triage() == {"alertname": "X", "org_id": "old"}
