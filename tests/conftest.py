@@ -161,3 +161,6 @@ from tests.standins.slack import slack_standin  # noqa: E402
 from tests.standins.tempo import tempo_standin  # noqa: E402
 
 __all__ = ["loki_standin", "slack_standin", "tempo_standin"]
+from tests.standins.alertmanager import real_alertmanager_factory  # noqa: E402
+
+__all__ += ["real_alertmanager_factory"]
