@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,11 +15,14 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import BadInput, StoreError
+from bot.flows.approvals import ApprovalFlow
 from bot.flows.slack_diagnosis import KIND as DIAGNOSE
 from bot.flows.slack_diagnosis import diagnosis_payload
 from bot.slack.commands import USAGE, ReconCommand, parse, subject_key, thread_link
 from bot.store.jobs import JobQueue, job_namespace
 from handlers.alerts import AlertIntakeDeps, alert_post
+from handlers.approvals import freeze_command
+from handlers.approvals import register as register_approvals
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +31,16 @@ log = logging.getLogger(__name__)
 class SlackHandlerDeps:
     queue: JobQueue
     alerts: AlertIntakeDeps | None = None
+    approvals: ApprovalFlow | None = None
+    verify: Callable[[ReconCommand, dict[str, Any], AsyncAck], Awaitable[None]] | None = None
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
 def register(app: AsyncApp, deps: SlackHandlerDeps) -> None:
     app.command("/recon")(recon_command(deps))
     app.event("app_mention")(mention(deps))
+    if deps.approvals is not None:
+        register_approvals(app, deps.approvals, deps.queue)
     # Message events arrive for every channel the bot is in: alert posts by other
     # integrations in watched channels are triaged; everything else is left alone.
     app.event("message")(message(deps))
@@ -62,6 +69,18 @@ def recon_command(deps: SlackHandlerDeps) -> Callable[..., Any]:
             cmd = parse(text)
         except BadInput as exc:
             await ack(text=f":warning: {exc}\n\n{USAGE}")
+            return
+        if cmd.action in ("freezes", "unfreeze"):
+            if deps.approvals is None:
+                await ack(text=":warning: approvals are not set up on this recon")
+            else:
+                await freeze_command(deps.approvals, cmd, command, ack)
+            return
+        if cmd.action == "verify":
+            if deps.verify is None:
+                await ack(text=":warning: verification is not set up on this recon")
+            else:
+                await deps.verify(cmd, command, ack)
             return
         if cmd.action == "help" or cmd.subject is None:
             await ack(text=USAGE)

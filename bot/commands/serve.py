@@ -14,11 +14,25 @@ from collections.abc import Callable
 from aiohttp import web
 
 from bot.errors import ConfigError
+from bot.flows.approvals import ApprovalFlow
 from bot.server.app import build_app
 from bot.server.services import running_services
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+async def expire_prompts(flow: ApprovalFlow, stop: asyncio.Event, every_s: float = 30.0) -> None:
+    """Approval prompts past their expiry say so (each expired by exactly one process)."""
+    while not stop.is_set():
+        try:
+            n = await flow.expire_due()
+            if n:
+                log.info("%d approval prompt(s) expired", n)
+        except Exception:
+            log.exception("expiring approval prompts failed; trying again later")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
 
 
 def check_credentials(settings: Settings) -> str:
@@ -53,6 +67,7 @@ async def serve(settings: Settings, host: str, port: int, *, on_ready: Callable[
         await site.start()
         bound = runner.addresses[0] if runner.addresses else (host, port)
         worker_task = asyncio.create_task(svc.worker.run(), name="worker")
+        sweeper = asyncio.create_task(expire_prompts(svc.approvals, stop), name="prompt-expiry")
         socket_handler = None
         if mode == "socket":
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -72,6 +87,9 @@ async def serve(settings: Settings, host: str, port: int, *, on_ready: Callable[
         await site.stop()
         await svc.worker.stop()
         await worker_task
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
         await runner.cleanup()
     log.info("stopped")
     return 0

@@ -19,6 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.alerts.model import severity_rank
 from bot.diagnosis.model import Subject, Window
+from bot.flows.approvals import ApprovalFlow
 from bot.flows.diagnose import SourceSet
 from bot.flows.run import run_recorded
 from bot.flows.thread import ThreadObserver
@@ -43,6 +44,7 @@ class AlertDeps:
     sources: SourceSet
     slack: AsyncWebClient
     pacer: ChannelPacer
+    approvals: ApprovalFlow | None = None
 
     def incident_url(self, incident_id: str | None) -> str | None:
         base = self.settings.public_url
@@ -155,6 +157,9 @@ async def _open(n: Notification, g: AlertGroup, deps: AlertDeps, sink: SlackThre
                                      actor="alertmanager" if g.source != "slack" else "slack-alert",
                                      org_scope=org_scope)
             verdict = verdict_of(rec.outcome.diagnosis, incident.incident_id)
+            if deps.approvals is not None and g.channel:
+                await deps.approvals.after_diagnosis(incident.incident_id, rec.outcome.diagnosis, g.channel,
+                                                     thread_ts)
         except Exception as exc:
             log.exception("alert group %s: the diagnosis failed", g.group_id)
             verdict = {"error": f"{type(exc).__name__}", "incident_id": incident.incident_id}

@@ -16,6 +16,7 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.diagnosis.model import Subject, Window
+from bot.flows.approvals import ApprovalFlow
 from bot.flows.diagnose import SourceSet
 from bot.flows.run import incident_title, run_recorded
 from bot.flows.thread import ThreadObserver
@@ -35,6 +36,7 @@ class SlackDiagnosisDeps:
     queue: JobQueue
     sources: SourceSet
     slack: AsyncWebClient
+    approvals: ApprovalFlow | None = None
 
     def incident_url(self, incident_id: str) -> str | None:
         base = self.settings.public_url
@@ -80,5 +82,7 @@ async def run_diagnosis_job(job: Job, deps: SlackDiagnosisDeps) -> Mapping[str, 
         raise
     d = rec.outcome.diagnosis
     await thread.finish(d)
+    if deps.approvals is not None:
+        await deps.approvals.after_diagnosis(incident.incident_id, d, p["channel"], parent_ts)
     return {"incident_id": incident.incident_id, "run_id": rec.run_id, "scope": d.scope,
             "complete": d.complete, "thread_ts": parent_ts, "posted": sink.posted, "skipped": sink.skipped}

@@ -69,7 +69,7 @@ def impact_text(d: Diagnosis) -> str:
 
 def parent_message(subject: Subject, status: str, diagnosis: Diagnosis | None = None,
                    incident_id: str | None = None, incident_url: str | None = None,
-                   requested_by: str | None = None) -> Message:
+                   requested_by: str | None = None, freeze_note: str | None = None) -> Message:
     header = f"recon · {subject.label()}"
     verdict = None
     if diagnosis is None:
@@ -85,6 +85,8 @@ def parent_message(subject: Subject, status: str, diagnosis: Diagnosis | None = 
         freeze = (":ice_cube: *recommended* — several app instances are impacted; hold manual "
                   "customer-facing adjustments until attribution is verified"
                   if diagnosis.freeze_recommended else "not needed")
+        if freeze_note:
+            freeze = freeze_note
         warning = None
         if not diagnosis.complete:
             down = [f"{k} {v}" for k, v in diagnosis.sources.model_dump().items() if v != "ok"]

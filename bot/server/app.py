@@ -21,6 +21,8 @@ from slack_sdk.signature import SignatureVerifier
 from bot.server.services import Services
 from bot.store.db import schema_status
 from handlers.alerts import add_routes as add_alert_routes
+from handlers.api import ApiDeps
+from handlers.api import add_routes as add_api_routes
 
 log = logging.getLogger(__name__)
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
@@ -109,4 +111,6 @@ def build_app(svc: Services) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     add_alert_routes(app, svc.alert_intake)
+    token = svc.settings.api_token.get_secret_value() if svc.settings.api_token else None
+    add_api_routes(app, ApiDeps(approvals=svc.approvals.approvals, token=token))
     return app

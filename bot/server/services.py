@@ -13,13 +13,16 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.alerts.routing import RoutingTable, load_routes
 from bot.flows.alert_triage import AlertDeps, run_alert_job, run_storm_job
+from bot.flows.approvals import ApprovalFlow
 from bot.flows.diagnose import SourceSet
 from bot.flows.slack_diagnosis import KIND as DIAGNOSE
 from bot.flows.slack_diagnosis import SlackDiagnosisDeps, run_diagnosis_job
 from bot.settings import Settings
+from bot.slack.approvers import Approvers
 from bot.slack.client import web_client
 from bot.slack.pace import ChannelPacer
 from bot.store.alerts import ALERT_JOB, STORM_JOB, AlertStore
+from bot.store.approvals import ApprovalStore
 from bot.store.db import open_store, store_url
 from bot.store.jobs import Job, JobQueue
 from bot.store.store import Store
@@ -44,11 +47,12 @@ class Services:
     alerts: AlertStore
     alert_intake: AlertIntakeDeps
     routes: RoutingTable
+    approvals: ApprovalFlow
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 def build_bolt(settings: Settings, client: AsyncWebClient, queue: JobQueue,
-               alert_intake: AlertIntakeDeps | None = None) -> AsyncApp:
+               alert_intake: AlertIntakeDeps | None = None, approvals: ApprovalFlow | None = None) -> AsyncApp:
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     app = AsyncApp(
         client=client,
@@ -58,7 +62,7 @@ def build_bolt(settings: Settings, client: AsyncWebClient, queue: JobQueue,
         process_before_response=False,
         logger=logging.getLogger("recon.bolt"),
     )
-    register(app, SlackHandlerDeps(queue=queue, alerts=alert_intake))
+    register(app, SlackHandlerDeps(queue=queue, alerts=alert_intake, approvals=approvals))
     return app
 
 
@@ -79,12 +83,19 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
                              watch_channels=frozenset(c.strip() for c in settings.watch_channels.split(",")
                                                       if c.strip()))
     client = web_client(settings)
+    approvals = ApprovalFlow(settings=settings, store=store, approvals=ApprovalStore(store.pool), queue=queue,
+                             slack=client, approvers=Approvers(client, settings.approvers,
+                                                               refresh_s=settings.approvers_refresh_s))
+    if not approvals.approvers.configured:
+        log.warning("RECON_APPROVERS is not set: nobody can approve a freeze, and prompts say so")
     try:
         async with open_sources(settings) as sources:
-            deps = SlackDiagnosisDeps(settings=settings, store=store, queue=queue, sources=sources, slack=client)
+            deps = SlackDiagnosisDeps(settings=settings, store=store, queue=queue, sources=sources, slack=client,
+                                      approvals=approvals)
 
             alert_deps = AlertDeps(settings=settings, store=store, alerts=alerts, queue=queue, sources=sources,
-                                   slack=client, pacer=ChannelPacer(settings.slack_rate_per_s, settings.slack_burst))
+                                   slack=client, pacer=ChannelPacer(settings.slack_rate_per_s, settings.slack_burst),
+                                   approvals=approvals)
 
             async def diagnose(job: Job) -> dict[str, object]:
                 return dict(await run_diagnosis_job(job, deps))
@@ -99,7 +110,8 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
             worker = Worker(queue, handlers, listen_url=url, lease_s=settings.job_lease_s,
                             slots=settings.worker_slots, poll_s=settings.worker_poll_s,
                             grace_s=settings.shutdown_grace_s)
-            bolt = build_bolt(settings, client, queue, intake)
-            yield Services(settings, store, queue, sources, client, bolt, worker, url, alerts, intake, routes)
+            bolt = build_bolt(settings, client, queue, intake, approvals)
+            yield Services(settings, store, queue, sources, client, bolt, worker, url, alerts, intake, routes,
+                           approvals)
     finally:
         await store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
@@ -11,21 +12,26 @@ from bot.errors import BadInput
 from bot.ids import parse_duration, validate_id
 
 DEFAULT_SINCE = timedelta(days=7)
+INCIDENT_RE = re.compile(r"INC-\d{8}-[a-z0-9]{6}")
 
 USAGE = """\
 *Usage*
 • `/recon <correlation_id> [since]` — diagnose a disputed charge from the correlation id in the ticket \
 (since: how far back, e.g. `48h`, `7d`; default `7d`)
 • `/recon app <app_instance_id> [since]` — diagnose an app instance
+• `/recon freezes` — the active freezes of manual customer-facing adjustments
+• `/recon unfreeze <incident_id>` — ask the approvers to lift that incident's freeze
+• `/recon verify <incident_id>` — re-run the checks over the incident's scope: recovered or not
 • `/recon help` — this message
 recon reads logs, traces and the billing database; it never changes billing data."""
 
 
 @dataclass(frozen=True, slots=True)
 class ReconCommand:
-    action: Literal["help", "diagnose"]
+    action: Literal["help", "diagnose", "freezes", "unfreeze", "verify"]
     subject: Subject | None = None
     since: timedelta = DEFAULT_SINCE
+    incident_id: str | None = None
 
 
 def parse(text: str) -> ReconCommand:
@@ -35,6 +41,15 @@ def parse(text: str) -> ReconCommand:
         return ReconCommand("help")
     if len(words) > 3:
         raise BadInput(f"too many words after /recon ({len(words)})")
+    verb = words[0].lower()
+    if verb == "freezes":
+        if len(words) > 1:
+            raise BadInput("`/recon freezes` takes nothing more")
+        return ReconCommand("freezes")
+    if verb in ("unfreeze", "verify"):
+        if len(words) != 2 or not INCIDENT_RE.fullmatch(words[1]):
+            raise BadInput(f"`/recon {verb}` needs an incident id like INC-20261120-abc123")
+        return ReconCommand(verb, incident_id=words[1])  # type: ignore[arg-type]
     if words[0].lower() == "app":
         if len(words) < 2:
             raise BadInput("`/recon app` needs an app instance id")

@@ -1,0 +1,213 @@
+"""Freeze and unfreeze, decided by approvers.
+
+After a diagnosis that recommends a freeze (several app instances impacted), the thread
+gets a freeze prompt; after a later diagnosis of the same scope that shows attribution
+verified (no wrong_source, wrong_anchor or control_plane_drift), an unfreeze prompt for
+each active freeze it touches. Only approvers' reactions (or buttons) count; anyone
+else gets a short answer saying who can decide. Every vote, retraction, decision,
+expiry and refusal is an audit record and a timeline event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.diagnosis.checks import ATTRIBUTION_CHECKS
+from bot.diagnosis.model import Diagnosis, Finding, Subject
+from bot.render.approvals import prompt_message, scope_lines, short
+from bot.render.slack import parent_message
+from bot.settings import Settings
+from bot.slack.approvers import Approvers
+from bot.slack.poster import SlackThread
+from bot.store.approvals import ApprovalStore, Freeze, Prompt, Vote, VoteResult
+from bot.store.jobs import JobQueue
+from bot.store.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def freeze_scope(findings: Iterable[Finding]) -> dict[str, Any]:
+    """The app instances with findings (and the projects of findings without one)."""
+    instances = sorted({(f.org_id, f.project_id, f.app_instance_id) for f in findings
+                        if f.app_instance_id and f.org_id and f.project_id})
+    projects = sorted({(f.org_id, f.project_id) for f in findings
+                       if not f.app_instance_id and f.org_id and f.project_id})
+    return {"orgs": [], "projects": [list(p) for p in projects], "app_instances": [list(i) for i in instances]}
+
+
+def freeze_reason(d: Diagnosis) -> str:
+    checks = d.failed_checks()
+    n = len({f.app_instance_id for f in d.findings if f.app_instance_id})
+    return (f"{n} app instances have findings ({', '.join(checks)}); the runbook freezes manual "
+            "customer-facing adjustments until source attribution is verified")
+
+
+@dataclass(slots=True)
+class ApprovalFlow:
+    settings: Settings
+    store: Store
+    approvals: ApprovalStore
+    queue: JobQueue
+    slack: AsyncWebClient
+    approvers: Approvers
+
+    def _sink(self, p: Prompt) -> SlackThread:
+        return SlackThread(self.slack, self.queue, f"prompt:{p.prompt_id}", p.channel, thread_ts=p.thread_ts)
+
+    def _message(self, p: Prompt, votes: dict[str, Vote]) -> Any:
+        return prompt_message(p, votes, who=self.approvers.mentions(), approve_emoji=self.settings.approve_emoji,
+                              decline_emoji=self.settings.decline_emoji)
+
+    async def _post_prompt(self, p: Prompt) -> None:
+        if p.message_ts:
+            return
+        sink = self._sink(p)
+        ts = await sink.post("prompt", self._message(p, {}), thread_ts=p.thread_ts)
+        await self.approvals.set_message(p.prompt_id, ts)
+        for emoji in (self.settings.approve_emoji, self.settings.decline_emoji):
+            try:  # an affordance: people click the reaction that is already there
+                await self.slack.reactions_add(channel=p.channel, timestamp=ts, name=emoji)
+            except SlackApiError as exc:
+                if exc.response.get("error") != "already_reacted":
+                    log.info("could not add :%s: to prompt %s: %s", emoji, p.prompt_id, exc.response.get("error"))
+        await self.store.add_timeline_event(
+            incident_id=p.incident_id, run_id=None, type=f"{p.kind}_prompt", source="recon",
+            description=f"{p.kind} prompt posted: {len(scope_lines(p.scope))} item(s) in scope",
+            details={"prompt_id": p.prompt_id, "scope": p.scope, "quorum": p.quorum,
+                     "expires_at": p.expires_at.isoformat(), "channel": p.channel, "message_ts": ts})
+
+    async def after_diagnosis(self, incident_id: str, d: Diagnosis, channel: str, thread_ts: str) -> None:
+        """Prompt to freeze when the diagnosis recommends it; to unfreeze when it shows a
+        frozen scope's attribution verified."""
+        expires = self.settings.approval_expiry_h * 3600
+        if d.freeze_recommended:
+            active = await self.approvals.active_freezes_touching(incident_id, d.identifiers.app_instance_ids)
+            if not any(f.incident_id == incident_id for f in active):
+                p, _ = await self.approvals.create_prompt(
+                    incident_id=incident_id, kind="freeze", channel=channel, thread_ts=thread_ts,
+                    scope=freeze_scope(d.findings), reason=freeze_reason(d), quorum=self.settings.approval_quorum,
+                    expires_in_s=expires)
+                await self._post_prompt(p)
+            return
+        if not d.complete or any(f.check in ATTRIBUTION_CHECKS for f in d.findings):
+            return
+        for f in await self.approvals.active_freezes_touching(incident_id, d.identifiers.app_instance_ids):
+            await self.request_unfreeze(f, channel, thread_ts,
+                                        reason=f"a diagnosis of {d.subject.label()} found no wrong_source, "
+                                               "wrong_anchor or control_plane_drift: attribution is verified")
+
+    async def request_unfreeze(self, f: Freeze, channel: str, thread_ts: str | None, *, reason: str) -> Prompt:
+        p, _ = await self.approvals.create_prompt(
+            incident_id=f.incident_id, kind="unfreeze", channel=channel, thread_ts=thread_ts, scope=f.scope,
+            reason=reason, quorum=self.settings.approval_quorum,
+            expires_in_s=self.settings.approval_expiry_h * 3600, freeze_id=f.freeze_id)
+        await self._post_prompt(p)
+        return p
+
+    # ------------------------------------------------------------ votes
+
+    def vote_of(self, reaction: str) -> Vote | None:
+        name = reaction.split("::")[0]  # skin tones: thumbsup::skin-tone-2
+        if name == self.settings.approve_emoji:
+            return "approve"
+        if name == self.settings.decline_emoji:
+            return "decline"
+        return None
+
+    async def on_vote(self, p: Prompt, *, user: str, vote: Vote, via: str, dedup_key: str) -> VoteResult:
+        res = await self.approvals.vote(p.prompt_id, user_id=user, vote=vote,
+                                        via="button" if via == "button" else "reaction",
+                                        is_approver=await self.approvers.is_approver(user), dedup_key=dedup_key)
+        await self._effects(res, user, vote, dedup_key)
+        return res
+
+    async def on_retract(self, p: Prompt, *, user: str, vote: Vote, dedup_key: str) -> VoteResult:
+        res = await self.approvals.retract(p.prompt_id, user_id=user, vote=vote, dedup_key=dedup_key)
+        if res.outcome == "retracted":
+            await self._timeline(res.prompt, "vote_retracted", f"<@{user}> took back their {vote}", user)
+            await self._refresh(res)
+        return res
+
+    async def _effects(self, res: VoteResult, user: str, vote: Vote, dedup_key: str) -> None:
+        p = res.prompt
+        sink = self._sink(p)
+        if res.outcome == "duplicate":
+            return
+        if res.outcome == "refused":
+            await self._timeline(p, "vote_refused", f"<@{user}> is not an approver; their {vote} changes nothing", user)
+            await sink.post(f"refusal:{dedup_key}", short(
+                f"<@{user}>, your reaction changes nothing: only approvers decide this prompt "
+                f"({self.approvers.mentions()})."), thread_ts=p.thread_ts)
+            return
+        if res.outcome == "expired":
+            await self._timeline(p, "prompt_expired", f"{p.kind} prompt expired", None)
+            await self._refresh(res)
+            return
+        if res.outcome != "counted":
+            return
+        await self._timeline(p, "vote", f"<@{user}> voted {vote} on the {p.kind} prompt", user)
+        await self._refresh(res)
+        if res.decided is not None:
+            await self._decided(res)
+
+    async def _decided(self, res: VoteResult) -> None:
+        p = res.prompt
+        who = ", ".join(f"<@{u}>" for u in p.decided_by)
+        if res.decided == "approved" and p.kind == "freeze":
+            text = (f":ice_cube: Frozen by {who}: manual customer-facing adjustments are refused for the scope "
+                    f"above until attribution is verified (freeze #{p.freeze_id}; billing tools read "
+                    "GET /api/freezes).")
+        elif res.decided == "approved":
+            text = f":sunny: Freeze #{p.freeze_id} lifted by {who}."
+        else:
+            text = f":no_entry_sign: The {p.kind} prompt was declined by {who}; nothing changes."
+        await self._timeline(p, f"{p.kind}_{res.decided}", text, None)
+        await self._sink(p).post("decision", short(text), thread_ts=p.thread_ts)
+        await self.refresh_parent(p.incident_id)
+
+    async def _refresh(self, res: VoteResult) -> None:
+        p = res.prompt
+        if p.message_ts:
+            await self._sink(p).update(p.message_ts, self._message(p, res.votes))
+
+    async def _timeline(self, p: Prompt, type_: str, description: str, actor: str | None) -> None:
+        await self.store.add_timeline_event(
+            incident_id=p.incident_id, run_id=None, type=type_, source="slack", description=description,
+            details={"prompt_id": p.prompt_id, "kind": p.kind, "status": p.status, "channel": p.channel,
+                     "message_ts": p.message_ts},
+            actor=actor or "recon")
+
+    async def refresh_parent(self, incident_id: str) -> None:
+        """Show the incident's freezes on the parent message of its /recon thread."""
+        inc = await self.store.get_incident(incident_id)
+        if inc is None or inc.origin != "slack" or not inc.slack_channel or not inc.slack_thread_ts:
+            return
+        result = await self.approvals.latest_result(incident_id)
+        if result is None:
+            return
+        d = Diagnosis.model_validate(result)
+        freezes = await self.approvals.freezes_of(incident_id)
+        note = None
+        if freezes:
+            f = freezes[-1]
+            note = (f":ice_cube: adjustments frozen (freeze #{f.freeze_id}, by "
+                    f"{', '.join(f'<@{u}>' for u in f.approved_by)})" if f.status == "active"
+                    else f":sunny: freeze #{f.freeze_id} lifted")
+        msg = parent_message(Subject.model_validate(d.subject.model_dump()), "done", d, incident_id=incident_id,
+                             freeze_note=note)
+        await self.slack.chat_update(channel=inc.slack_channel, ts=inc.slack_thread_ts, text=msg.text,
+                                     blocks=msg.blocks)
+
+    async def expire_due(self) -> int:
+        expired = await self.approvals.expire_due()
+        for p in expired:
+            await self._timeline(p, "prompt_expired", f"{p.kind} prompt expired without a decision", None)
+            if p.message_ts:
+                await self._sink(p).update(p.message_ts, self._message(p, await self.approvals.votes(p.prompt_id)))
+        return len(expired)

@@ -1,0 +1,1 @@
+SELECT prompt_id, incident_id, kind, channel, thread_ts, message_ts, scope, reason, quorum, status, freeze_id, created_at, expires_at, decided_at, decided_by FROM approval_prompts WHERE channel = $1 AND message_ts = $2

@@ -1,0 +1,1 @@
+UPDATE approval_prompts SET message_ts = $2 WHERE prompt_id = $1
