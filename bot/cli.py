@@ -90,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, default=3000, help="port (default 3000; 0 picks a free one)")
 
     sub.add_parser("migrate", help="bring the store's schema up to date (also done at start)")
+    from bot.commands import report, retention
+
+    report.add_parser(sub)
+    retention.add_parser(sub)
     return p
 
 
@@ -135,6 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.commands.serve import serve
 
             return asyncio.run(serve(settings, args.host, args.port))
+        if args.command in ("report", "retention"):
+            from bot.commands import report, retention
+
+            return int((report if args.command == "report" else retention).run(settings, args))
         if args.command == "migrate":
             return asyncio.run(_migrate(settings))
     except BadInput as exc:

@@ -16,7 +16,7 @@ def default_data_dir() -> Path:
 class Settings(BaseSettings):
     """Every knob of recon. Environment variables (or a ``.env`` file) set them."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True, env_ignore_empty=True)
 
     # the bot's own store; unset: embedded PostgreSQL in data_dir
     database_url: SecretStr | None = Field(default=None, alias="DATABASE_URL")
@@ -59,10 +59,14 @@ class Settings(BaseSettings):
     approval_quorum: int = Field(default=1, ge=1, le=20, alias="RECON_APPROVAL_QUORUM")
     approval_expiry_h: float = Field(default=24.0, gt=0, alias="RECON_APPROVAL_EXPIRY_H")
     approvers_refresh_s: float = Field(default=300.0, gt=0, alias="RECON_APPROVERS_REFRESH_S")
+    report_secret: SecretStr | None = Field(default=None, alias="RECON_REPORT_SECRET")
+    report_link_ttl_h: float = Field(default=72.0, gt=0, alias="RECON_REPORT_LINK_TTL_H")
+    retention_days: int = Field(default=400, ge=1, alias="RECON_RETENTION_DAYS")
     alert_routes: str | None = Field(default=None, alias="RECON_ALERT_ROUTES")
     alert_reopen_s: float = Field(default=3600.0, ge=0, alias="RECON_ALERT_REOPEN_S")
     storm_threshold: int = Field(default=5, ge=2, alias="RECON_STORM_THRESHOLD")
     storm_window_s: float = Field(default=120.0, gt=0, alias="RECON_STORM_WINDOW_S")
+    storm_gather_s: float = Field(default=3.0, ge=0, alias="RECON_STORM_GATHER_S")
     slack_burst: int = Field(default=5, ge=1, alias="RECON_SLACK_BURST")
     slack_rate_per_s: float = Field(default=1.0, gt=0, alias="RECON_SLACK_RATE_PER_S")
 

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Callable
 
@@ -15,6 +16,7 @@ from aiohttp import web
 
 from bot.errors import ConfigError
 from bot.flows.approvals import ApprovalFlow
+from bot.gcpause import freeze_long_lived
 from bot.server.app import build_app
 from bot.server.services import running_services
 from bot.settings import Settings
@@ -66,6 +68,10 @@ async def serve(settings: Settings, host: str, port: int, *, on_ready: Callable[
         site = web.TCPSite(runner, host, port)
         await site.start()
         bound = runner.addresses[0] if runner.addresses else (host, port)
+        if not settings.public_url:  # report links point at this server
+            shown = socket.gethostname() if bound[0] in ("0.0.0.0", "::") else bound[0]  # noqa: S104
+            settings.public_url = f"http://{shown}:{bound[1]}"
+        freeze_long_lived()  # what start-up built lives as long as the process
         worker_task = asyncio.create_task(svc.worker.run(), name="worker")
         sweeper = asyncio.create_task(expire_prompts(svc.approvals, stop), name="prompt-expiry")
         socket_handler = None

@@ -13,10 +13,8 @@ instance under examination, else by the ``metering.emitted`` log line of its
 
 from __future__ import annotations
 
-import gc
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -37,6 +35,7 @@ from bot.diagnosis.model import (
     Window,
 )
 from bot.diagnosis.money import Pricer, format_minor
+from bot.gcpause import gc_paused
 
 HOUR = timedelta(hours=1)
 ATTRIBUTION_CHECKS: tuple[CheckName, ...] = ("wrong_source", "wrong_anchor", "control_plane_drift")
@@ -530,18 +529,5 @@ def run_checks(ev: BillingEvidence, checks: Collection[CheckName] = CHECKS) -> l
     The attribution checks need no ledger entries; the flow runs them as soon as the
     usage rows are read, and the reconciliation checks once the ledger is.
     """
-    with _gc_paused():
+    with gc_paused():
         return _Checker(ev).run(checks)
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """The checks build large acyclic indexes; the cyclic collector scanning them
-    repeatedly costs about 40% of a tenant-sized run, and frees nothing."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()

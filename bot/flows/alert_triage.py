@@ -24,6 +24,7 @@ from bot.flows.diagnose import SourceSet
 from bot.flows.run import run_recorded
 from bot.flows.thread import ThreadObserver
 from bot.render.alerts import alert_message, event_reply, storm_summary, verdict_of, verdict_reply
+from bot.report.links import incident_link
 from bot.settings import Settings
 from bot.slack.pace import ChannelPacer
 from bot.slack.poster import SlackThread
@@ -46,9 +47,8 @@ class AlertDeps:
     pacer: ChannelPacer
     approvals: ApprovalFlow | None = None
 
-    def incident_url(self, incident_id: str | None) -> str | None:
-        base = self.settings.public_url
-        return f"{base}/incidents/{incident_id}" if base and incident_id else None
+    async def incident_url(self, incident_id: str | None) -> str | None:
+        return await incident_link(self.settings, self.store, incident_id)
 
 
 async def run_alert_job(job: Job, deps: AlertDeps) -> Mapping[str, Any]:
@@ -60,6 +60,11 @@ async def run_alert_job(job: Job, deps: AlertDeps) -> Mapping[str, Any]:
 async def run_storm_job(job: Job, deps: AlertDeps) -> Mapping[str, Any]:
     await deps.alerts.release_key(job.job_id)
     storm_id = int(job.payload["storm_id"])
+    async with deps.alerts.storm_lock(storm_id):
+        return await _run_storm(job, deps, storm_id)
+
+
+async def _run_storm(job: Job, deps: AlertDeps, storm_id: int) -> Mapping[str, Any]:
     storm = await deps.alerts.storm(storm_id)
     sink = SlackThread(deps.slack, deps.queue, f"storm:{storm_id}", storm.channel, job_id=job.job_id,
                        pacer=deps.pacer)
@@ -117,7 +122,8 @@ async def _show(n: Notification, g: AlertGroup, deps: AlertDeps, job_id: int, st
     if n.action in ("resolve", "refire"):
         await sink.post_reply(event_reply(n.action, g), key=f"n:{n.notification_id}")
     if own_anchor:
-        await sink.update(g.anchor_ts, alert_message(g, state="shown", incident_url=deps.incident_url(g.incident_id)))
+        url = await deps.incident_url(g.incident_id)
+        await sink.update(g.anchor_ts, alert_message(g, state="shown", incident_url=url))
 
 
 async def _open(n: Notification, g: AlertGroup, deps: AlertDeps, sink: SlackThread, storm: Storm | None) -> None:
@@ -128,7 +134,7 @@ async def _open(n: Notification, g: AlertGroup, deps: AlertDeps, sink: SlackThre
         correlation_id=s.correlation_id, app_instance_id=s.app_instance_id, org_id=s.org_id,
         project_id=s.project_id, alert_group=g.incident_key,
     )
-    url = deps.incident_url(incident.incident_id)
+    url = await deps.incident_url(incident.incident_id)
     if g.source == "slack":
         assert g.anchor_ts is not None  # the alert post itself
         anchor_ts = thread_ts = g.anchor_ts
@@ -143,12 +149,14 @@ async def _open(n: Notification, g: AlertGroup, deps: AlertDeps, sink: SlackThre
     await deps.alerts.set_thread(g.group_id, anchor_ts, thread_ts, incident.incident_id)
     if storm is None and g.channel:
         await deps.store.set_incident_thread(incident.incident_id, g.channel, thread_ts)
+    diagnosis = None
     if subject is None:
         verdict: dict[str, Any] = {"no_subject": True, "incident_id": incident.incident_id}
     else:
         end = n.received_at
-        observers = [] if storm is not None else [
-            ThreadObserver(sink, subject, incident_id=incident.incident_id, incident_url=url)]
+        narrator = None if storm is not None else ThreadObserver(sink, subject, incident_id=incident.incident_id,
+                                                                  incident_url=url)
+        observers = [narrator] if narrator is not None else []
         org_scope = (subject.org_id, subject.project_id) if subject.org_id else None
         try:
             rec = await run_recorded(store=deps.store, sources=deps.sources, subject=subject,
@@ -156,10 +164,10 @@ async def _open(n: Notification, g: AlertGroup, deps: AlertDeps, sink: SlackThre
                                      observers=observers, row_cap=deps.settings.evidence_row_cap,
                                      actor="alertmanager" if g.source != "slack" else "slack-alert",
                                      org_scope=org_scope)
+            if narrator is not None:
+                await narrator.drain()
             verdict = verdict_of(rec.outcome.diagnosis, incident.incident_id)
-            if deps.approvals is not None and g.channel:
-                await deps.approvals.after_diagnosis(incident.incident_id, rec.outcome.diagnosis, g.channel,
-                                                     thread_ts)
+            diagnosis = rec.outcome.diagnosis
         except Exception as exc:
             log.exception("alert group %s: the diagnosis failed", g.group_id)
             verdict = {"error": f"{type(exc).__name__}", "incident_id": incident.incident_id}
@@ -169,3 +177,5 @@ async def _open(n: Notification, g: AlertGroup, deps: AlertDeps, sink: SlackThre
         await sink.post_reply(verdict_reply(g), key="verdict")
     else:
         await sink.update(anchor_ts, alert_message(g, state="shown", incident_url=url))
+    if diagnosis is not None and deps.approvals is not None and g.channel:
+        await deps.approvals.after_diagnosis(incident.incident_id, diagnosis, g.channel, thread_ts)

@@ -4,16 +4,19 @@ with its count and digest) and timeline events for steps and findings."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import fields, is_dataclass
 from typing import Any
 
 from bot.flows.diagnose import StepReport
+from bot.flows.serial import Serial
 from bot.sources.protocols import SourceCall
 from bot.store.store import Phase, Store
 
 log = logging.getLogger(__name__)
+THREAD_ROWS = 200  # bigger row sets are converted (and digested) off the event loop
 
 
 def as_row(item: Any) -> dict[str, Any]:
@@ -48,6 +51,8 @@ class Recorder:
         self.evidence_count = 0
         self.timeline_count = 0
         self.trace_id: str | None = None
+        # evidence is written off the diagnosis's path (in order); flush() before the run ends
+        self._writes = Serial(f"evidence-{incident_id}-{run_id}")
 
     async def _timeline(self, type_: str, source: str, description: str, details: dict[str, Any],
                         trace_id: str | None = None) -> None:
@@ -81,15 +86,27 @@ class Recorder:
     async def source_call(self, step: str, call: SourceCall, items: Sequence[Any], error: str | None) -> None:
         if call.kind == "trace" and not self.trace_id and call.params.get("trace_id"):
             self.trace_id = str(call.params["trace_id"])
+        self._writes.submit(lambda: self._write(step, call, list(items), error))
+
+    async def _write(self, step: str, call: SourceCall, items: list[Any], error: str | None) -> None:
         try:
+            if len(items) > THREAD_ROWS:
+                rows = await asyncio.to_thread(lambda: [as_row(i) for i in items])
+            else:
+                rows = [as_row(i) for i in items]
             await self.store.add_evidence(
                 incident_id=self.incident_id, run_id=self.run_id, step=step, phase=self.phase, call=call,
-                rows=[as_row(i) for i in items], row_cap=self.row_cap, error=error,
+                rows=rows, row_cap=self.row_cap, error=error,
             )
             self.evidence_count += 1
         except Exception:
             self.failures += 1
             log.exception("could not record evidence for %s", self.incident_id)
+
+    async def flush(self) -> None:
+        """Wait until every evidence record submitted so far is written."""
+        await self._writes.drain()
+        await self._writes.close()
 
 
 class Fanout:

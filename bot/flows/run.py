@@ -72,6 +72,11 @@ async def run_recorded(
     try:
         outcome = await diagnose(subject, window, now, sources, observer, org_scope=org_scope)
     except BaseException as exc:
+        if recorder is not None:
+            try:
+                await recorder.flush()
+            except Exception:
+                log.exception("evidence of run %s not fully written", run_id)
         if store is not None and run_id is not None:
             try:
                 await store.finish_run(run_id, None, status="failed", error=f"{type(exc).__name__}: {exc}")
@@ -79,6 +84,8 @@ async def run_recorded(
                 log.exception("could not mark run %s failed", run_id)
         raise
     d = outcome.diagnosis
+    if recorder is not None:
+        await recorder.flush()
     if store is not None and incident is not None and run_id is not None:
         await store.finish_run(run_id, d, status="done", complete=d.complete, scope=d.scope,
                                freeze_recommended=d.freeze_recommended)

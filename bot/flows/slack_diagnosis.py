@@ -20,6 +20,7 @@ from bot.flows.approvals import ApprovalFlow
 from bot.flows.diagnose import SourceSet
 from bot.flows.run import incident_title, run_recorded
 from bot.flows.thread import ThreadObserver
+from bot.report.links import incident_link
 from bot.settings import Settings
 from bot.slack.poster import SlackThread
 from bot.store.jobs import Job, JobQueue, job_namespace
@@ -38,9 +39,8 @@ class SlackDiagnosisDeps:
     slack: AsyncWebClient
     approvals: ApprovalFlow | None = None
 
-    def incident_url(self, incident_id: str) -> str | None:
-        base = self.settings.public_url
-        return f"{base}/incidents/{incident_id}" if base else None
+    async def incident_url(self, incident_id: str) -> str | None:
+        return await incident_link(self.settings, self.store, incident_id)
 
 
 def diagnosis_payload(subject: Subject, *, channel: str, user: str | None, since: timedelta, now: datetime,
@@ -70,7 +70,7 @@ async def run_diagnosis_job(job: Job, deps: SlackDiagnosisDeps) -> Mapping[str, 
     await deps.queue.set_incident(job.job_id, incident.incident_id)
     sink = SlackThread(deps.slack, deps.queue, job_namespace(job.job_id), p["channel"], job_id=job.job_id)
     thread = ThreadObserver(sink, subject, incident_id=incident.incident_id,
-                            incident_url=deps.incident_url(incident.incident_id), requested_by=p.get("user"))
+                            incident_url=await deps.incident_url(incident.incident_id), requested_by=p.get("user"))
     parent_ts = await thread.start()
     await deps.store.set_incident_thread(incident.incident_id, p["channel"], parent_ts)
     try:

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from bot.diagnosis.model import Diagnosis, Subject
 from bot.flows.diagnose import STEP_TITLES, StepReport
+from bot.flows.serial import Serial
 from bot.render.slack import Message, parent_message, step_message
 from bot.sources.protocols import SourceCall
 
@@ -35,15 +36,28 @@ class ThreadObserver:
         self.incident_url = incident_url
         self.requested_by = requested_by
         self._index = 0
+        # replies go out in order, off the diagnosis's path; finish() waits for them
+        self._posts = Serial("thread-replies")
 
     async def start(self) -> str:
         return await self.sink.post_parent(self._parent("running"))
 
     async def finish(self, diagnosis: Diagnosis) -> None:
+        await self.drain()
         await self.sink.update_parent(self._parent("done", diagnosis))
 
     async def fail(self) -> None:
-        await self.sink.update_parent(self._parent("failed"))
+        try:
+            await self.drain()
+        finally:
+            await self.sink.update_parent(self._parent("failed"))
+
+    async def drain(self) -> None:
+        """Wait until every reply so far is posted (raises if one could not be)."""
+        try:
+            await self._posts.drain()
+        finally:
+            await self._posts.close()
 
     def _parent(self, status: str, diagnosis: Diagnosis | None = None) -> Message:
         return parent_message(self.subject, status, diagnosis, incident_id=self.incident_id,
@@ -54,8 +68,9 @@ class ThreadObserver:
 
     async def step_finished(self, report: StepReport) -> None:
         self._index += 1
-        await self.sink.post_reply(step_message(report, self._index, len(STEP_TITLES), self.incident_url),
-                                   key=f"step:{report.name}")
+        msg = step_message(report, self._index, len(STEP_TITLES), self.incident_url)
+        key = f"step:{report.name}"
+        self._posts.submit(lambda: self.sink.post_reply(msg, key=key))
 
     async def source_call(self, step: str, call: SourceCall, items: Sequence[Any], error: str | None) -> None:
         return None

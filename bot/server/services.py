@@ -73,7 +73,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
     store = await open_store(settings)
     queue = JobQueue(store.pool)
     alerts = AlertStore(store.pool, reopen_s=settings.alert_reopen_s, storm_threshold=settings.storm_threshold,
-                        storm_window_s=settings.storm_window_s)
+                        storm_window_s=settings.storm_window_s, storm_gather_s=settings.storm_gather_s)
     token = settings.alert_webhook_token.get_secret_value() if settings.alert_webhook_token else None
     if token is None:
         log.warning("ALERT_WEBHOOK_TOKEN is not set: the alert webhooks refuse every request")

@@ -37,10 +37,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import gc
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import starmap
 from typing import Any, TypeVar
@@ -58,6 +57,7 @@ from bot.diagnosis.model import (
     Window,
 )
 from bot.errors import SourceError, SourceUnavailable
+from bot.gcpause import gc_paused
 from bot.sources.protocols import Coverage, Fetched, SourceCall
 from bot.sqlfiles import Queries
 
@@ -360,7 +360,7 @@ class PostgresBillingReader:
         sql = QUERIES[name]
         started_at = datetime.now(UTC)
         t0 = time.perf_counter()
-        with _gc_paused():
+        with gc_paused():
             rows = await self._fetch(name, sql, args)
             items = list(starmap(make, rows))
             del rows
@@ -459,33 +459,6 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
 
 def _coverage(app_instance_id: str, component: str, rows: int, hours: list[datetime]) -> Coverage:
     return Coverage(app_instance_id, component, rows, tuple(hours))
-
-
-_gc_pauses = 0
-_gc_resume = False
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a result is decoded and mapped.
-
-    A tenant diagnosis decodes hundreds of thousands of rows into records and
-    dataclasses; each allocation batch would otherwise trigger collections that walk
-    every object made so far (it roughly halves decode+mapping time). Nested and
-    overlapping pauses (concurrent queries) are counted; the collector is re-enabled,
-    if it was on, when the last one ends.
-    """
-    global _gc_pauses, _gc_resume
-    if _gc_pauses == 0:
-        _gc_resume = gc.isenabled()
-        gc.disable()
-    _gc_pauses += 1
-    try:
-        yield
-    finally:
-        _gc_pauses -= 1
-        if _gc_pauses == 0 and _gc_resume:
-            gc.enable()
 
 
 def _ids(values: Sequence[str]) -> list[str]:

@@ -42,6 +42,7 @@ from typing import Any
 
 from bot.diagnosis.model import LogEvent, Span, Window
 from bot.errors import SourceError, SourceFailure, SourceUnavailable
+from bot.gcpause import freeze_long_lived
 from bot.sources.logql import LogQuery
 from bot.sources.loki import RawEntry, build_events
 from bot.sources.otlp import datetime_to_ns, parse_trace_json
@@ -126,12 +127,14 @@ class OfflineEvidence:
         async with self._lock:
             if self._logs is None:
                 self._logs = await asyncio.to_thread(self._read_logs)
+                freeze_long_lived()  # the index lives as long as the process: keep it out of full collections
             return self._logs
 
     async def trace_index(self) -> _TraceIndex:
         async with self._lock:
             if self._traces is None:
                 self._traces = await asyncio.to_thread(self._read_traces)
+                freeze_long_lived()
             return self._traces
 
     # ---------------------------------------------------------------- reading

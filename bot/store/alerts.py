@@ -109,8 +109,10 @@ class Storm:
 
 
 class AlertStore:
-    def __init__(self, pool: Pool, *, reopen_s: float, storm_threshold: int, storm_window_s: float) -> None:
+    def __init__(self, pool: Pool, *, reopen_s: float, storm_threshold: int, storm_window_s: float,
+                 storm_gather_s: float = 2.0) -> None:
         self._pool = pool
+        self.storm_gather_s = storm_gather_s
         self.reopen = timedelta(seconds=reopen_s)
         self.storm_threshold = storm_threshold
         self.storm_window_s = storm_window_s
@@ -148,13 +150,15 @@ class AlertStore:
                                           n.status, len(n.alerts), dict(payload))
                 storm_id = group.storm_id
                 if action == "open" and channel and anchor_ts is None:
-                    storm_id = await self._maybe_storm(conn, channel) or storm_id
+                    storm_id = await self._maybe_storm(conn, channel, group.group_id) or storm_id
+                delay = 0.0
                 if storm_id is not None and action == "open":
-                    kind, key = STORM_JOB, f"{STORM_JOB}:{storm_id}"
+                    # a storm gathers for a moment, so its groups are triaged in order of severity
+                    kind, key, delay = STORM_JOB, f"{STORM_JOB}:{storm_id}", self.storm_gather_s
                 else:
                     kind, key = ALERT_JOB, f"{ALERT_JOB}:{group.group_id}"
                 job_row = await conn.fetchrow(Q["job_enqueue"], kind, key, {"group_id": group.group_id,
-                                                                             "storm_id": storm_id}, 10)
+                                                                             "storm_id": storm_id}, 10, delay)
                 job_id = int(job_row["job_id"]) if job_row is not None else None
                 if job_id is not None:
                     await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
@@ -162,7 +166,9 @@ class AlertStore:
             raise StoreError(f"storing the alert notification failed: {exc}") from exc
         return Intake(group, action, int(nid), job_id, storm_id)
 
-    async def _maybe_storm(self, conn: Conn, channel: str) -> int | None:
+    async def _maybe_storm(self, conn: Conn, channel: str, group_id: int) -> int | None:
+        # one storm per channel at a time: concurrent intakes for a channel take turns here
+        await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _LOCK_SPACE + 1, channel)
         recent = await conn.fetchval(Q["alert_recent_opens"], channel, self.storm_window_s)
         if int(recent) < self.storm_threshold:
             return None
@@ -171,7 +177,7 @@ class AlertStore:
             storm_id = await conn.fetchval(Q["alert_storm_create"], channel)
             log.warning("alert storm in %s: %d groups opened within %.0f s; one summary, triage by severity",
                         channel, recent, self.storm_window_s)
-        await conn.fetch(Q["alert_storm_join"], storm_id, channel, self.storm_window_s)
+        await conn.fetch(Q["alert_storm_join"], storm_id, group_id)
         return int(storm_id)
 
     # ------------------------------------------------------------ processing
@@ -179,12 +185,23 @@ class AlertStore:
     @contextlib.asynccontextmanager
     async def group_lock(self, group_id: int) -> AsyncIterator[None]:
         """Hold the group's advisory lock (session-level, on a connection of its own)."""
+        async with self._lock(_LOCK_SPACE, group_id):
+            yield
+
+    @contextlib.asynccontextmanager
+    async def storm_lock(self, storm_id: int) -> AsyncIterator[None]:
+        """One storm job at a time per storm, so its groups go out in severity order."""
+        async with self._lock(_LOCK_SPACE + 2, storm_id):
+            yield
+
+    @contextlib.asynccontextmanager
+    async def _lock(self, space: int, key: int) -> AsyncIterator[None]:
         async with self._pool.acquire() as conn:
-            await conn.execute("SELECT pg_advisory_lock($1, $2)", _LOCK_SPACE, group_id)
+            await conn.execute("SELECT pg_advisory_lock($1, $2)", space, key)
             try:
                 yield
             finally:
-                await conn.execute("SELECT pg_advisory_unlock($1, $2)", _LOCK_SPACE, group_id)
+                await conn.execute("SELECT pg_advisory_unlock($1, $2)", space, key)
 
     async def _q(self, name: str, method: str, *args: Any) -> Any:
         try:

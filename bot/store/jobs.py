@@ -23,6 +23,7 @@ from bot.store.db import Pool
 log = logging.getLogger(__name__)
 Q = Queries("bot.store", "sql")
 NOTIFY_CHANNEL = "recon_jobs"
+DONE_CHANNEL = "recon_jobs_done"  # NOTIFY'd with the job id when a job ends (done or failed for good)
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
 JobStatus = Literal["queued", "running", "done", "failed"]
@@ -75,7 +76,7 @@ class JobQueue:
                       max_attempts: int = 5) -> tuple[Job, bool]:
         """``(job, created)``: a new job, or the active one with the same dedup key."""
         for _ in range(5):
-            row = await self._run("job_enqueue", "fetchrow", kind, dedup_key, dict(payload), max_attempts)
+            row = await self._run("job_enqueue", "fetchrow", kind, dedup_key, dict(payload), max_attempts, 0.0)
             if row is not None:
                 await self._notify()
                 return Job(**dict(row)), True
@@ -98,11 +99,22 @@ class JobQueue:
         return await self._run("job_renew", "fetchval", job_id, owner, float(lease_s)) is not None
 
     async def finish(self, job_id: int, owner: str, result: Mapping[str, Any] | None = None) -> bool:
-        return await self._run("job_finish", "fetchval", job_id, owner, dict(result or {})) is not None
+        done = await self._run("job_finish", "fetchval", job_id, owner, dict(result or {})) is not None
+        if done:
+            await self._notify_done(job_id)
+        return done
+
+    async def _notify_done(self, job_id: int) -> None:
+        try:
+            await self._pool.execute("SELECT pg_notify($1, $2)", DONE_CHANNEL, str(job_id))
+        except _DB_ERRORS:
+            log.debug("NOTIFY %s failed", DONE_CHANNEL)
 
     async def fail(self, job_id: int, owner: str, error: str, retry_in_s: float) -> str | None:
         """Record a failed attempt; returns the new status (queued: retried later; failed)."""
         status: str | None = await self._run("job_fail", "fetchval", job_id, owner, error[:4000], float(retry_in_s))
+        if status == "failed":
+            await self._notify_done(job_id)
         return status
 
     async def release(self, job_id: int, owner: str) -> bool:
@@ -158,7 +170,7 @@ class JobQueue:
                 first = await conn.fetchval(Q["event_seen"], event_id, retry_num)
                 if first is not True:
                     return None, False
-                row = await conn.fetchrow(Q["job_enqueue"], kind, dedup_key, dict(payload), 5)
+                row = await conn.fetchrow(Q["job_enqueue"], kind, dedup_key, dict(payload), 5, 0.0)
                 created = row is not None
                 if row is None:
                     row = await conn.fetchrow(Q["job_find_active"], dedup_key)

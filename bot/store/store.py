@@ -46,7 +46,7 @@ SubjectKind = Literal["correlation_id", "app_instance_id", "scope", "alert_group
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
-_THREAD_DIGEST_ROWS = 2000  # digest bigger row sets off the event loop
+_THREAD_DIGEST_ROWS = 200  # digest bigger row sets off the event loop
 
 
 def new_incident_id(now: datetime | None = None) -> str:

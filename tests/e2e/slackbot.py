@@ -92,3 +92,25 @@ async def start_bot_process(env: Mapping[str, str], log_path: Path) -> BotProces
         await asyncio.sleep(0.1)  # waiting on another process's output: nothing to await
     proc.kill()
     raise TimeoutError(f"recon serve did not start:\n{log_path.read_text()}")
+
+
+async def jobs_settled(store_url: str, count: int, timeout: float = 30.0) -> list[dict[str, object]]:
+    """Wait until ``count`` jobs have ended (done, or failed for good): the bot NOTIFYs
+    ``recon_jobs_done`` as each one ends. Returns the jobs."""
+    import asyncpg
+
+    from bot.store.jobs import DONE_CHANNEL
+
+    conn = await asyncpg.connect(store_url)
+    changed = asyncio.Event()
+    await conn.add_listener(DONE_CHANNEL, lambda *_: changed.set())
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                changed.clear()
+                rows = await conn.fetch("select job_id, kind, status, attempts from jobs order by job_id")
+                if sum(1 for r in rows if r["status"] in ("done", "failed")) >= count:
+                    return [dict(r) for r in rows]
+                await changed.wait()
+    finally:
+        await conn.close()

@@ -192,7 +192,7 @@ async def test_grafana_webhook(bot: InProcessBot, http: httpx.AsyncClient, slack
 async def test_storm_becomes_one_summary_triaged_by_severity(
     live: LoadedPlatform, store_url: str, slack_standin: SlackStandIn, http: httpx.AsyncClient,
 ) -> None:
-    env = env_for(live, store_url, slack_standin, RECON_STORM_THRESHOLD="3")
+    env = env_for(live, store_url, slack_standin, RECON_STORM_THRESHOLD="3", RECON_STORM_GATHER_S="1")
     severities = ["info", "warning", "critical", "page", "warning", "critical", "low", "page"]
     docs = [am_payload(live, group=f"s{i}", alertname=f"AppRuntimeMeteringDrift{i}", severity=sev,
                        labels={"app_instance_id": f"ai-none-{i}"})
@@ -241,6 +241,11 @@ async def test_alert_posts_in_watched_channels_are_triaged_in_their_own_thread(
         assert (await post(http, f"{bot.url}/slack/events", req.retried(1, "http_timeout"))).status_code == 200
     await slack_standin.wait_for(
         lambda _: any("Drift found" in (r.text or "") for r in slack_standin.thread(WATCHED, alert.ts)), timeout=30)
+    await slack_standin.wait_for(lambda _: any(
+        "Freeze manual" in json.dumps(r.blocks) for r in slack_standin.thread(WATCHED, alert.ts)))
     replies = slack_standin.thread(WATCHED, alert.ts)[1:]
-    assert len(replies) == STEPS + 1  # the steps, then the verdict (the alert post is not ours to edit)
+    # the steps, the verdict (the alert post is not ours to edit), then the freeze prompt
+    assert [("/6 " in (r.text or "")) for r in replies[:STEPS]] == [True] * STEPS
+    assert "Drift found" in (replies[STEPS].text or "")
+    assert any("Freeze manual" in json.dumps(r.blocks) for r in replies[STEPS + 1:])
     assert slack_standin.thread(WATCHED, chatter.ts)[1:] == [] and slack_standin.thread(WATCHED, human.ts)[1:] == []

@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 
 from tests.e2e.conftest import LoadedPlatform, load
-from tests.e2e.slackbot import STEPS, InProcessBot, bot_env, bot_in_process, live_platform
+from tests.e2e.slackbot import STEPS, InProcessBot, bot_env, bot_in_process, jobs_settled, live_platform
 from tests.standins.slack import SlackStandIn
 from tests.standins.slack_requests import (
     app_mention,
@@ -54,7 +54,7 @@ def thread_done(slack: SlackStandIn, channel: str = CHANNEL) -> bool:
     msgs = slack.messages(channel)
     if not msgs:
         return False
-    return len(slack.thread(channel, msgs[0].ts)) == 1 + STEPS and "Drift found" in json.dumps(msgs[0].blocks)
+    return len(slack.thread(channel, msgs[0].ts)) >= 1 + STEPS and "Drift found" in json.dumps(msgs[0].blocks)
 
 
 async def test_url_verification(bot: InProcessBot, http: httpx.AsyncClient) -> None:
@@ -110,6 +110,7 @@ async def test_recon_posts_a_thread_step_by_step_and_records_it(
     assert "running" in json.dumps(parent.history[0]) and "Freeze" in json.dumps(parent.blocks)
     posts = slack_standin.calls_to("chat.postMessage")
     assert [c.args.get("thread_ts") for c in posts] == [None] + [parent.ts] * STEPS
+    await jobs_settled(store_url, 1)
     conn = await asyncpg.connect(store_url)
     try:
         inc = await conn.fetchrow("select incident_id, slack_channel, slack_thread_ts, origin from incidents")
@@ -119,8 +120,16 @@ async def test_recon_posts_a_thread_step_by_step_and_records_it(
     finally:
         await conn.close()
     assert (inc["slack_channel"], inc["slack_thread_ts"], inc["origin"]) == (CHANNEL, parent.ts, "slack")
+    # the parent links to the incident's report with a signed token that opens it
+    import re
+
+    link = re.search(r"<(http://[^|>]+/incidents/INC-[^|>]+)\|", json.dumps(parent.blocks))
+    assert link, parent.blocks
+    page = await http.get(link.group(1).replace("\\u0026", "&"))
+    assert page.status_code == 200 and inc["incident_id"] in page.text
+    assert (await http.get(link.group(1).split("?")[0])).status_code == 401
     assert (job["status"], job["attempts"]) == ("done", 1)
-    assert n_posts == 1 + STEPS and run["status"] == "done" and run["job_id"] is not None
+    assert n_posts == 1 + STEPS + 1 and run["status"] == "done" and run["job_id"] is not None  # + the freeze prompt
 
 
 async def test_second_recon_for_a_running_subject_points_to_its_thread(
@@ -157,7 +166,12 @@ async def test_retry_storm_of_one_mention_is_handled_once(
     finally:
         await conn.close()
     assert len(slack_standin.messages(CHANNEL)) == 1
-    assert len(slack_standin.calls_to("chat.postMessage")) == 1 + STEPS
+    await jobs_settled(store_url, 1)
+    thread_keys = [(c.args.get("metadata") or {}).get("event_payload", {}).get("key")
+                   for c in slack_standin.calls_to("chat.postMessage")]
+    assert sorted(k for k in thread_keys if k == "parent" or str(k).startswith("step:")) == sorted(
+        ["parent", "step:logs", "step:billing_rows", "step:trace", "step:pivot", "step:attribution",
+         "step:reconciliation"])
 
 
 async def test_429_storm_delays_but_drops_nothing_and_keeps_order(

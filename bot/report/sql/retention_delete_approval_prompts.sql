@@ -1,0 +1,1 @@
+WITH d AS (DELETE FROM approval_prompts WHERE incident_id = ANY($1::text[]) RETURNING 1) SELECT count(*) FROM d
