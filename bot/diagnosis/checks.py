@@ -26,6 +26,7 @@ from bot.diagnosis.model import (
     BillingAccount,
     CheckName,
     Component,
+    Correction,
     Finding,
     LedgerEntry,
     LogEvent,
@@ -531,3 +532,74 @@ def run_checks(ev: BillingEvidence, checks: Collection[CheckName] = CHECKS) -> l
     """
     with gc_paused():
         return _Checker(ev).run(checks)
+
+
+def propose_corrections(ev: BillingEvidence, findings: Iterable[Finding]) -> list[Correction]:
+    """The ledger entries the approved correction procedure would post for the findings
+    that need a data correction, each linked to its correlation id. Proposed only:
+    reversals of wrong or extra debits, and debits at the rule 5 price (for a
+    re-attributed row, at the price under the correct attribution). Missing usage needs
+    its metering event re-driven, not a ledger entry, and gets none here."""
+    c = _Checker(ev)
+    usage = {u.usage_record_id: u for u in ev.usage}
+    entries = {e.ledger_entry_id: e for e in ev.ledger}
+    out: list[Correction] = []
+    done_rows: set[str] = set()
+    reversed_: set[str] = set()
+
+    def reverse(e: LedgerEntry, reason: str, check: CheckName) -> None:
+        if e.ledger_entry_id in reversed_:
+            return
+        reversed_.add(e.ledger_entry_id)
+        out.append(Correction(action="reverse_debit", org_id=e.org_id, project_id=e.project_id,
+                              usage_record_id=e.usage_record_id, reverses_entry_id=e.ledger_entry_id,
+                              amount_minor=e.amount_minor, currency=e.currency, correlation_id=e.correlation_id,
+                              reason=reason, check=check))
+
+    def debit(u: UsageRecord, amount: int, reason: str, check: CheckName) -> None:
+        out.append(Correction(action="post_debit", org_id=u.org_id, project_id=u.project_id,
+                              usage_record_id=u.usage_record_id, amount_minor=amount,
+                              currency=c.currency.get(u.org_id, "unknown"), correlation_id=u.correlation_id,
+                              reason=reason, check=check))
+
+    for f in findings:
+        if f.check == "duplicate_charge":
+            for lid in f.ledger_entry_ids:
+                if lid in entries:
+                    reverse(entries[lid], "extra charge for an hour already charged (duplicate usage row)", f.check)
+        elif f.check == "ledger_mismatch" and not f.usage_record_ids:
+            for lid in f.ledger_entry_ids:
+                if lid in entries:
+                    reverse(entries[lid], "usage debit whose usage row does not exist", f.check)
+        elif f.check == "ledger_mismatch":
+            for uid in f.usage_record_ids:
+                u = usage.get(uid)
+                expected = c.price_recorded(u) if u is not None else None
+                if u is None or expected is None or uid in done_rows:
+                    continue
+                done_rows.add(uid)
+                effective = c.effective_debits(uid)
+                keep = next((d for d in effective if d.amount_minor == expected), None)
+                for d in effective:
+                    if d is not keep:
+                        reverse(d, "debit that differs from the rate card price, or one too many", f.check)
+                if keep is None:
+                    debit(u, expected, "the rate card price of the usage row (rule 5)", f.check)
+        elif f.check in ATTRIBUTION_CHECKS:
+            for uid in f.usage_record_ids:
+                u = usage.get(uid)
+                inst = c.owner(u) if u is not None else None
+                if u is None or inst is None or uid in done_rows:
+                    continue
+                done_rows.add(uid)
+                comp = c.components.get(inst.app_instance_id, {}).get(u.component or "")
+                cp = comp.control_plane if comp else u.control_plane_component
+                source = "app_runtime" if inst.operating_mode == "managed" or cp else "allocation"
+                correct = c._price(c.currency.get(inst.org_id), u, source, cp, inst.control_plane_scope)
+                if correct is None:
+                    continue
+                for d in c.effective_debits(uid):
+                    reverse(d, f"charged under the wrong attribution ({f.check})", f.check)
+                debit(u, correct, f"re-attribute the row to {source}, control plane {cp}, scope "
+                                  f"{inst.control_plane_scope}; charge at that price", f.check)
+    return out

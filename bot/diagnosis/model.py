@@ -260,6 +260,35 @@ class Sources(BaseModel):
     billing: SourceState = "ok"
 
 
+class FollowUp(BaseModel):
+    """What the layer that owns the drift must fix, with the evidence for it."""
+
+    owning_layer: OwningLayer
+    fix: str
+    checks: list[CheckName]
+    app_instance_ids: list[str] = Field(default_factory=list)
+    usage_record_ids: list[str] = Field(default_factory=list)
+    ledger_entry_ids: list[str] = Field(default_factory=list)
+    findings: int = 0
+    impact: dict[str, int] = Field(default_factory=dict)  # currency -> net minor units
+
+
+class Correction(BaseModel):
+    """One ledger entry the approved correction procedure would post. Proposed, never
+    applied: recon does not write to the billing database."""
+
+    action: Literal["reverse_debit", "post_debit"]
+    org_id: str
+    project_id: str
+    usage_record_id: str | None = None
+    reverses_entry_id: str | None = None
+    amount_minor: int
+    currency: str
+    correlation_id: str | None = None
+    reason: str
+    check: CheckName
+
+
 class Diagnosis(BaseModel):
     """The diagnosis document (diagnosis.schema.json, schema_version 1)."""
 
@@ -278,6 +307,8 @@ class Diagnosis(BaseModel):
     # Additions (allowed by the schema): what was searched, and notes for a person.
     searched: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
+    follow_ups: list[FollowUp] = Field(default_factory=list)
+    corrections: list[Correction] = Field(default_factory=list)
 
     def failed_checks(self) -> list[str]:
         seen: list[str] = []

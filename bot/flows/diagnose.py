@@ -24,13 +24,23 @@ from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from bot.diagnosis import core
-from bot.diagnosis.checks import ATTRIBUTION_CHECKS, RECONCILIATION_CHECKS, BillingEvidence, run_checks, sort_findings
+from bot.diagnosis.checks import (
+    ATTRIBUTION_CHECKS,
+    RECONCILIATION_CHECKS,
+    BillingEvidence,
+    propose_corrections,
+    run_checks,
+    sort_findings,
+)
+from bot.diagnosis.followups import follow_ups
 from bot.diagnosis.model import (
     AppInstance,
     BillingAccount,
     Component,
+    Correction,
     Diagnosis,
     Finding,
+    FollowUp,
     LedgerEntry,
     LogEvent,
     RateCard,
@@ -126,6 +136,8 @@ class _Run:
         self.notes: list[str] = []
         self.steps: list[StepReport] = []
         self.covered: dict[tuple[str, str], frozenset[datetime]] | None = None
+        self.corrections: list[Correction] = []
+        self.follow_ups: list[FollowUp] = []
         self.rows_examined = 0
         for name, reason in sources.missing.items():
             self.state[name] = "unavailable"
@@ -427,7 +439,12 @@ class _Run:
                 self.notes.append("logs unavailable: the owning layer of missing usage is not confirmed")
             ev = self._evidence(instances, comps, usage, ledger, accounts, cards, [*corr_logs, *pivot_logs], logs_ok)
             findings = sort_findings([*attribution, *run_checks(ev, RECONCILIATION_CHECKS)])
+            self.corrections = propose_corrections(ev, findings)
+        self.follow_ups = follow_ups(findings)
         rep.findings = findings
+        rep.data["impact"] = [r.model_dump(mode="json") for r in core.impact_of(findings)]
+        rep.data["follow_ups"] = [f.model_dump(mode="json") for f in self.follow_ups]
+        rep.data["corrections"] = [c.model_dump(mode="json") for c in self.corrections]
         by_check: dict[str, int] = {}
         for f in findings:
             by_check[f.check] = by_check.get(f.check, 0) + 1
@@ -504,6 +521,8 @@ class _Run:
             complete=complete,
             searched=self.searched,
             notes=self.notes,
+            follow_ups=self.follow_ups,
+            corrections=self.corrections,
         )
 
 

@@ -8,6 +8,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import fields, is_dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.flows.diagnose import StepReport
@@ -82,6 +83,20 @@ class Recorder:
         if report.name == "reconciliation":
             for f in report.findings:
                 await self._timeline("finding", f.owning_layer, f.summary, f.model_dump(mode="json"))
+            impact = report.data.get("impact") or []
+            corrections = report.data.get("corrections") or []
+            if report.findings:
+                self._record_made("summary", "customer_impact", impact, "customer-visible impact by tenant, "
+                                  "project and app instance")
+            for fu in report.data.get("follow_ups") or []:
+                await self._timeline("follow_up", fu["owning_layer"],
+                                     f"follow-up for {fu['owning_layer']}: {', '.join(fu['checks'])}", fu)
+            if corrections:
+                self._record_made("proposal", "proposed_corrections", corrections,
+                                  "ledger entries proposed for the approved correction procedure (not applied)")
+                await self._timeline("corrections_proposed", "recon",
+                                     f"{len(corrections)} corrective ledger entries proposed (not applied)",
+                                     {"count": len(corrections)})
 
     async def source_call(self, step: str, call: SourceCall, items: Sequence[Any], error: str | None) -> None:
         if call.kind == "trace" and not self.trace_id and call.params.get("trace_id"):
@@ -102,6 +117,12 @@ class Recorder:
         except Exception:
             self.failures += 1
             log.exception("could not record evidence for %s", self.incident_id)
+
+    def _record_made(self, kind: str, request: str, rows: list[dict[str, Any]], what: str) -> None:
+        """Evidence that recon derived (not read): the impact summary, proposed corrections."""
+        call = SourceCall(source="recon", kind=kind, request=request, params={"what": what},
+                          started_at=datetime.now(UTC), via="recon")
+        self._writes.submit(lambda: self._write("reconciliation", call, list(rows), None))
 
     async def flush(self) -> None:
         """Wait until every evidence record submitted so far is written."""

@@ -172,3 +172,33 @@ def blocks_to_text(blocks: list[dict[str, Any]]) -> str:
     for a, b_ in (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"), *TERMINAL_EMOJI.items()):
         text = text.replace(a, b_)
     return text
+
+
+def follow_ups_message(follow_ups: list[dict[str, Any]], corrections: list[dict[str, Any]],
+                       incident_url: str | None = None) -> Message:
+    """Who must fix what, and the corrective ledger entries proposed (never applied)."""
+    lines = ["*Follow-ups* (one per owning layer)"]
+    for fu in follow_ups:
+        impact = ", ".join(format_minor(v, k) for k, v in sorted(fu.get("impact", {}).items()) if v)
+        lines.append(f"• `{fu['owning_layer']}` — {esc(fu['fix'])}\n   checks: {', '.join(fu['checks'])} · "
+                     f"{len(fu['app_instance_ids'])} instance(s)" + (f" · impact {esc(impact)}" if impact else ""))
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}}]
+    if corrections:
+        shown = corrections[:15]
+        rows = [f"• {c['action'].replace('_', ' ')} {format_minor(c['amount_minor'], c['currency'])} "
+                f"{_target(c)} · {c['org_id']}/{c['project_id']} · corr `{c.get('correlation_id') or '-'}`"
+                for c in shown]
+        more = f"\n… {len(corrections) - len(shown)} more in the report" if len(corrections) > len(shown) else ""
+        text = ("*Proposed corrections* for the approved correction procedure — recon does not apply them:\n"
+                + "\n".join(rows) + more)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}})
+    if incident_url:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _link(incident_url, "full report")}]})
+    return Message(text=f"Follow-ups for {len(follow_ups)} layer(s); {len(corrections)} correction(s) proposed",
+                   blocks=blocks)
+
+
+def _target(c: dict[str, Any]) -> str:
+    if c.get("reverses_entry_id"):
+        return f"of `{c['reverses_entry_id']}`"
+    return f"for `{c.get('usage_record_id')}`"

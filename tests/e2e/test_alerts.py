@@ -244,8 +244,9 @@ async def test_alert_posts_in_watched_channels_are_triaged_in_their_own_thread(
     await slack_standin.wait_for(lambda _: any(
         "Freeze manual" in json.dumps(r.blocks) for r in slack_standin.thread(WATCHED, alert.ts)))
     replies = slack_standin.thread(WATCHED, alert.ts)[1:]
-    # the steps, the verdict (the alert post is not ours to edit), then the freeze prompt
+    # the steps, the follow-ups, the verdict (the alert post is not ours to edit), then the freeze prompt
     assert [("/6 " in (r.text or "")) for r in replies[:STEPS]] == [True] * STEPS
-    assert "Drift found" in (replies[STEPS].text or "")
-    assert any("Freeze manual" in json.dumps(r.blocks) for r in replies[STEPS + 1:])
+    kinds = ["follow-ups" if (r.text or "").startswith("Follow-ups") else "verdict" if "Drift found" in (r.text or "")
+             else "prompt" if "Freeze manual" in json.dumps(r.blocks) else "other" for r in replies[STEPS:]]
+    assert kinds == ["follow-ups", "verdict", "prompt"]
     assert slack_standin.thread(WATCHED, chatter.ts)[1:] == [] and slack_standin.thread(WATCHED, human.ts)[1:] == []

@@ -53,7 +53,7 @@ async def test_demo_runs_twice_and_records_the_run(data_dir: Path) -> None:
                                   int(inc.group(2)))
     finally:
         await conn.close()
-    assert n_ev == int(inc.group(4)) and kinds == {"logql", "trace", "sql"}
+    assert n_ev == int(inc.group(4)) and kinds == {"logql", "trace", "sql", "summary", "proposal"}
     assert all(t["correlation_id"] for t in timeline) and any(t["trace_id"] for t in timeline)
     assert run["status"] == "done" and run["complete"] is True and run["scope"] == "project"
 

@@ -101,7 +101,7 @@ async def test_recon_posts_a_thread_step_by_step_and_records_it(
     thread = slack_standin.thread(CHANNEL, parent.ts)
     titles = ["Logs by correlation id", "Billing rows by correlation id", "Trace stages", "App-instance pivot",
               "Attribution", "Reconciliation checklist"]
-    for i, (reply, title) in enumerate(zip(thread[1:], titles, strict=True), start=1):
+    for i, (reply, title) in enumerate(zip(thread[1:1 + STEPS], titles, strict=True), start=1):
         assert reply.thread_ts == parent.ts
         assert f"{i}/6 {title}" in json.dumps(reply.blocks)
         assert reply.text  # plain-text fallback
@@ -109,7 +109,8 @@ async def test_recon_posts_a_thread_step_by_step_and_records_it(
     # the parent was posted "running" and updated with the verdict
     assert "running" in json.dumps(parent.history[0]) and "Freeze" in json.dumps(parent.blocks)
     posts = slack_standin.calls_to("chat.postMessage")
-    assert [c.args.get("thread_ts") for c in posts] == [None] + [parent.ts] * STEPS
+    assert [c.args.get("thread_ts") for c in posts][:1 + STEPS] == [None] + [parent.ts] * STEPS
+    assert (thread[1 + STEPS].text or "").startswith("Follow-ups")  # who must fix what, and proposed corrections
     await jobs_settled(store_url, 1)
     conn = await asyncpg.connect(store_url)
     try:
@@ -129,7 +130,8 @@ async def test_recon_posts_a_thread_step_by_step_and_records_it(
     assert page.status_code == 200 and inc["incident_id"] in page.text
     assert (await http.get(link.group(1).split("?")[0])).status_code == 401
     assert (job["status"], job["attempts"]) == ("done", 1)
-    assert n_posts == 1 + STEPS + 1 and run["status"] == "done" and run["job_id"] is not None  # + the freeze prompt
+    # the parent, the steps, the follow-ups, the freeze prompt
+    assert n_posts == 1 + STEPS + 2 and run["status"] == "done" and run["job_id"] is not None
 
 
 async def test_second_recon_for_a_running_subject_points_to_its_thread(
@@ -189,7 +191,7 @@ async def test_429_storm_delays_but_drops_nothing_and_keeps_order(
         nxt = next(d for d in calls if d.seq > c.seq)
         assert nxt.at - c.at >= 1.0
     thread = slack_standin.thread(CHANNEL, slack_standin.messages(CHANNEL)[0].ts)
-    assert [json.dumps(m.blocks).split("/6 ")[1][:10] for m in thread[1:]] == [
+    assert [json.dumps(m.blocks).split("/6 ")[1][:10] for m in thread[1:1 + STEPS]] == [
         "Logs by co", "Billing ro", "Trace stag", "App-instan", "Attributio", "Reconcilia"]
 
 

@@ -73,7 +73,7 @@ async def test_killed_mid_job_is_finished_by_another_process_without_duplicates(
     await jobs_settled(store_url, 1, timeout=60)
     keys = post_keys(slack_standin)
     assert set(keys.values()) == {1}, keys  # every message posted exactly once
-    assert len(keys) == 1 + STEPS + 1  # the parent, the steps, the freeze prompt
+    assert len(keys) == 1 + STEPS + 2  # the parent, the steps, the follow-ups, the freeze prompt
     assert len(slack_standin.messages(CHANNEL)) == 1
     conn = await asyncpg.connect(store_url)
     try:

@@ -62,7 +62,7 @@ async def test_dry_run_then_purge(store: Store, recorded: Recorded) -> None:
     after = await table_counts(store)
     assert {t: before[t] - after[t] for t in TABLES} == real.counts
     assert real.counts["incidents"] == 4 and real.counts["freezes"] == 1 and real.counts["approval_events"] == 6
-    assert real.counts["evidence"] == 3 + 15 and real.counts["timeline_events"] > 3
+    assert real.counts["evidence"] == 3 + 17 and real.counts["timeline_events"] > 3
     left = {r["incident_id"] for r in await store.pool.fetch("SELECT incident_id FROM incidents")}
     assert left == {frozen_open, recent}
     for t in ("timeline_events", "evidence", "diagnosis_runs", "approval_prompts", "freezes"):
