@@ -31,7 +31,8 @@ async def test_report_gathers_the_incident(store: Store, recorded: Recorded) -> 
     # evidence: one group for the run, every record before
     assert [g.run_id for g in r.evidence] == [recorded.run_id]
     g = r.evidence[0]
-    assert not g.after and len(g.before) == len(g.comparisons) == 17  # 15 source calls, the impact summary, the proposed corrections
+    # 15 source calls, the impact summary, the proposed corrections
+    assert not g.after and len(g.before) == len(g.comparisons) == 17
     assert [c.step for c in g.comparisons][:2] == ["logs", "billing_rows"]
     assert all(c.status == "before only" for c in g.comparisons)
     usage = next(c for c in g.comparisons if c.request == "usage_for_instances")
