@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     report.add_parser(sub)
     retention.add_parser(sub)
+    from bot.commands import verify
+
+    verify.add_parser(sub)
     return p
 
 
@@ -139,6 +142,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.commands.serve import serve
 
             return asyncio.run(serve(settings, args.host, args.port))
+        if args.command == "verify":
+            from bot.commands import verify
+
+            return asyncio.run(verify.run(settings, args))
         if args.command in ("report", "retention"):
             from bot.commands import report, retention
 

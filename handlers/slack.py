@@ -18,6 +18,8 @@ from bot.errors import BadInput, StoreError
 from bot.flows.approvals import ApprovalFlow
 from bot.flows.slack_diagnosis import KIND as DIAGNOSE
 from bot.flows.slack_diagnosis import diagnosis_payload
+from bot.flows.slack_verify import KIND as VERIFY
+from bot.flows.slack_verify import verify_payload
 from bot.slack.commands import USAGE, ReconCommand, parse, subject_key, thread_link
 from bot.store.jobs import JobQueue, job_namespace
 from handlers.alerts import AlertIntakeDeps, alert_post
@@ -165,3 +167,21 @@ def _human(seconds: float) -> str:
     if seconds % 3600 == 0:
         return f"{int(seconds // 3600)}h"
     return f"{int(seconds // 60)}m"
+
+
+def verify_command(queue: JobQueue) -> Callable[[ReconCommand, dict[str, Any], AsyncAck], Awaitable[None]]:
+    """``/recon verify <incident>``: stored as a job, acked, answered in the incident's thread."""
+
+    async def handle(cmd: ReconCommand, command: dict[str, Any], ack: AsyncAck) -> None:
+        incident_id = cmd.incident_id or ""
+        payload = verify_payload(incident_id, str(command.get("channel_id") or ""), command.get("user_id"))
+        try:
+            _, created = await queue.enqueue(VERIFY, f"{VERIFY}:{incident_id}", payload)
+        except StoreError:
+            await ack(text=":x: recon could not accept this request (its store is unavailable); try again.")
+            return
+        await ack(text=(f":mag: Verifying {incident_id}: the checks run again over its scope; before against "
+                        "after follows in its thread." if created else
+                        f":hourglass_flowing_sand: A verification of {incident_id} is already running."))
+
+    return handle

@@ -13,7 +13,7 @@ from typing import Any
 from bot.diagnosis.model import Subject, Window
 from bot.flows.diagnose import Observer, Outcome, SourceSet, diagnose
 from bot.flows.record import Fanout, Recorder
-from bot.store.store import Incident, Origin, Store
+from bot.store.store import Incident, Origin, Phase, Store
 
 log = logging.getLogger(__name__)
 
@@ -44,26 +44,36 @@ async def run_recorded(
     actor: str = "recon",
     org_scope: tuple[str, str | None] | None = None,
     job_id: int | None = None,
+    phase: Phase = "before",
+    incident_id: str | None = None,
 ) -> RecordedRun:
+    """Diagnose and record. ``incident_id``: record into that incident (a verification);
+    otherwise the open incident of the subject, or a new one."""
     started = time.perf_counter()
     incident = None
     run_id = None
     recorder = None
     obs: list[Any] = list(observers or [])
     if store is not None:
-        incident, created = await store.get_or_create_incident(
-            title=incident_title(subject), origin=origin, correlation_id=subject.correlation_id,
-            app_instance_id=subject.app_instance_id, org_id=subject.org_id, project_id=subject.project_id,
-        )
+        if incident_id is not None:
+            incident, created = await store.get_incident(incident_id), False
+            if incident is None:
+                raise ValueError(f"no incident {incident_id}")
+        else:
+            incident, created = await store.get_or_create_incident(
+                title=incident_title(subject), origin=origin, correlation_id=subject.correlation_id,
+                app_instance_id=subject.app_instance_id, org_id=subject.org_id, project_id=subject.project_id,
+            )
         run_id = await store.start_run(incident.incident_id, subject, window)
         if job_id is not None:
             await store.set_run_job(run_id, job_id)
         recorder = Recorder(store, incident.incident_id, run_id, correlation_id=subject.correlation_id,
-                            row_cap=row_cap, actor=actor)
+                            row_cap=row_cap, actor=actor, phase=phase)
         await store.add_timeline_event(
             incident_id=incident.incident_id, run_id=run_id, type="diagnosis_started", source=origin,
-            description=f"diagnosis of {subject.label()} requested"
-                        + (" (incident opened)" if created else " (incident already open)"),
+            description=(f"verification of {subject.label()} requested" if phase == "after" else
+                         f"diagnosis of {subject.label()} requested"
+                         + (" (incident opened)" if created else " (incident already open)")),
             details={"window_start": window.start.isoformat(), "window_end": window.end.isoformat()},
             actor=actor, correlation_id=subject.correlation_id,
         )

@@ -202,3 +202,25 @@ def _target(c: dict[str, Any]) -> str:
     if c.get("reverses_entry_id"):
         return f"of `{c['reverses_entry_id']}`"
     return f"for `{c.get('usage_record_id')}`"
+
+
+def verification_message(v: dict[str, Any], incident_url: str | None = None) -> Message:
+    """Before against after, and the four recovery criteria one by one."""
+    before = v.get("before_checks") or {}
+    after = v.get("after_checks") or {}
+    rows = [f"`{c}`: {before.get(c, 0) if v.get('before_checks') is not None else '—'} → {after.get(c, 0)}"
+            for c in CHECKS if before.get(c) or after.get(c)]
+    head = (":white_check_mark: *Recovered*: all four recovery criteria hold" if v["recovered"]
+            else ":x: *Not recovered yet*" + ("" if v.get("complete", True) else " (a source could not be read)"))
+    crit = "\n".join(f"{CHECK_MARK[not c['holds']]} {esc(c['text'])}" +
+                     (f" — {c['before']} → {c['after']} finding(s)" if c["before"] is not None else
+                      f" — {c['after']} finding(s)") for c in v["criteria"])
+    text = f"{head}\n*Findings before → after*\n" + ("\n".join(rows) or "none before, none after") + f"\n{crit}"
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": f"Verification of {v['incident_id']}"[:150]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}},
+    ]
+    if incident_url:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _link(incident_url, "report")}]})
+    return Message(text=f"Verification of {v['incident_id']}: {'recovered' if v['recovered'] else 'not recovered'}",
+                   blocks=blocks)

@@ -17,6 +17,8 @@ from bot.flows.approvals import ApprovalFlow
 from bot.flows.diagnose import SourceSet
 from bot.flows.slack_diagnosis import KIND as DIAGNOSE
 from bot.flows.slack_diagnosis import SlackDiagnosisDeps, run_diagnosis_job
+from bot.flows.slack_verify import KIND as VERIFY
+from bot.flows.slack_verify import run_verify_job
 from bot.settings import Settings
 from bot.slack.approvers import Approvers
 from bot.slack.client import web_client
@@ -29,7 +31,7 @@ from bot.store.store import Store
 from bot.wiring import open_sources
 from bot.worker import Worker
 from handlers.alerts import AlertIntakeDeps
-from handlers.slack import SlackHandlerDeps, register
+from handlers.slack import SlackHandlerDeps, register, verify_command
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,8 @@ def build_bolt(settings: Settings, client: AsyncWebClient, queue: JobQueue,
         process_before_response=False,
         logger=logging.getLogger("recon.bolt"),
     )
-    register(app, SlackHandlerDeps(queue=queue, alerts=alert_intake, approvals=approvals))
+    register(app, SlackHandlerDeps(queue=queue, alerts=alert_intake, approvals=approvals,
+                                   verify=verify_command(queue)))
     return app
 
 
@@ -106,7 +109,10 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
             async def storm(job: Job) -> dict[str, object]:
                 return dict(await run_storm_job(job, alert_deps))
 
-            handlers = {DIAGNOSE: diagnose, ALERT_JOB: alert, STORM_JOB: storm}
+            async def verify(job: Job) -> dict[str, object]:
+                return dict(await run_verify_job(job, deps))
+
+            handlers = {DIAGNOSE: diagnose, ALERT_JOB: alert, STORM_JOB: storm, VERIFY: verify}
             worker = Worker(queue, handlers, listen_url=url, lease_s=settings.job_lease_s,
                             slots=settings.worker_slots, poll_s=settings.worker_poll_s,
                             grace_s=settings.shutdown_grace_s)

@@ -8,10 +8,12 @@ import os
 import socket
 import subprocess
 import sys
+from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import jsonschema
 import pytest
 
@@ -130,3 +132,53 @@ def test_help_explains_commands() -> None:
         assert word in p.stdout
     p = run(["diagnose", "--help"], {})
     assert "exit codes" in p.stdout and "--since" in p.stdout
+
+
+async def test_verify_after_applying_the_proposed_corrections(env: dict[str, str], demo_loaded: LoadedPlatform,
+                                                              store_url: str) -> None:
+    """Diagnose one instance with a duplicate charge; verification says not recovered;
+    the approved procedure posts exactly the corrections recon proposed; verification
+    then says recovered and marks the incident so."""
+    aid = next(e.app_instance_id for e in demo_loaded.platform.expected if e.check == "duplicate_charge")
+    p = run(["diagnose", "-", "--app-instance", aid, "--json"], env)
+    doc = json.loads(p.stdout)
+    assert {f["check"] for f in doc["findings"]} == {"duplicate_charge"}
+    corrections = doc["corrections"]
+    assert [c["action"] for c in corrections] == ["reverse_debit"] and corrections[0]["reverses_entry_id"]
+    conn = await asyncpg.connect(store_url)
+    try:
+        incident = await conn.fetchval("select incident_id from incidents where app_instance_id = $1", aid)
+    finally:
+        await conn.close()
+    until = ["--until", NOW.isoformat()]
+    v = subprocess.run([*RECON, "verify", incident, "--json", *until], env={**os.environ, **env},
+                       capture_output=True, text=True, timeout=120, check=False)
+    assert v.returncode == 4, v.stderr
+    before = json.loads(v.stdout)
+    assert not before["recovered"] and [c["key"] for c in before["criteria"] if not c["holds"]] == ["charges"]
+    billing = await asyncpg.connect(demo_loaded.billing_url)
+    try:
+        for i, c in enumerate(corrections):  # what the approved correction procedure would post
+            await billing.execute(
+                "insert into billing.ledger_entries (ledger_entry_id, org_id, project_id, usage_record_id, direction,"
+                " kind, amount_minor, currency, reverses_entry_id, idempotency_key, correlation_id, posted_at)"
+                " values ($1, $2, $3, null, 'credit', 'reversal', $4, $5, $6, $7, $8, $9)",
+                f"le-fix-{i}", c["org_id"], c["project_id"], c["amount_minor"], c["currency"], c["reverses_entry_id"],
+                f"fix-{i}", c["correlation_id"], NOW - timedelta(minutes=5))
+    finally:
+        await billing.close()
+    v = subprocess.run([*RECON, "verify", incident, "--json", *until], env={**os.environ, **env},
+                       capture_output=True, text=True, timeout=120, check=False)
+    assert v.returncode == 0, v.stdout + v.stderr
+    after = json.loads(v.stdout)
+    assert after["recovered"] and after["before_checks"] == {"duplicate_charge": 1} and after["after_checks"] == {}
+    conn = await asyncpg.connect(store_url)
+    try:
+        status = await conn.fetchval("select status from incidents where incident_id = $1", incident)
+        phases = {r["phase"] for r in await conn.fetch("select distinct phase from evidence where incident_id = $1",
+                                                       incident)}
+        kinds = [r["type"] for r in await conn.fetch(
+            "select type from timeline_events where incident_id = $1 and type = 'verification'", incident)]
+    finally:
+        await conn.close()
+    assert status == "recovered" and phases == {"before", "after"} and len(kinds) == 2

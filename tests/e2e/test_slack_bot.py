@@ -233,3 +233,27 @@ async def test_no_token_or_signing_secret_in_any_log_line(
     assert len(caplog.records) > 10  # something was logged
     for secret in ("xoxb-recon-test-token", DEFAULT_SIGNING_SECRET):
         assert secret not in logged
+
+
+async def test_recon_verify_answers_in_the_incident_thread(
+    bot: InProcessBot, http: httpx.AsyncClient, slack_standin: SlackStandIn, live: LoadedPlatform, store_url: str
+) -> None:
+    cid = live.platform.disputed_correlation_id
+    assert cid
+    await post(http, f"{bot.url}/slack/events", slash_command(text=cid, channel_id=CHANNEL))
+    await slack_standin.wait_for(lambda _: thread_done(slack_standin), timeout=30)
+    await jobs_settled(store_url, 1)
+    conn = await asyncpg.connect(store_url)
+    try:
+        incident = await conn.fetchval("select incident_id from incidents")
+    finally:
+        await conn.close()
+    r = await post(http, f"{bot.url}/slack/events", slash_command(text=f"verify {incident}", channel_id=CHANNEL))
+    assert "Verifying" in answer(r)
+    parent = slack_standin.messages(CHANNEL)[0]
+    await slack_standin.wait_for(lambda _: any(
+        f"Verification of {incident}" in (m.text or "") for m in slack_standin.thread(CHANNEL, parent.ts)), timeout=30)
+    v = next(m for m in slack_standin.thread(CHANNEL, parent.ts) if f"Verification of {incident}" in (m.text or ""))
+    assert "not recovered" in (v.text or "") and "Not recovered yet" in json.dumps(v.blocks)
+    r = await post(http, f"{bot.url}/slack/events", slash_command(text="verify INC-bogus", channel_id=CHANNEL))
+    assert "needs an incident id" in answer(r)
