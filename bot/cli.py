@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from bot import logs
 from bot.errors import BadInput, ConfigError, ReconError, StoreError
 from bot.settings import Settings
 
@@ -100,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _setup_logging(verbosity: int, settings_level: str | None) -> None:
+def _setup_logging(verbosity: int, settings_level: str | None, fmt: str = "text") -> None:
     """Quiet by default on the terminal (warnings and errors); -v, -vv or
     RECON_LOG_LEVEL ask for more."""
     level = logging.WARNING
@@ -110,10 +111,7 @@ def _setup_logging(verbosity: int, settings_level: str | None) -> None:
         level = logging.DEBUG
     elif settings_level and isinstance(logging.getLevelName(settings_level.upper()), int):
         level = logging.getLevelName(settings_level.upper())
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "httpcore", "asyncio"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    logs.setup(level, fmt)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -128,7 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         first = exc.errors()[0]
         print(f"recon: bad setting {'.'.join(str(x) for x in first['loc'])}: {first['msg']}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    _setup_logging(args.verbose, settings.log_level if "log_level" in settings.model_fields_set else None)
+    serving = args.command == "serve"
+    level = settings.log_level if ("log_level" in settings.model_fields_set or serving) else None
+    fmt = settings.log_format or ("json" if serving else "text")
+    _setup_logging(args.verbose, level, fmt)
     try:
         if args.command == "diagnose":
             from bot.commands.diagnose import run_diagnose

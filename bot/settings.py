@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import Field, SecretStr, field_validator
@@ -51,6 +52,7 @@ class Settings(BaseSettings):
     loki_max_entries: int = Field(default=20000, ge=1, alias="RECON_LOKI_MAX_ENTRIES")
     evidence_row_cap: int = Field(default=200, ge=1, alias="RECON_EVIDENCE_ROW_CAP")
     log_level: str = Field(default="INFO", alias="RECON_LOG_LEVEL")
+    log_format: Literal["json", "text"] | None = Field(default=None, alias="RECON_LOG_FORMAT")
     job_lease_s: float = Field(default=30.0, gt=0, alias="RECON_JOB_LEASE_S")
     worker_slots: int = Field(default=4, ge=1, le=64, alias="RECON_WORKER_SLOTS")
     worker_poll_s: float = Field(default=2.0, gt=0, alias="RECON_WORKER_POLL_S")

@@ -22,6 +22,8 @@ from typing import Any
 import asyncpg
 
 from bot.errors import StoreError
+from bot.logs import bind
+from bot.metrics import Metrics
 from bot.store.jobs import NOTIFY_CHANNEL, Job, JobQueue
 
 log = logging.getLogger(__name__)
@@ -40,7 +42,7 @@ def backoff_s(attempts: int) -> float:
 class Worker:
     def __init__(self, queue: JobQueue, handlers: Mapping[str, JobHandler], *, listen_url: str | None,
                  owner: str | None = None, lease_s: float = 30.0, slots: int = 4, poll_s: float = 2.0,
-                 grace_s: float = 10.0) -> None:
+                 grace_s: float = 10.0, metrics: Metrics | None = None) -> None:
         self.queue = queue
         self.handlers = dict(handlers)
         self.listen_url = listen_url
@@ -54,6 +56,7 @@ class Worker:
         self._running: dict[int, asyncio.Task[None]] = {}
         self.completed = 0
         self.failed = 0
+        self.metrics = metrics
 
     @property
     def busy(self) -> int:
@@ -115,12 +118,19 @@ class Worker:
             await asyncio.wait(pending)
 
     async def _execute(self, job: Job) -> None:
+        bind(job_id=job.job_id, incident_id=job.incident_id, worker=self.owner)
         heartbeat = asyncio.create_task(self._heartbeat(job))
         try:
             log.info("job %s (%s) started, attempt %d", job.job_id, job.kind, job.attempts)
+            if self.metrics is not None:
+                self.metrics.jobs_started.labels(job.kind).inc()
+                if job.attempts > 1:
+                    self.metrics.jobs_retried.labels(job.kind).inc()
             result = await self.handlers[job.kind](job)
             await self.queue.finish(job.job_id, self.owner, result)
             self.completed += 1
+            if self.metrics is not None:
+                self.metrics.jobs_done.labels(job.kind).inc()
             log.info("job %s done", job.job_id)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
@@ -129,6 +139,8 @@ class Worker:
             raise
         except Exception as exc:
             self.failed += 1
+            if self.metrics is not None:
+                self.metrics.jobs_failed.labels(job.kind).inc()
             status = None
             with contextlib.suppress(StoreError):
                 status = await self.queue.fail(job.job_id, self.owner, f"{type(exc).__name__}: {exc}",

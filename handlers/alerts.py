@@ -21,6 +21,7 @@ from bot.alerts import AlertNotification, PayloadError, parse_alert_post, parse_
 from bot.alerts.routing import RoutingTable
 from bot.alerts.subject import subject_from_labels
 from bot.errors import StoreError
+from bot.metrics import Metrics
 from bot.store.alerts import AlertStore, Intake
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class AlertIntakeDeps:
     token: str | None
     max_body_bytes: int
     watch_channels: frozenset[str]
+    metrics: Metrics | None = None
 
 
 async def accept(deps: AlertIntakeDeps, n: AlertNotification, payload: Mapping[str, Any],
@@ -45,9 +47,15 @@ async def accept(deps: AlertIntakeDeps, n: AlertNotification, payload: Mapping[s
             log.warning("alert group %s (%s) stored but not posted: %s", n.group_key, labels.get("alertname"), route)
     else:
         route = "the channel it was posted in"
-    return await deps.alerts.intake(n, channel=channel, route=route,
-                                    subject=subject.model_dump(mode="json", exclude_none=True) if subject else {},
-                                    payload=payload, anchor_ts=anchor_ts)
+    intake = await deps.alerts.intake(n, channel=channel, route=route,
+                                      subject=subject.model_dump(mode="json", exclude_none=True) if subject else {},
+                                      payload=payload, anchor_ts=anchor_ts)
+    if deps.metrics is not None:
+        deps.metrics.alerts.labels(n.source).inc(len(n.alerts))
+        deps.metrics.alert_notifications.labels(n.source, intake.action).inc()
+        if intake.action == "repeat":
+            deps.metrics.alerts_deduplicated.labels(n.source).inc()
+    return intake
 
 
 def _refuse(status: int, reason: str) -> web.Response:

@@ -24,6 +24,16 @@ from bot.settings import Settings
 log = logging.getLogger(__name__)
 
 
+def dump_tasks() -> None:
+    """SIGUSR2: log where every task is waiting (for an operator chasing a stuck shutdown)."""
+    import io
+
+    for task in asyncio.all_tasks():
+        buf = io.StringIO()
+        task.print_stack(limit=12, file=buf)
+        log.warning("task %s:\n%s", task.get_name(), buf.getvalue())
+
+
 async def expire_prompts(flow: ApprovalFlow, stop: asyncio.Event, every_s: float = 30.0) -> None:
     """Approval prompts past their expiry say so (each expired by exactly one process)."""
     while not stop.is_set():
@@ -61,6 +71,8 @@ async def serve(settings: Settings, host: str, port: int, *, on_ready: Callable[
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
+        with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+            loop.add_signal_handler(signal.SIGUSR2, dump_tasks)
     async with running_services(settings) as svc:
         app = build_app(svc)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)

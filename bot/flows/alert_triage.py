@@ -23,6 +23,7 @@ from bot.flows.approvals import ApprovalFlow
 from bot.flows.diagnose import SourceSet
 from bot.flows.run import run_recorded
 from bot.flows.thread import ThreadObserver
+from bot.metrics import Metrics
 from bot.render.alerts import alert_message, event_reply, storm_summary, verdict_of, verdict_reply
 from bot.report.links import incident_link
 from bot.settings import Settings
@@ -46,6 +47,7 @@ class AlertDeps:
     slack: AsyncWebClient
     pacer: ChannelPacer
     approvals: ApprovalFlow | None = None
+    metrics: Metrics | None = None
 
     async def incident_url(self, incident_id: str | None) -> str | None:
         return await incident_link(self.settings, self.store, incident_id)
@@ -163,7 +165,7 @@ async def _open(n: Notification, g: AlertGroup, deps: AlertDeps, sink: SlackThre
                                      window=Window(end - DEFAULT_WINDOW, end), now=end, origin="alert",
                                      observers=observers, row_cap=deps.settings.evidence_row_cap,
                                      actor="alertmanager" if g.source != "slack" else "slack-alert",
-                                     org_scope=org_scope)
+                                     org_scope=org_scope, metrics=deps.metrics)
             if narrator is not None:
                 await narrator.drain()
             verdict = verdict_of(rec.outcome.diagnosis, incident.incident_id)

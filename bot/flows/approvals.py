@@ -20,6 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.diagnosis.checks import ATTRIBUTION_CHECKS
 from bot.diagnosis.model import Diagnosis, Finding, Subject
+from bot.metrics import Metrics
 from bot.render.approvals import prompt_message, scope_lines, short
 from bot.render.slack import parent_message
 from bot.settings import Settings
@@ -56,6 +57,7 @@ class ApprovalFlow:
     queue: JobQueue
     slack: AsyncWebClient
     approvers: Approvers
+    metrics: Metrics | None = None
 
     def _sink(self, p: Prompt) -> SlackThread:
         return SlackThread(self.slack, self.queue, f"prompt:{p.prompt_id}", p.channel, thread_ts=p.thread_ts)
@@ -124,6 +126,10 @@ class ApprovalFlow:
         res = await self.approvals.vote(p.prompt_id, user_id=user, vote=vote,
                                         via="button" if via == "button" else "reaction",
                                         is_approver=await self.approvers.is_approver(user), dedup_key=dedup_key)
+        if self.metrics is not None:
+            self.metrics.approvals.labels(p.kind, res.outcome).inc()
+            if res.decided is not None:
+                self.metrics.approvals.labels(p.kind, res.decided).inc()
         await self._effects(res, user, vote, dedup_key)
         return res
 

@@ -126,7 +126,11 @@ class Recorder:
 
     async def flush(self) -> None:
         """Wait until every evidence record submitted so far is written."""
-        await self._writes.drain()
+        try:
+            await self._writes.drain()
+        except asyncio.CancelledError:
+            self._writes.cancel()
+            raise
         await self._writes.close()
 
 

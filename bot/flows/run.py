@@ -13,6 +13,8 @@ from typing import Any
 from bot.diagnosis.model import Subject, Window
 from bot.flows.diagnose import Observer, Outcome, SourceSet, diagnose
 from bot.flows.record import Fanout, Recorder
+from bot.logs import bind
+from bot.metrics import Metrics, MetricsObserver
 from bot.store.store import Incident, Origin, Phase, Store
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ async def run_recorded(
     job_id: int | None = None,
     phase: Phase = "before",
     incident_id: str | None = None,
+    metrics: Metrics | None = None,
 ) -> RecordedRun:
     """Diagnose and record. ``incident_id``: record into that incident (a verification);
     otherwise the open incident of the subject, or a new one."""
@@ -54,6 +57,8 @@ async def run_recorded(
     run_id = None
     recorder = None
     obs: list[Any] = list(observers or [])
+    if metrics is not None:
+        obs.append(MetricsObserver(metrics))
     if store is not None:
         if incident_id is not None:
             incident, created = await store.get_incident(incident_id), False
@@ -79,9 +84,13 @@ async def run_recorded(
         )
         obs.append(recorder)
     observer: Observer = Fanout(*obs)
+    bind(incident_id=incident.incident_id if incident else None, correlation_id=subject.correlation_id)
     try:
         outcome = await diagnose(subject, window, now, sources, observer, org_scope=org_scope)
     except BaseException as exc:
+        if metrics is not None:
+            metrics.diagnoses.labels("failed").inc()
+            metrics.diagnosis_seconds.labels("failed").observe(time.perf_counter() - started)
         if recorder is not None:
             try:
                 await recorder.flush()
@@ -94,6 +103,10 @@ async def run_recorded(
                 log.exception("could not mark run %s failed", run_id)
         raise
     d = outcome.diagnosis
+    if metrics is not None:
+        label = "complete" if d.complete else "incomplete"
+        metrics.diagnoses.labels(label).inc()
+        metrics.diagnosis_seconds.labels(label).observe(time.perf_counter() - started)
     if recorder is not None:
         await recorder.flush()
     if store is not None and incident is not None and run_id is not None:

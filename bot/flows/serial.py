@@ -42,6 +42,12 @@ class Serial:
         if self._error is not None:
             raise self._error
 
+    def cancel(self) -> None:
+        """Stop at once (the owner is being cancelled): what was not run is dropped."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
     async def close(self) -> None:
         if self._task is not None:
             self._queue.put_nowait(None)

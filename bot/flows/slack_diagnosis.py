@@ -20,6 +20,7 @@ from bot.flows.approvals import ApprovalFlow
 from bot.flows.diagnose import SourceSet
 from bot.flows.run import incident_title, run_recorded
 from bot.flows.thread import ThreadObserver
+from bot.metrics import Metrics
 from bot.report.links import incident_link
 from bot.settings import Settings
 from bot.slack.poster import SlackThread
@@ -38,6 +39,7 @@ class SlackDiagnosisDeps:
     sources: SourceSet
     slack: AsyncWebClient
     approvals: ApprovalFlow | None = None
+    metrics: Metrics | None = None
 
     async def incident_url(self, incident_id: str) -> str | None:
         return await incident_link(self.settings, self.store, incident_id)
@@ -76,7 +78,7 @@ async def run_diagnosis_job(job: Job, deps: SlackDiagnosisDeps) -> Mapping[str, 
     try:
         rec = await run_recorded(store=deps.store, sources=deps.sources, subject=subject, window=window, now=end,
                                  origin="slack", observers=[thread], row_cap=deps.settings.evidence_row_cap,
-                                 actor=p.get("user") or "recon", job_id=job.job_id)
+                                 actor=p.get("user") or "recon", job_id=job.job_id, metrics=deps.metrics)
     except Exception:
         await thread.fail()
         raise

@@ -24,7 +24,7 @@ async def run_verify_job(job: Job, deps: SlackDiagnosisDeps) -> Mapping[str, Any
     thread_ts = incident.slack_thread_ts if incident and incident.slack_channel else None
     v = await verify(store=deps.store, sources=deps.sources, incident_id=p["incident_id"],
                      now=datetime.fromisoformat(p["requested_at"]), actor=p.get("user") or "recon",
-                     row_cap=deps.settings.evidence_row_cap)
+                     row_cap=deps.settings.evidence_row_cap, metrics=deps.metrics)
     sink = SlackThread(deps.slack, deps.queue, job_namespace(job.job_id), channel, job_id=job.job_id,
                        thread_ts=thread_ts)
     doc = v.as_dict()

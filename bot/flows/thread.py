@@ -4,6 +4,7 @@ completes, and the parent updated with the verdict. Where the messages go is a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -56,8 +57,10 @@ class ThreadObserver:
         """Wait until every reply so far is posted (raises if one could not be)."""
         try:
             await self._posts.drain()
-        finally:
-            await self._posts.close()
+        except asyncio.CancelledError:
+            self._posts.cancel()  # the job is being handed over: its next attempt posts the rest
+            raise
+        await self._posts.close()
 
     def _parent(self, status: str, diagnosis: Diagnosis | None = None) -> Message:
         return parent_message(self.subject, status, diagnosis, incident_id=self.incident_id,

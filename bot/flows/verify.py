@@ -13,6 +13,7 @@ from bot.diagnosis.model import CheckName, Diagnosis, Subject, Window
 from bot.errors import BadInput
 from bot.flows.diagnose import SourceSet
 from bot.flows.run import RecordedRun, run_recorded
+from bot.metrics import Metrics
 from bot.store.store import Incident, Store
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,8 @@ def subject_of(incident: Incident, before: Diagnosis | None) -> tuple[Subject, t
 
 
 async def verify(*, store: Store, sources: SourceSet, incident_id: str, now: datetime, actor: str,
-                 row_cap: int = 200, observers: list[Any] | None = None) -> Verification:
+                 row_cap: int = 200, observers: list[Any] | None = None,
+                 metrics: Metrics | None = None) -> Verification:
     incident = await store.get_incident(incident_id)
     if incident is None:
         raise BadInput(f"no incident {incident_id}")
@@ -98,7 +100,7 @@ async def verify(*, store: Store, sources: SourceSet, incident_id: str, now: dat
     span = (before.window.end - before.window.start) if before else timedelta(days=7)
     rec = await run_recorded(store=store, sources=sources, subject=subject, window=Window(now - span, now), now=now,
                              origin=incident.origin, observers=observers, row_cap=row_cap, actor=actor,
-                             org_scope=org_scope, phase="after", incident_id=incident_id)
+                             org_scope=org_scope, phase="after", incident_id=incident_id, metrics=metrics)
     after = rec.outcome.diagnosis
     criteria = evaluate(before, after)
     recovered = all(c.holds for c in criteria)

@@ -18,6 +18,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
+from bot.metrics import CONTENT_TYPE_LATEST
 from bot.server.services import Services
 from bot.store.db import schema_status
 from handlers.alerts import add_routes as add_alert_routes
@@ -105,12 +106,34 @@ async def readyz(request: web.Request) -> web.Response:
                               "jobs_running_here": svc.worker.busy})
 
 
+async def metrics(request: web.Request) -> web.Response:
+    svc = request.app[SERVICES]
+    try:
+        svc.metrics.set_job_counts(await svc.queue.counts())
+    except Exception:
+        log.warning("job counts unavailable for /metrics", exc_info=True)
+    return web.Response(body=svc.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+@web.middleware
+async def count_requests(request: web.Request, handler: Any) -> web.StreamResponse:
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    try:
+        resp: web.StreamResponse = await handler(request)
+    except web.HTTPException as exc:
+        request.app[SERVICES].metrics.http_requests.labels(route, str(exc.status)).inc()
+        raise
+    request.app[SERVICES].metrics.http_requests.labels(route, str(resp.status)).inc()
+    return resp
+
+
 def build_app(svc: Services) -> web.Application:
-    app = web.Application(client_max_size=svc.settings.max_body_bytes)
+    app = web.Application(client_max_size=svc.settings.max_body_bytes, middlewares=[count_requests])
     app[SERVICES] = svc
     app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
     add_alert_routes(app, svc.alert_intake)
     token = svc.settings.api_token.get_secret_value() if svc.settings.api_token else None
     add_api_routes(app, ApiDeps(approvals=svc.approvals.approvals, token=token))

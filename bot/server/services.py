@@ -19,6 +19,7 @@ from bot.flows.slack_diagnosis import KIND as DIAGNOSE
 from bot.flows.slack_diagnosis import SlackDiagnosisDeps, run_diagnosis_job
 from bot.flows.slack_verify import KIND as VERIFY
 from bot.flows.slack_verify import run_verify_job
+from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.slack.approvers import Approvers
 from bot.slack.client import web_client
@@ -50,6 +51,7 @@ class Services:
     alert_intake: AlertIntakeDeps
     routes: RoutingTable
     approvals: ApprovalFlow
+    metrics: Metrics
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -85,20 +87,22 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
     intake = AlertIntakeDeps(alerts=alerts, routes=routes, token=token, max_body_bytes=settings.max_body_bytes,
                              watch_channels=frozenset(c.strip() for c in settings.watch_channels.split(",")
                                                       if c.strip()))
-    client = web_client(settings)
-    approvals = ApprovalFlow(settings=settings, store=store, approvals=ApprovalStore(store.pool), queue=queue,
-                             slack=client, approvers=Approvers(client, settings.approvers,
+    metrics = Metrics()
+    intake.metrics = metrics
+    client = web_client(settings, metrics=metrics)
+    approvals = ApprovalFlow(metrics=metrics, settings=settings, store=store, approvals=ApprovalStore(store.pool),
+                             queue=queue, slack=client, approvers=Approvers(client, settings.approvers,
                                                                refresh_s=settings.approvers_refresh_s))
     if not approvals.approvers.configured:
         log.warning("RECON_APPROVERS is not set: nobody can approve a freeze, and prompts say so")
     try:
         async with open_sources(settings) as sources:
             deps = SlackDiagnosisDeps(settings=settings, store=store, queue=queue, sources=sources, slack=client,
-                                      approvals=approvals)
+                                      approvals=approvals, metrics=metrics)
 
             alert_deps = AlertDeps(settings=settings, store=store, alerts=alerts, queue=queue, sources=sources,
                                    slack=client, pacer=ChannelPacer(settings.slack_rate_per_s, settings.slack_burst),
-                                   approvals=approvals)
+                                   approvals=approvals, metrics=metrics)
 
             async def diagnose(job: Job) -> dict[str, object]:
                 return dict(await run_diagnosis_job(job, deps))
@@ -115,9 +119,9 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
             handlers = {DIAGNOSE: diagnose, ALERT_JOB: alert, STORM_JOB: storm, VERIFY: verify}
             worker = Worker(queue, handlers, listen_url=url, lease_s=settings.job_lease_s,
                             slots=settings.worker_slots, poll_s=settings.worker_poll_s,
-                            grace_s=settings.shutdown_grace_s)
+                            grace_s=settings.shutdown_grace_s, metrics=metrics)
             bolt = build_bolt(settings, client, queue, intake, approvals)
             yield Services(settings, store, queue, sources, client, bolt, worker, url, alerts, intake, routes,
-                           approvals)
+                           approvals, metrics)
     finally:
         await store.close()

@@ -257,3 +257,31 @@ async def test_recon_verify_answers_in_the_incident_thread(
     assert "not recovered" in (v.text or "") and "Not recovered yet" in json.dumps(v.blocks)
     r = await post(http, f"{bot.url}/slack/events", slash_command(text="verify INC-bogus", channel_id=CHANNEL))
     assert "needs an incident id" in answer(r)
+
+
+async def test_metrics_count_what_happened(
+    bot: InProcessBot, http: httpx.AsyncClient, slack_standin: SlackStandIn, live: LoadedPlatform, store_url: str
+) -> None:
+    cid = live.platform.disputed_correlation_id
+    assert cid
+    slack_standin.rate_limit("chat.postMessage", times=1, retry_after=1)
+    await post(http, f"{bot.url}/slack/events", slash_command(text=cid, channel_id=CHANNEL))
+    await slack_standin.wait_for(lambda _: thread_done(slack_standin), timeout=30)
+    await jobs_settled(store_url, 1)
+    r = await http.get(f"{bot.url}/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    text = r.text
+
+    def value(line_start: str) -> float:
+        line = next(x for x in text.splitlines() if x.startswith(line_start))
+        return float(line.rsplit(" ", 1)[1])
+
+    assert value('recon_diagnoses_total{outcome="complete"}') == 1
+    assert value('recon_diagnosis_duration_seconds_count{outcome="complete"}') == 1
+    assert value('recon_source_calls_total{source="billing"}') >= 8
+    assert value('recon_source_calls_total{source="loki"}') >= 2
+    assert value('recon_jobs{status="done"}') == 1
+    assert value('recon_jobs_completed_total{kind="diagnose"}') == 1
+    assert value('recon_slack_ratelimited_total{method="chat.postMessage"}') == 1
+    assert value('recon_slack_calls_total{method="chat.postMessage"}') >= 7
+    assert value('recon_http_requests_total{route="/slack/events",status="200"}') == 1
