@@ -882,15 +882,24 @@ async def verify(load: Load, slack: SlackStandIn, store_url: str) -> dict[str, A
 
 
 def log_errors(paths: Sequence[Path]) -> dict[str, Any]:
+    """Warnings, errors and tracebacks in each process's log (JSON lines)."""
     out: dict[str, Any] = {}
     for p in paths:
         text = p.read_text(errors="replace") if p.exists() else ""
-        lines = text.splitlines()
-        errs = [ln for ln in lines if re.search(r"\bERROR\b", ln)]
-        warns = [ln for ln in lines if re.search(r"\bWARNING\b", ln)]
-        kinds = Counter(re.sub(r"\d+", "N", ln.split(" ", 3)[-1])[:140] for ln in errs + warns)
-        out[p.name] = {"lines": len(lines), "errors": len(errs), "warnings": len(warns),
-                       "tracebacks": text.count("Traceback"), "top": kinds.most_common(8)}
+        levels: Counter[str] = Counter()
+        kinds: Counter[str] = Counter()
+        for ln in text.splitlines():
+            try:
+                doc = json.loads(ln)
+            except ValueError:
+                continue
+            level = str(doc.get("level", "")).lower() if isinstance(doc, dict) else ""
+            levels[level] += 1
+            if level in ("warning", "error", "critical"):
+                kinds[f"{level}: {re.sub(r'[0-9]+', 'N', str(doc.get('msg', '')))[:140]}"] += 1
+        out[p.name] = {"lines": sum(levels.values()), "errors": levels["error"] + levels["critical"],
+                       "warnings": levels["warning"], "tracebacks": text.count("Traceback"),
+                       "top": kinds.most_common(8)}
     return out
 
 
@@ -925,12 +934,12 @@ def report(args: argparse.Namespace, load: Load, cluster: Cluster, sampler: Samp
     # per-window throughput and latency: is it held?
     print()
     windows: list[dict[str, Any]] = []
-    n_win = max(1, int(-(-load_s // WINDOW_S)))
+    n_win = max(1, round(load_s / WINDOW_S))
     finished = [(j["finished_at"].timestamp() - load.wall0) for j in jobs_rows if j["finished_at"] is not None]
     print("| window (s) | requests/s | slash p95 ms | alert p95 ms | jobs done/s | backlog max (queued+running) |")
     print("| --- | --- | --- | --- | --- | --- |")
     for w in range(n_win):
-        a, b = w * WINDOW_S, min(load_s, (w + 1) * WINDOW_S)
+        a, b = w * WINDOW_S, (w + 1) * WINDOW_S if w < n_win - 1 else load_s
         rs = [r for r in load.recs if a <= r.t < b]
         sl = [r.ms for r in rs if r.kind == "slash" and r.status == 200]
         al = [r.ms for r in rs if r.kind == "alert" and r.status == 200]

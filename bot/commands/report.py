@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from bot.errors import BadInput
+from bot.fsutil import write_atomic
 from bot.report.data import load_report
 from bot.report.links import report_link
 from bot.report.render import render_html, render_markdown
@@ -71,22 +70,11 @@ async def _run(settings: Any, args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        _write_atomic(args.output, text)
+        write_atomic(args.output, text)
         print(f"wrote {args.output} ({len(text.encode('utf-8')):,} bytes)", file=sys.stderr)
     return 0
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path = path.expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 __all__ = ["add_parser", "report_link", "run"]

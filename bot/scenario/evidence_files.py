@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.diagnosis.model import LogEvent, Span
+from bot.fsutil import write_atomic
 from bot.scenario.generate import Platform
 
 __all__ = ["rfc3339_nano", "span_kind", "trace_document", "write_evidence"]
@@ -139,15 +140,6 @@ def _jsonl_entry(e: LogEvent) -> str:
     )
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _swap_in(staged: Path, target: Path) -> None:
@@ -180,7 +172,7 @@ def write_evidence(platform: Platform, folder: Path, *, v2_every: int = 3) -> di
         for service in sorted(by_service):
             events = sorted(by_service[service], key=lambda e: e.ts)
             text = "".join(_jsonl_entry(e) + "\n" for e in events)
-            _write_atomic(logs_dir / f"{service}.jsonl", text)
+            write_atomic(logs_dir / f"{service}.jsonl", text)
         by_trace: dict[str, list[Span]] = defaultdict(list)
         for s in platform.spans:
             by_trace[s.trace_id].append(s)
@@ -189,7 +181,7 @@ def write_evidence(platform: Platform, folder: Path, *, v2_every: int = 3) -> di
             v2 = v2_every > 0 and n % v2_every == v2_every - 1
             n_v2 += v2
             doc = trace_document(by_trace[trace_id], v2=v2)
-            _write_atomic(traces_dir / f"{trace_id}.json", json.dumps(doc, separators=(",", ":")))
+            write_atomic(traces_dir / f"{trace_id}.json", json.dumps(doc, separators=(",", ":")))
         _swap_in(logs_dir, folder / "logs")
         _swap_in(traces_dir, folder / "traces")
     finally:

@@ -30,6 +30,7 @@ import httpx
 
 from bot.diagnosis.model import LogEvent, Window
 from bot.errors import SourceError, SourceFailure, SourceUnavailable
+from bot.sources.http import HttpSource
 from bot.sources.logql import LogQuery
 from bot.sources.otlp import datetime_to_ns, ns_to_datetime
 from bot.sources.protocols import Fetched, SourceCall
@@ -130,8 +131,10 @@ def parse_query_range(doc: Any) -> list[RawEntry]:
     return out
 
 
-class LokiLogSource:
+class LokiLogSource(HttpSource):
     """A ``LogSource`` over Loki's HTTP API."""
+
+    name = "loki"
 
     def __init__(
         self,
@@ -146,34 +149,13 @@ class LokiLogSource:
     ) -> None:
         if batch < 1 or max_entries < 1:
             raise ValueError("batch and max_entries must be at least 1")
-        self.base_url = base_url.rstrip("/")
-        self.tenant = tenant or None
-        self.timeout_s = timeout_s
+        super().__init__(base_url, tenant, timeout_s, client)
         self.batch = batch
         self.max_entries = max_entries
         self.categorize_labels = categorize_labels
-        self._owns_client = client is None
-        self._client = client if client is not None else httpx.AsyncClient(timeout=timeout_s)
-
-    @property
-    def label(self) -> str:
-        return f"loki {self.base_url}"
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this source created it."""
-        if self._owns_client:
-            await self._client.aclose()
-
-    async def __aenter__(self) -> LokiLogSource:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     def _headers(self) -> dict[str, str]:
-        h = {"Accept": "application/json"}
-        if self.tenant:
-            h["X-Scope-OrgID"] = self.tenant
+        h = super()._headers()
         if self.categorize_labels:
             h[CATEGORIZE_HEADER] = "categorize-labels"
         return h

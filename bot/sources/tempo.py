@@ -27,6 +27,7 @@ import httpx
 
 from bot.diagnosis.model import Span, Window
 from bot.errors import BadInput, SourceError, SourceFailure, SourceUnavailable
+from bot.sources.http import HttpSource
 from bot.sources.otlp import parse_trace_json
 from bot.sources.protocols import Fetched, SourceCall
 
@@ -46,8 +47,10 @@ def validate_trace_id(trace_id: str) -> str:
     return trace_id
 
 
-class TempoTraceSource:
+class TempoTraceSource(HttpSource):
     """A ``TraceSource`` over Tempo's HTTP API."""
+
+    name = "tempo"
 
     def __init__(
         self,
@@ -59,27 +62,8 @@ class TempoTraceSource:
     ) -> None:
         if api not in ("v1", "v2"):
             raise ValueError(f"api must be 'v1' or 'v2', not {api!r}")
-        self.base_url = base_url.rstrip("/")
-        self.tenant = tenant or None
-        self.timeout_s = timeout_s
+        super().__init__(base_url, tenant, timeout_s, client)
         self.api = api
-        self._owns_client = client is None
-        self._client = client if client is not None else httpx.AsyncClient(timeout=timeout_s)
-
-    @property
-    def label(self) -> str:
-        return f"tempo {self.base_url}"
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this source created it."""
-        if self._owns_client:
-            await self._client.aclose()
-
-    async def __aenter__(self) -> TempoTraceSource:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     def request_path(self, trace_id: str, window: Window) -> str:
         """Path and query of the request for this trace id and window."""
@@ -115,9 +99,7 @@ class TempoTraceSource:
         return Fetched(spans, call)
 
     async def _fetch(self, path: str) -> list[Span]:
-        headers = {"Accept": "application/json"}
-        if self.tenant:
-            headers["X-Scope-OrgID"] = self.tenant
+        headers = self._headers()
         try:
             resp = await self._client.get(self.base_url + path, headers=headers, timeout=self.timeout_s)
         except httpx.TimeoutException as e:
