@@ -544,7 +544,8 @@ async def main_async(args: argparse.Namespace) -> int:
                 "bot_overhead_median_ms": med([r["bot_overhead_ms"] for r in runs]),
                 "bot_overhead_p95_ms": pct([r["bot_overhead_ms"] for r in runs], 95),
                 "median_run_timeline_ms": median_run["timeline_ms"],
-                "verdicts_ok": all(r["verdict_in_update"] and r["slack_posts"] == 1 + STEPS for r in runs),
+                # the parent, one reply per step, and the follow-ups reply when there are findings
+                "verdicts_ok": all(r["verdict_in_update"] and r["slack_posts"] >= 1 + STEPS for r in runs),
             })
 
     print()
