@@ -84,8 +84,13 @@ class Worker:
                 if claimed:
                     continue
                 self._wake.clear()
+                wait = self.poll_s
+                with contextlib.suppress(StoreError):
+                    due = await self.queue.next_due_in(list(self.handlers))
+                    if due is not None:
+                        wait = max(0.01, min(wait, due))  # a delayed job (a gathering storm) starts on time
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
+                    await asyncio.wait_for(self._wake.wait(), timeout=wait)
         finally:
             await self._drain()
             if listener is not None:

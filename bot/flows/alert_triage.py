@@ -102,6 +102,9 @@ async def process_group(group_id: int, deps: AlertDeps, job_id: int, *, storm: S
                          group_id, n.notification_id, n.generation, g.generation)
             elif g.channel is None:
                 log.warning("alert group %s (%s) is stored but not posted: %s", group_id, g.alertname, g.route)
+            elif n.action == "repeat" and g.anchor_ts and await deps.alerts.later_unhandled(group_id,
+                                                                                             n.notification_id):
+                pass  # a run of repeats redraws the group's message once, for the last of them
             else:
                 await _show(n, g, deps, job_id, storm)
             await deps.alerts.mark_handled(n.notification_id)

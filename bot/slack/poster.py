@@ -60,6 +60,8 @@ class SlackThread:
     async def update_parent(self, msg: Message) -> None:
         if self.thread_ts is None:
             raise RuntimeError("post_parent must come before update_parent")
+        if self.pacer is not None:
+            await self.pacer.wait(self.channel)
         await self.client.chat_update(channel=self.channel, ts=self.thread_ts, text=msg.text, blocks=msg.blocks)
 
     async def post(self, key: str, msg: Message, *, thread_ts: str | None = None) -> str:

@@ -219,6 +219,9 @@ class AlertStore:
         row = await self._q("alert_next_unhandled", "fetchrow", group_id)
         return Notification(**dict(row)) if row is not None else None
 
+    async def later_unhandled(self, group_id: int, notification_id: int) -> bool:
+        return bool(await self._q("alert_later_unhandled", "fetchval", group_id, notification_id))
+
     async def mark_handled(self, notification_id: int) -> None:
         await self._q("alert_mark_handled", "execute", notification_id)
 

@@ -95,6 +95,11 @@ class JobQueue:
         row = await self._run("job_claim", "fetchrow", owner, float(lease_s), list(kinds))
         return Job(**dict(row)) if row is not None else None
 
+    async def next_due_in(self, kinds: Sequence[str]) -> float | None:
+        """Seconds until the next delayed job of these kinds is due (None: none waiting)."""
+        v = await self._run("job_next_due", "fetchval", list(kinds))
+        return float(v) if v is not None else None
+
     async def renew(self, job_id: int, owner: str, lease_s: float) -> bool:
         return await self._run("job_renew", "fetchval", job_id, owner, float(lease_s)) is not None
 
