@@ -273,6 +273,7 @@ class EventSent:
     subject: str
     deliveries: int
     acked: bool = False
+    mode: str = ""  # at once, staggered
 
 
 @dataclass(slots=True)
@@ -508,10 +509,10 @@ class Load:
         sent = ReactionSent(event_id, user, emoji, channel, ts, approver, n)
         self.reactions.append(sent)
         sub = "approver" if approver else "other"
-        recs = await self._deliver("reaction", sub, req, n)
+        recs, _ = await self._deliver("reaction", sub, req, n)
         sent.acked = any(r.status == 200 for r in recs)
 
-    async def _deliver(self, kind: str, sub: str, req: SlackRequest, n: int) -> list[Rec]:
+    async def _deliver(self, kind: str, sub: str, req: SlackRequest, n: int) -> tuple[list[Rec], str]:
         """Deliver an event ``n`` times to different processes: at once, or staggered
         like Slack's retries."""
         first = self.cluster.pick()
@@ -519,18 +520,18 @@ class Load:
         while len(procs) < n:
             procs.append(self.cluster.pick(avoid=procs))
         if n == 1:
-            return [await self.send(kind, sub, self.slack_do(req), proc=first)]
+            return [await self.send(kind, sub, self.slack_do(req), proc=first)], "once"
         if self.rng.random() < 0.5:
             return list(await asyncio.gather(*(
                 self.send(kind, f"{sub} x{n} at once", self.slack_do(req if k == 0 else req.retried(k)), proc=p,
-                          retry=k) for k, p in enumerate(procs))))
+                          retry=k) for k, p in enumerate(procs)))), "at once"
         out = []
         for k, p in enumerate(procs):
             if k:
                 await asyncio.sleep(self.rng.uniform(0.3, 1.5))  # pacing: Slack's retry delay
             out.append(await self.send(kind, f"{sub} x{n} staggered",
                                        self.slack_do(req if k == 0 else req.retried(k)), proc=p, retry=k))
-        return out
+        return out, "staggered"
 
     # -------------------------------------------------------------- redelivered events
 
@@ -555,7 +556,7 @@ class Load:
             what = "alert_post"
         sent = EventSent(req.json()["event_id"], what, seeded.ts, subject, n)
         self.events.append(sent)
-        recs = await self._deliver("event", what, req, n)
+        recs, sent.mode = await self._deliver("event", what, req, n)
         sent.acked = any(r.status == 200 for r in recs)
 
     # -------------------------------------------------------------- chaos
@@ -842,7 +843,7 @@ async def verify(load: Load, slack: SlackStandIn, store_url: str) -> dict[str, A
             events_ok += 1
         else:
             problems["lost or doubled: a redelivered event not handled exactly once"].append(
-                f"{e.what} {e.event_id} x{e.deliveries}: {detail}")
+                f"{e.what} {e.event_id} x{e.deliveries} {e.mode}: {detail}")
     real_cids = set(load.cids)
     real_mention_jobs = sum(1 for j in mention_jobs if j["dedup_key"].rsplit(":", 1)[-1] in real_cids)
     real_replies = sum(v for ts, v in replies.items()
@@ -874,6 +875,9 @@ async def verify(load: Load, slack: SlackStandIn, store_url: str) -> dict[str, A
         "audit_types": dict(audit_types), "prompts": dict(prompts), "freezes": int(freezes),
         "events_redelivered": sum(1 for e in load.events if e.acked), "events_ok": events_ok,
         "events_by_what": dict(Counter(e.what for e in load.events)),
+        "events_not_once_by_mode": dict(Counter(
+            " ".join(p.split(": ")[0].split(" ", 3)[::3]) for p in problems.get(
+                "lost or doubled: a redelivered event not handled exactly once", []))),
         "posts_keyed": sum(len(v) for v in posts.values()), "posts_unkeyed": unkeyed,
         "doubled_posts": len(doubled),
         "problems": {k: v[:20] for k, v in problems.items()},
@@ -995,7 +999,7 @@ def report(args: argparse.Namespace, load: Load, cluster: Cluster, sampler: Samp
     print(f"vote reactions audited exactly once: {checks['vote_reactions_ok']}/{checks['vote_reactions_checked']} "
           f"({checks['approver_votes']} by approvers); prompts {checks['prompts']}, freezes {checks['freezes']}")
     print(f"redelivered events handled once: {checks['events_ok']}/{checks['events_redelivered']} "
-          f"{checks['events_by_what']}")
+          f"{checks['events_by_what']}; not once, by delivery: {checks['events_not_once_by_mode']}")
     print(f"posts: {checks['posts_keyed']} keyed, {checks['posts_unkeyed']} unkeyed; (ns, key) posted twice: "
           f"{checks['doubled_posts']}; jobs with attempts > 1: {checks['jobs']['attempts_gt_1']}; max active jobs "
           f"per dedup key (sampled): {sampler.max_active_per_key}")

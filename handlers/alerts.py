@@ -38,7 +38,8 @@ class AlertIntakeDeps:
 
 
 async def accept(deps: AlertIntakeDeps, n: AlertNotification, payload: Mapping[str, Any],
-                 anchor_ts: str | None = None, channel: str | None = None) -> Intake:
+                 anchor_ts: str | None = None, channel: str | None = None,
+                 event_id: str | None = None, retry_num: int = 0) -> Intake | None:
     labels = n.labels_for_triage()
     subject = subject_from_labels(labels)
     if channel is None:
@@ -49,7 +50,10 @@ async def accept(deps: AlertIntakeDeps, n: AlertNotification, payload: Mapping[s
         route = "the channel it was posted in"
     intake = await deps.alerts.intake(n, channel=channel, route=route,
                                       subject=subject.model_dump(mode="json", exclude_none=True) if subject else {},
-                                      payload=payload, anchor_ts=anchor_ts)
+                                      payload=payload, anchor_ts=anchor_ts, event_id=event_id,
+                                      retry_num=retry_num)
+    if intake is None:
+        return None
     if deps.metrics is not None:
         deps.metrics.alerts.labels(n.source).inc(len(n.alerts))
         deps.metrics.alert_notifications.labels(n.source, intake.action).inc()
@@ -90,6 +94,7 @@ def webhook(deps: AlertIntakeDeps, parse: Callable[[object], AlertNotification],
             return _refuse(400, f"not a {name} notification: {exc}")
         try:
             intake = await accept(deps, n, doc)
+            assert intake is not None  # only Slack events can be repeats of themselves
         except StoreError:
             log.exception("could not store a %s notification; the sender will retry", name)
             return web.json_response({"status": "error", "error": "store unavailable; retry"}, status=503)
@@ -106,7 +111,8 @@ def add_routes(app: web.Application, deps: AlertIntakeDeps) -> None:
     app.router.add_post("/alerts/grafana", webhook(deps, parse_grafana, "Grafana"))
 
 
-async def alert_post(deps: AlertIntakeDeps, event: Mapping[str, Any]) -> Intake | None:
+async def alert_post(deps: AlertIntakeDeps, event: Mapping[str, Any], *, event_id: str | None = None,
+                     retry_num: int = 0) -> Intake | None:
     """An alert posted in a watched channel by another integration: triaged in its own
     thread. Anything else (people talking, other bots' chatter) is left alone."""
     channel = str(event.get("channel") or "")
@@ -117,4 +123,5 @@ async def alert_post(deps: AlertIntakeDeps, event: Mapping[str, Any]) -> Intake 
     n = parse_alert_post(event)
     if n is None:
         return None
-    return await accept(deps, n, {"slack_event": dict(event)}, anchor_ts=str(event.get("ts")), channel=channel)
+    return await accept(deps, n, {"slack_event": dict(event)}, anchor_ts=str(event.get("ts")), channel=channel,
+                        event_id=event_id, retry_num=retry_num)

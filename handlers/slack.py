@@ -52,12 +52,10 @@ def message(deps: SlackHandlerDeps) -> Callable[..., Any]:
     async def handle(body: dict[str, Any], event: dict[str, Any], request: AsyncBoltRequest) -> None:
         if deps.alerts is None:
             return
-        event_id = str(body.get("event_id") or "")
-        if event_id and await deps.queue.event_known(event_id):
-            return  # a retry of a post already taken in
-        intake = await alert_post(deps.alerts, event)
+        event_id = str(body.get("event_id") or "") or None
+        # the event is recorded in the intake's own transaction: concurrent redeliveries count once
+        intake = await alert_post(deps.alerts, event, event_id=event_id, retry_num=retry_num(request.headers))
         if intake is not None:
-            await deps.queue.first_delivery(event_id, retry_num(request.headers))
             log.info("alert post %s in %s: group %s %s", event.get("ts"), event.get("channel"),
                      intake.group.group_id, intake.action)
 

@@ -62,8 +62,16 @@ async def run_alert_job(job: Job, deps: AlertDeps) -> Mapping[str, Any]:
 async def run_storm_job(job: Job, deps: AlertDeps) -> Mapping[str, Any]:
     await deps.alerts.release_key(job.job_id)
     storm_id = int(job.payload["storm_id"])
-    async with deps.alerts.storm_lock(storm_id):
-        return await _run_storm(job, deps, storm_id)
+    triaged = 0
+    while True:
+        async with deps.alerts.storm_lock(storm_id) as mine:
+            if not mine:
+                # the storm's job is running; it triages every group that joins (checked below)
+                return {"storm_id": storm_id, "triaged": triaged, "handed_to": "the running storm job"}
+            triaged += int((await _run_storm(job, deps, storm_id))["triaged"])
+        # a group may have joined between our last look and the lock's release
+        if not any(g.anchor_ts is None for g in await deps.alerts.storm_members(storm_id)):
+            return {"storm_id": storm_id, "triaged": triaged}
 
 
 async def _run_storm(job: Job, deps: AlertDeps, storm_id: int) -> Mapping[str, Any]:

@@ -118,11 +118,17 @@ class AlertStore:
         self.storm_window_s = storm_window_s
 
     async def intake(self, n: AlertNotification, *, channel: str | None, route: str, subject: Mapping[str, Any],
-                     payload: Mapping[str, Any], anchor_ts: str | None = None) -> Intake:
+                     payload: Mapping[str, Any], anchor_ts: str | None = None,
+                     event_id: str | None = None, retry_num: int = 0) -> Intake | None:
+        """Store the notification and queue its job. With ``event_id`` (an alert post seen
+        through Slack's Events API) the event is recorded in the same transaction, and a
+        delivery of an event already taken in returns None."""
         labels = n.labels_for_triage()
         firing = sum(1 for a in n.alerts if a.status == "firing")
         try:
             async with self._pool.acquire() as conn, conn.transaction():
+                if event_id and await conn.fetchval(Q["event_seen"], event_id, retry_num) is not True:
+                    return None
                 # insert-or-nothing first: of concurrent first notifications one inserts, the
                 # others wait for it and then update the row it made
                 action: Action = "open"
@@ -189,10 +195,16 @@ class AlertStore:
             yield
 
     @contextlib.asynccontextmanager
-    async def storm_lock(self, storm_id: int) -> AsyncIterator[None]:
-        """One storm job at a time per storm, so its groups go out in severity order."""
-        async with self._lock(_LOCK_SPACE + 2, storm_id):
-            yield
+    async def storm_lock(self, storm_id: int) -> AsyncIterator[bool]:
+        """Try to become the storm's one job (its groups go out in severity order). Yields
+        False at once when another job holds it: that one also triages later groups."""
+        async with self._pool.acquire() as conn:
+            got = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", _LOCK_SPACE + 2, storm_id))
+            try:
+                yield got
+            finally:
+                if got:
+                    await conn.execute("SELECT pg_advisory_unlock($1, $2)", _LOCK_SPACE + 2, storm_id)
 
     @contextlib.asynccontextmanager
     async def _lock(self, space: int, key: int) -> AsyncIterator[None]:
