@@ -52,15 +52,17 @@ def reaction_added(flow: ApprovalFlow, queue: JobQueue) -> Callable[..., Any]:
 async def pin(flow: ApprovalFlow, queue: JobQueue, client: AsyncWebClient, channel: str, ts: str, user: str) -> None:
     """A pinned message of an incident's thread joins its timeline, once."""
     try:
-        resp = await client.conversations_replies(channel=channel, ts=ts, limit=1, inclusive=True)
+        # for a reply, Slack answers with its whole thread, the parent first
+        resp = await client.conversations_replies(channel=channel, ts=ts, limit=200)
     except SlackApiError as exc:
         log.info("pin on %s/%s: cannot read the message: %s", channel, ts, exc.response.get("error"))
         return
     messages: list[dict[str, Any]] = resp.get("messages") or []
     msg = next((m for m in messages if m.get("ts") == ts), None)
-    if msg is None:
+    if msg is None or not messages:
         return
-    incident = await flow.store.incident_by_thread(channel, str(msg.get("thread_ts") or ts))
+    parent = messages[0]
+    incident = await flow.store.incident_by_thread(channel, str(parent.get("thread_ts") or parent.get("ts")))
     if incident is None or not await queue.first_delivery(f"pin:{channel}:{ts}"):
         return
     text = str(msg.get("text") or "") or "(a message with attachments or blocks)"
@@ -70,6 +72,10 @@ async def pin(flow: ApprovalFlow, queue: JobQueue, client: AsyncWebClient, chann
                                          or msg.get("bot_id"), "pinned_by": user, "text": text[:4000]},
         actor=user, correlation_id=incident.correlation_id)
     log.info("pinned %s/%s to %s's timeline", channel, ts, incident.incident_id)
+    try:  # people see it was taken: a bookmark on the message
+        await client.reactions_add(channel=channel, timestamp=ts, name="bookmark")
+    except SlackApiError as exc:
+        log.info("could not mark %s/%s as pinned: %s", channel, ts, exc.response.get("error"))
 
 
 def reaction_removed(flow: ApprovalFlow) -> Callable[..., Any]:

@@ -228,3 +228,31 @@ def _prompt_id(m: Message) -> int:
         if b.get("type") == "actions":
             return int(b["elements"][0]["value"])
     raise AssertionError("no buttons on the prompt")
+
+
+async def test_pin_reaction_adds_a_thread_message_to_the_timeline_once(
+    live: LoadedPlatform, store_url: str, slack_standin: SlackStandIn, http: httpx.AsyncClient,
+) -> None:
+    async with bot_in_process(env_for(live, store_url, slack_standin)) as bot:
+        prompt = await prompt_of(bot, http, slack_standin, live)
+        parent_ts = prompt.thread_ts or ""
+        note = slack_standin.add_message(CHANNEL, "customer confirmed the double charge on invoice 4411",
+                                         user="U0ONCALL", thread_ts=parent_ts)
+        elsewhere = slack_standin.add_message(CHANNEL, "lunch?", user="U0ONCALL")
+        for ts in (note.ts, note.ts, elsewhere.ts):  # the second pin of the same message adds nothing
+            r = await post(http, f"{bot.url}/slack/events",
+                           event_callback(reaction_added("U0ONCALL", "pushpin", CHANNEL, ts)))
+            assert r.status_code == 200
+        # the bot marks what it added with a bookmark; the lunch question is not in a thread of an incident
+        await slack_standin.wait_for(lambda calls: any(
+            c.method == "reactions.add" and c.args.get("name") == "bookmark" for c in calls))
+        await slack_standin.wait_for_calls("conversations.replies", 3)
+        conn = await asyncpg.connect(store_url)
+        try:
+            rows = await conn.fetch("select description, actor, correlation_id, details from timeline_events "
+                                    "where type = 'pinned'")
+        finally:
+            await conn.close()
+    assert len(rows) == 1
+    assert rows[0]["description"].startswith("customer confirmed") and rows[0]["actor"] == "U0ONCALL"
+    assert rows[0]["correlation_id"] == live.platform.disputed_correlation_id
