@@ -129,31 +129,16 @@ class AlertStore:
             async with self._pool.acquire() as conn, conn.transaction():
                 if event_id and await conn.fetchval(Q["event_seen"], event_id, retry_num) is not True:
                     return None
-                # insert-or-nothing first: of concurrent first notifications one inserts, the
-                # others wait for it and then update the row it made
-                action: Action = "open"
+                # one upsert decides what the notification means (its row lock orders
+                # concurrent notifications of the group)
                 row = await conn.fetchrow(
-                    Q["alert_group_insert"], n.source, n.group_key, n.status, labels.get("alertname"),
-                    n.severity(), labels, n.common_annotations, dict(subject), channel, anchor_ts, route, firing)
-                if row is None:
-                    row = await conn.fetchrow(Q["alert_group_for_update"], n.source, n.group_key)
-                    assert row is not None
-                    prev = AlertGroup(**dict(row))
-                    new_generation = False
-                    if n.status == "firing" and prev.status == "resolved":
-                        within = prev.resolved_at is not None and prev.db_now - prev.resolved_at <= self.reopen
-                        action = "refire" if within else "open"
-                        new_generation = not within
-                    elif n.status == "resolved" and prev.status == "firing":
-                        action = "resolve"
-                    else:
-                        action = "repeat"
-                    row = await conn.fetchrow(Q["alert_group_update"], prev.group_id, n.status, new_generation,
-                                              n.severity(), labels, n.common_annotations, firing)
-                    assert row is not None
-                group = AlertGroup(**dict(row))
-                nid = await conn.fetchval(Q["alert_notification_insert"], group.group_id, group.generation, action,
-                                          n.status, len(n.alerts), dict(payload))
+                    Q["alert_group_upsert"], n.source, n.group_key, n.status, labels.get("alertname"), n.severity(),
+                    labels, n.common_annotations, dict(subject), channel, anchor_ts, route, firing,
+                    self.reopen.total_seconds())
+                assert row is not None
+                data = dict(row)
+                action: Action = data.pop("last_action")
+                group = AlertGroup(**data)
                 storm_id = group.storm_id
                 if action == "open" and channel and anchor_ts is None:
                     storm_id = await self._maybe_storm(conn, channel, group.group_id) or storm_id
@@ -163,14 +148,16 @@ class AlertStore:
                     kind, key, delay = STORM_JOB, f"{STORM_JOB}:{storm_id}", self.storm_gather_s
                 else:
                     kind, key = ALERT_JOB, f"{ALERT_JOB}:{group.group_id}"
-                job_row = await conn.fetchrow(Q["job_enqueue"], kind, key, {"group_id": group.group_id,
-                                                                             "storm_id": storm_id}, 10, delay)
-                job_id = int(job_row["job_id"]) if job_row is not None else None
+                got = await conn.fetchrow(Q["alert_record_and_enqueue"], group.group_id, group.generation, action,
+                                          n.status, len(n.alerts), dict(payload), kind, key,
+                                          {"group_id": group.group_id, "storm_id": storm_id}, delay)
+                assert got is not None
+                nid, job_id = int(got["notification_id"]), got["job_id"]
                 if job_id is not None:
                     await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
         except _DB_ERRORS as exc:
             raise StoreError(f"storing the alert notification failed: {exc}") from exc
-        return Intake(group, action, int(nid), job_id, storm_id)
+        return Intake(group, action, nid, int(job_id) if job_id is not None else None, storm_id)
 
     async def _maybe_storm(self, conn: Conn, channel: str, group_id: int) -> int | None:
         # one storm per channel at a time: concurrent intakes for a channel take turns here
