@@ -55,6 +55,7 @@ class AlertDeps:
 
 async def run_alert_job(job: Job, deps: AlertDeps) -> Mapping[str, Any]:
     await deps.alerts.release_key(job.job_id)
+    await deps.store.abandon_runs(job.job_id, "an earlier attempt of this job stopped before finishing")
     shown = await process_group(int(job.payload["group_id"]), deps, job.job_id, storm=None)
     return {"group_id": job.payload["group_id"], "shown": shown}
 
@@ -62,6 +63,7 @@ async def run_alert_job(job: Job, deps: AlertDeps) -> Mapping[str, Any]:
 async def run_storm_job(job: Job, deps: AlertDeps) -> Mapping[str, Any]:
     await deps.alerts.release_key(job.job_id)
     storm_id = int(job.payload["storm_id"])
+    await deps.store.abandon_runs(job.job_id, "an earlier attempt of this job stopped before finishing")
     triaged = 0
     while True:
         async with deps.alerts.storm_lock(storm_id) as mine:
@@ -129,7 +131,7 @@ def _sink(g: AlertGroup, deps: AlertDeps, job_id: int) -> SlackThread:
 async def _show(n: Notification, g: AlertGroup, deps: AlertDeps, job_id: int, storm: Storm | None) -> None:
     sink = _sink(g, deps, job_id)
     if g.anchor_ts is None or n.action == "open":
-        await _open(n, g, deps, sink, storm)
+        await _open(n, g, deps, sink, storm, job_id)
         return
     own_anchor = g.source != "slack"
     if n.action in ("resolve", "refire"):
@@ -139,7 +141,8 @@ async def _show(n: Notification, g: AlertGroup, deps: AlertDeps, job_id: int, st
         await sink.update(g.anchor_ts, alert_message(g, state="shown", incident_url=url))
 
 
-async def _open(n: Notification, g: AlertGroup, deps: AlertDeps, sink: SlackThread, storm: Storm | None) -> None:
+async def _open(n: Notification, g: AlertGroup, deps: AlertDeps, sink: SlackThread, storm: Storm | None,
+                job_id: int) -> None:
     subject = Subject.model_validate(g.subject) if g.subject else None
     s = subject or Subject()
     incident, _ = await deps.store.get_or_create_incident(
@@ -176,7 +179,7 @@ async def _open(n: Notification, g: AlertGroup, deps: AlertDeps, sink: SlackThre
                                      window=Window(end - DEFAULT_WINDOW, end), now=end, origin="alert",
                                      observers=observers, row_cap=deps.settings.evidence_row_cap,
                                      actor="alertmanager" if g.source != "slack" else "slack-alert",
-                                     org_scope=org_scope, metrics=deps.metrics)
+                                     org_scope=org_scope, metrics=deps.metrics, job_id=job_id)
             if narrator is not None:
                 await narrator.drain()
             verdict = verdict_of(rec.outcome.diagnosis, incident.incident_id)

@@ -94,7 +94,7 @@ async def run_recorded(
         if recorder is not None:
             try:
                 await recorder.flush()
-            except Exception:
+            except BaseException:  # even a second cancellation must not leave the run "running"
                 log.exception("evidence of run %s not fully written", run_id)
         if store is not None and run_id is not None:
             try:

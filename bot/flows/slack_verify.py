@@ -22,9 +22,10 @@ async def run_verify_job(job: Job, deps: SlackDiagnosisDeps) -> Mapping[str, Any
     incident = await deps.store.get_incident(p["incident_id"])
     channel = (incident.slack_channel if incident and incident.slack_channel else p["channel"])
     thread_ts = incident.slack_thread_ts if incident and incident.slack_channel else None
+    await deps.store.abandon_runs(job.job_id, "an earlier attempt of this job stopped before finishing")
     v = await verify(store=deps.store, sources=deps.sources, incident_id=p["incident_id"],
                      now=datetime.fromisoformat(p["requested_at"]), actor=p.get("user") or "recon",
-                     row_cap=deps.settings.evidence_row_cap, metrics=deps.metrics)
+                     row_cap=deps.settings.evidence_row_cap, metrics=deps.metrics, job_id=job.job_id)
     sink = SlackThread(deps.slack, deps.queue, job_namespace(job.job_id), channel, job_id=job.job_id,
                        thread_ts=thread_ts)
     doc = v.as_dict()

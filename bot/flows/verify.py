@@ -90,7 +90,7 @@ def subject_of(incident: Incident, before: Diagnosis | None) -> tuple[Subject, t
 
 async def verify(*, store: Store, sources: SourceSet, incident_id: str, now: datetime, actor: str,
                  row_cap: int = 200, observers: list[Any] | None = None,
-                 metrics: Metrics | None = None) -> Verification:
+                 metrics: Metrics | None = None, job_id: int | None = None) -> Verification:
     incident = await store.get_incident(incident_id)
     if incident is None:
         raise BadInput(f"no incident {incident_id}")
@@ -100,7 +100,8 @@ async def verify(*, store: Store, sources: SourceSet, incident_id: str, now: dat
     span = (before.window.end - before.window.start) if before else timedelta(days=7)
     rec = await run_recorded(store=store, sources=sources, subject=subject, window=Window(now - span, now), now=now,
                              origin=incident.origin, observers=observers, row_cap=row_cap, actor=actor,
-                             org_scope=org_scope, phase="after", incident_id=incident_id, metrics=metrics)
+                             org_scope=org_scope, phase="after", incident_id=incident_id, metrics=metrics,
+                             job_id=job_id)
     after = rec.outcome.diagnosis
     criteria = evaluate(before, after)
     recovered = all(c.holds for c in criteria)
