@@ -62,7 +62,7 @@ SCRIPT = Path(__file__).resolve()
 ROOT = SCRIPT.parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.commands.serve import serve  # noqa: E402
+from benchmarks._common import pct, serving  # noqa: E402
 from bot.diagnosis.model import Window  # noqa: E402
 from bot.scenario.generate import Platform, build_platform, demo_spec  # noqa: E402
 from bot.scenario.load import load_billing  # noqa: E402
@@ -84,12 +84,6 @@ STEPS = 6
 INDEXED_FIELDS = ("correlation_id", "app_instance_id")
 
 
-def pct(values: Sequence[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    k = max(0, min(len(s) - 1, int(-(-p * len(s) // 100)) - 1))
-    return s[k]
 
 
 def med(values: Sequence[float]) -> float:
@@ -313,19 +307,8 @@ async def running_bot(env: Env, si: StandIns, slack: SlackStandIn) -> AsyncItera
         "RECON_WORKER_POLL_S": "2",
         "RECON_SHUTDOWN_GRACE_S": "30",
     })
-    stop = asyncio.Event()
-    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(serve(settings, "127.0.0.1", 0, on_ready=ready.set_result, stop=stop))
-    done, _ = await asyncio.wait([task, ready], timeout=60, return_when=asyncio.FIRST_COMPLETED)
-    if ready not in done:
-        if task.done():
-            task.result()
-        raise TimeoutError("recon serve did not become ready in 60 s")
-    try:
-        yield ready.result()
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 60)
+    async with serving(settings, stop_timeout=60) as url:
+        yield url
 
 
 # ------------------------------------------------------------------ one diagnosis through Slack

@@ -88,6 +88,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import pct, summary  # noqa: E402
 from bot.scenario.evidence_files import write_evidence  # noqa: E402
 from bot.scenario.load import load_billing  # noqa: E402
 from bot.store.embedded import ensure_database, ensure_embedded, stop_embedded  # noqa: E402
@@ -125,20 +126,8 @@ FREEZE_PROMPT = "Freeze manual customer-facing adjustments?"
 # ------------------------------------------------------------------ small helpers
 
 
-def pct(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100)."""
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    k = max(0, min(len(s) - 1, int(-(-p * len(s) // 100)) - 1))
-    return s[k]
 
 
-def summary(values: Sequence[float]) -> dict[str, float]:
-    if not values:
-        return {"n": 0}
-    return {"n": len(values), "min": min(values), "median": statistics.median(values), "p95": pct(values, 95),
-            "p99": pct(values, 99), "max": max(values)}
 
 
 def fmt(v: float | None, digits: int = 1) -> str:

@@ -63,7 +63,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.commands.serve import serve  # noqa: E402
+from benchmarks._common import fmt_row, pct, serving, summary  # noqa: E402
 from bot.scenario.evidence_files import write_evidence  # noqa: E402
 from bot.scenario.generate import ScenarioSpec, build_platform  # noqa: E402
 from bot.scenario.load import load_billing  # noqa: E402
@@ -82,27 +82,10 @@ SLACK_API_TIMEOUT_S = 120.0
 # ------------------------------------------------------------------ small helpers
 
 
-def pct(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100)."""
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    k = max(0, min(len(s) - 1, int(-(-p * len(s) // 100)) - 1))
-    return s[k]
 
 
-def summary(values: Sequence[float]) -> dict[str, float]:
-    if not values:
-        return {"n": 0}
-    return {"n": len(values), "min": min(values), "median": statistics.median(values), "p95": pct(values, 95),
-            "p99": pct(values, 99), "max": max(values)}
 
 
-def fmt_row(label: str, s: dict[str, float]) -> str:
-    if not s.get("n"):
-        return f"| {label} | 0 | – | – | – | – | – |"
-    return (f"| {label} | {int(s['n'])} | {s['min']:.1f} | {s['median']:.1f} | {s['p95']:.1f} | {s['p99']:.1f} "
-            f"| {s['max']:.1f} |")
 
 
 class ServerTimes(logging.Handler):
@@ -238,20 +221,8 @@ async def running_bot(env: Env, store_db: str, slack: SlackStandIn, slots: int) 
         "LOKI_URL": "",
         "TEMPO_URL": "",
     })
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    ready: asyncio.Future[str] = loop.create_future()
-    task = asyncio.create_task(serve(settings, "127.0.0.1", 0, on_ready=ready.set_result, stop=stop))
-    done, _ = await asyncio.wait([task, ready], timeout=60, return_when=asyncio.FIRST_COMPLETED)
-    if ready not in done:
-        if task.done():
-            task.result()
-        raise TimeoutError("recon serve did not become ready in 60 s")
-    try:
-        yield ready.result()
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 60)
+    async with serving(settings, stop_timeout=60) as url:
+        yield url
 
 
 # ------------------------------------------------------------------ sending
