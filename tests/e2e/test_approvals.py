@@ -215,6 +215,7 @@ async def test_unfreeze_by_hand(
             return None
 
         await slack_standin.wait_for(lambda c: unfreeze_prompt(c) is not None)
+        await slack_standin.wait_for_calls("reactions.add", 4)  # the bot has recorded this prompt's message too
         lift = unfreeze_prompt(None)
         assert lift is not None
         await react(http, bot, SECOND, "white_check_mark", lift.ts)
