@@ -2,8 +2,9 @@
 ``POST /alerts/grafana`` (Grafana alerting), and alert posts in watched Slack channels.
 
 Thin: check the bearer token, the size and the shape; store the notification and queue
-its triage in one transaction; answer. The triage itself runs in a worker. A store
-failure answers 503, which Alertmanager retries: nothing accepted is lost.
+its triage in one transaction (with the notifications that arrive meanwhile: group
+commit); answer. The body is stored as received. The triage itself runs in a worker. A
+store failure answers 503, which Alertmanager retries: nothing accepted is lost.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from aiohttp import web
 from bot.alerts import AlertNotification, PayloadError, parse_alert_post, parse_alertmanager, parse_grafana
 from bot.alerts.routing import RoutingTable
 from bot.alerts.subject import subject_from_labels
-from bot.errors import StoreError
+from bot.errors import BadInput, StoreError
 from bot.metrics import Metrics
 from bot.store.alerts import AlertStore, Intake
+from bot.store.db import canonical_json
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ class AlertIntakeDeps:
     metrics: Metrics | None = None
 
 
-async def accept(deps: AlertIntakeDeps, n: AlertNotification, payload: Mapping[str, Any],
+async def accept(deps: AlertIntakeDeps, n: AlertNotification, payload_json: str,
                  anchor_ts: str | None = None, channel: str | None = None,
                  event_id: str | None = None, retry_num: int = 0) -> Intake | None:
     labels = n.labels_for_triage()
@@ -50,7 +52,7 @@ async def accept(deps: AlertIntakeDeps, n: AlertNotification, payload: Mapping[s
         route = "the channel it was posted in"
     intake = await deps.alerts.intake(n, channel=channel, route=route,
                                       subject=subject.model_dump(mode="json", exclude_none=True) if subject else {},
-                                      payload=payload, anchor_ts=anchor_ts, event_id=event_id,
+                                      payload_json=payload_json, anchor_ts=anchor_ts, event_id=event_id,
                                       retry_num=retry_num)
     if intake is None:
         return None
@@ -60,6 +62,10 @@ async def accept(deps: AlertIntakeDeps, n: AlertNotification, payload: Mapping[s
         if intake.action == "repeat":
             deps.metrics.alerts_deduplicated.labels(n.source).inc()
     return intake
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _refuse(status: int, reason: str) -> web.Response:
@@ -85,16 +91,22 @@ def webhook(deps: AlertIntakeDeps, parse: Callable[[object], AlertNotification],
         except web.HTTPRequestEntityTooLarge:
             return _refuse(413, f"body larger than {deps.max_body_bytes} bytes")
         try:
-            doc = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return _refuse(400, "body is not UTF-8")
+        try:
+            doc = json.loads(text, parse_constant=_no_constant)
+        except ValueError as exc:  # JSONDecodeError, or NaN/Infinity
             return _refuse(400, f"body is not JSON: {exc}")
         try:
             n = parse(doc)
         except PayloadError as exc:
             return _refuse(400, f"not a {name} notification: {exc}")
         try:
-            intake = await accept(deps, n, doc)
+            intake = await accept(deps, n, text)
             assert intake is not None  # only Slack events can be repeats of themselves
+        except BadInput as exc:
+            return _refuse(400, f"not a storable {name} notification: {exc}")
         except StoreError:
             log.exception("could not store a %s notification; the sender will retry", name)
             return web.json_response({"status": "error", "error": "store unavailable; retry"}, status=503)
@@ -123,5 +135,5 @@ async def alert_post(deps: AlertIntakeDeps, event: Mapping[str, Any], *, event_i
     n = parse_alert_post(event)
     if n is None:
         return None
-    return await accept(deps, n, {"slack_event": dict(event)}, anchor_ts=str(event.get("ts")), channel=channel,
-                        event_id=event_id, retry_num=retry_num)
+    return await accept(deps, n, canonical_json({"slack_event": dict(event)}), anchor_ts=str(event.get("ts")),
+                        channel=channel, event_id=event_id, retry_num=retry_num)

@@ -54,7 +54,11 @@ def message(deps: SlackHandlerDeps) -> Callable[..., Any]:
             return
         event_id = str(body.get("event_id") or "") or None
         # the event is recorded in the intake's own transaction: concurrent redeliveries count once
-        intake = await alert_post(deps.alerts, event, event_id=event_id, retry_num=retry_num(request.headers))
+        try:
+            intake = await alert_post(deps.alerts, event, event_id=event_id, retry_num=retry_num(request.headers))
+        except BadInput as exc:
+            log.warning("alert post %s in %s not taken in: %s", event.get("ts"), event.get("channel"), exc)
+            return
         if intake is not None:
             log.info("alert post %s in %s: group %s %s", event.get("ts"), event.get("channel"),
                      intake.group.group_id, intake.action)

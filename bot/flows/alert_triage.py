@@ -35,6 +35,7 @@ from bot.store.store import Store
 
 log = logging.getLogger(__name__)
 DEFAULT_WINDOW = timedelta(days=7)
+PASS_SIZE = 500  # unhandled notifications of a group read at a time
 
 
 @dataclass(slots=True)
@@ -100,26 +101,43 @@ async def _run_storm(job: Job, deps: AlertDeps, storm_id: int) -> Mapping[str, A
 
 
 async def process_group(group_id: int, deps: AlertDeps, job_id: int, *, storm: Storm | None) -> int:
-    """Show the group's unhandled notifications, in order. Returns how many."""
-    shown = 0
+    """Show the group's unhandled notifications, in order. Returns how many were handled.
+
+    They are read a pass at a time; a repeat with another notification behind it changes
+    nothing that the later one will not redraw (a run of repeats redraws the group's
+    message once, for the last of them), so such runs are marked handled together."""
+    handled = 0
     async with deps.alerts.group_lock(group_id):
-        while (n := await deps.alerts.next_unhandled(group_id)) is not None:
+        while pending := await deps.alerts.unhandled(group_id, PASS_SIZE):
             g = await deps.alerts.group(group_id)
-            if g.anchor_ts is None and g.storm_id is not None and storm is None:
-                break  # a storm member's first message is the storm job's to post, in severity order
-            if n.generation != g.generation:
-                log.info("alert group %s: notification %s belongs to generation %s (now %s); skipped",
-                         group_id, n.notification_id, n.generation, g.generation)
-            elif g.channel is None:
-                log.warning("alert group %s (%s) is stored but not posted: %s", group_id, g.alertname, g.route)
-            elif n.action == "repeat" and g.anchor_ts and await deps.alerts.later_unhandled(group_id,
-                                                                                             n.notification_id):
-                pass  # a run of repeats redraws the group's message once, for the last of them
-            else:
-                await _show(n, g, deps, job_id, storm)
-            await deps.alerts.mark_handled(n.notification_id)
-            shown += 1
-    return shown
+            run: list[int] = []
+            for i, n in enumerate(pending):
+                if (n.action == "repeat" and i + 1 < len(pending) and g.anchor_ts and g.channel is not None
+                        and n.generation == g.generation):
+                    run.append(n.notification_id)
+                    continue
+                if run:
+                    await deps.alerts.mark_handled_many(run)
+                    handled, run = handled + len(run), []
+                g = await deps.alerts.group(group_id)
+                if g.anchor_ts is None and g.storm_id is not None and storm is None:
+                    return handled  # a storm member's first message is the storm job's to post, in severity order
+                if n.generation != g.generation:
+                    log.info("alert group %s: notification %s belongs to generation %s (now %s); skipped",
+                             group_id, n.notification_id, n.generation, g.generation)
+                elif g.channel is None:
+                    log.warning("alert group %s (%s) is stored but not posted: %s", group_id, g.alertname, g.route)
+                elif n.action == "repeat" and g.anchor_ts and await deps.alerts.later_unhandled(group_id,
+                                                                                                 n.notification_id):
+                    pass  # more arrived since this pass began: the last of them redraws
+                else:
+                    await _show(n, g, deps, job_id, storm)
+                await deps.alerts.mark_handled(n.notification_id)
+                handled += 1
+            if run:
+                await deps.alerts.mark_handled_many(run)
+                handled += len(run)
+    return handled
 
 
 def _sink(g: AlertGroup, deps: AlertDeps, job_id: int) -> SlackThread:

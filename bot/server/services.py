@@ -26,7 +26,7 @@ from bot.slack.client import web_client
 from bot.slack.pace import ChannelPacer
 from bot.store.alerts import ALERT_JOB, STORM_JOB, AlertStore
 from bot.store.approvals import ApprovalStore
-from bot.store.db import open_store, store_url
+from bot.store.db import connect_pool, open_store, store_url
 from bot.store.jobs import Job, JobQueue
 from bot.store.store import Store
 from bot.wiring import open_sources
@@ -76,9 +76,17 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
     routes = load_routes(settings.alert_routes, settings.alert_channel)
     url = await store_url(settings)
     store = await open_store(settings)
+    try:
+        # the alert intake writes on a connection of its own: jobs holding store
+        # connections never make a webhook wait
+        intake_pool = await connect_pool(url, min_size=1, max_size=1)
+    except BaseException:
+        await store.close()
+        raise
     queue = JobQueue(store.pool)
     alerts = AlertStore(store.pool, reopen_s=settings.alert_reopen_s, storm_threshold=settings.storm_threshold,
-                        storm_window_s=settings.storm_window_s, storm_gather_s=settings.storm_gather_s)
+                        storm_window_s=settings.storm_window_s, storm_gather_s=settings.storm_gather_s,
+                        intake_pool=intake_pool)
     token = settings.alert_webhook_token.get_secret_value() if settings.alert_webhook_token else None
     if token is None:
         log.warning("ALERT_WEBHOOK_TOKEN is not set: the alert webhooks refuse every request")
@@ -124,4 +132,6 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
             yield Services(settings, store, queue, sources, client, bolt, worker, url, alerts, intake, routes,
                            approvals, metrics)
     finally:
+        await alerts.aclose()
+        await intake_pool.close()
         await store.close()

@@ -1,5 +1,6 @@
-"""Alert groups in the store: intake of a notification (one transaction), the queue of
-notifications each group has still to show in Slack, storms, and a per-group lock.
+"""Alert groups in the store: intake of notifications (batched: ``bot.store.intake``),
+the queue of notifications each group has still to show in Slack, storms, and a
+per-group lock.
 
 Intake decides what a notification means for its group:
 
@@ -10,7 +11,8 @@ Intake decides what a notification means for its group:
 - ``repeat``: nothing changed but the counts (Alertmanager's repeat_interval, retries).
 
 Each notification is stored with its action, and a job is queued for its group (or
-for the group's storm, when many groups open in one channel at once). A job processes a
+for the group's storm, when many groups open in one channel at once), in the
+transaction of its batch (``recon_alert_intake``, migration 008). A job processes a
 group's unhandled notifications in order under the group's advisory lock, so whichever
 process runs it, each one is shown once and in order.
 """
@@ -18,6 +20,7 @@ process runs it, each one is shown once and in order.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -29,7 +32,8 @@ import asyncpg
 from bot.alerts.model import AlertNotification
 from bot.errors import StoreError
 from bot.sqlfiles import Queries
-from bot.store.db import Conn, Pool
+from bot.store.db import Pool
+from bot.store.intake import IntakeParams, IntakeWriter
 from bot.store.jobs import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -79,6 +83,9 @@ class AlertGroup:
         return f"{self.source}:{self.group_key}#{self.generation}"
 
 
+_GROUP_FIELDS = tuple(f.name for f in dataclasses.fields(AlertGroup))
+
+
 @dataclass(frozen=True, slots=True)
 class Notification:
     notification_id: int
@@ -110,68 +117,49 @@ class Storm:
 
 class AlertStore:
     def __init__(self, pool: Pool, *, reopen_s: float, storm_threshold: int, storm_window_s: float,
-                 storm_gather_s: float = 2.0) -> None:
+                 storm_gather_s: float = 2.0, intake_pool: Pool | None = None) -> None:
         self._pool = pool
         self.storm_gather_s = storm_gather_s
         self.reopen = timedelta(seconds=reopen_s)
         self.storm_threshold = storm_threshold
         self.storm_window_s = storm_window_s
+        self.writer = IntakeWriter(intake_pool or pool, IntakeParams(
+            reopen_s=reopen_s, storm_threshold=storm_threshold, storm_window_s=storm_window_s,
+            storm_gather_s=storm_gather_s, notify_channel=NOTIFY_CHANNEL, storm_lock_space=_LOCK_SPACE + 1))
 
     async def intake(self, n: AlertNotification, *, channel: str | None, route: str, subject: Mapping[str, Any],
-                     payload: Mapping[str, Any], anchor_ts: str | None = None,
+                     payload_json: str, anchor_ts: str | None = None,
                      event_id: str | None = None, retry_num: int = 0) -> Intake | None:
-        """Store the notification and queue its job. With ``event_id`` (an alert post seen
-        through Slack's Events API) the event is recorded in the same transaction, and a
-        delivery of an event already taken in returns None."""
-        labels = n.labels_for_triage()
-        firing = sum(1 for a in n.alerts if a.status == "firing")
-        try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                if event_id and await conn.fetchval(Q["event_seen"], event_id, retry_num) is not True:
-                    return None
-                # one upsert decides what the notification means (its row lock orders
-                # concurrent notifications of the group)
-                row = await conn.fetchrow(
-                    Q["alert_group_upsert"], n.source, n.group_key, n.status, labels.get("alertname"), n.severity(),
-                    labels, n.common_annotations, dict(subject), channel, anchor_ts, route, firing,
-                    self.reopen.total_seconds())
-                assert row is not None
-                data = dict(row)
-                action: Action = data.pop("last_action")
-                group = AlertGroup(**data)
-                storm_id = group.storm_id
-                if action == "open" and channel and anchor_ts is None:
-                    storm_id = await self._maybe_storm(conn, channel, group.group_id) or storm_id
-                delay = 0.0
-                if storm_id is not None and action == "open":
-                    # a storm gathers for a moment, so its groups are triaged in order of severity
-                    kind, key, delay = STORM_JOB, f"{STORM_JOB}:{storm_id}", self.storm_gather_s
-                else:
-                    kind, key = ALERT_JOB, f"{ALERT_JOB}:{group.group_id}"
-                got = await conn.fetchrow(Q["alert_record_and_enqueue"], group.group_id, group.generation, action,
-                                          n.status, len(n.alerts), dict(payload), kind, key,
-                                          {"group_id": group.group_id, "storm_id": storm_id}, delay)
-                assert got is not None
-                nid, job_id = int(got["notification_id"]), got["job_id"]
-                if job_id is not None:
-                    await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
-        except _DB_ERRORS as exc:
-            raise StoreError(f"storing the alert notification failed: {exc}") from exc
-        return Intake(group, action, nid, int(job_id) if job_id is not None else None, storm_id)
+        """Store the notification (``payload_json``: the payload as JSON text, kept as
+        received) and queue its job, with whatever else arrives meanwhile (group commit:
+        ``bot.store.intake``). With ``event_id`` (an alert post seen through Slack's
+        Events API) the event is recorded in the same transaction, and a delivery of an
+        event already taken in returns None.
 
-    async def _maybe_storm(self, conn: Conn, channel: str, group_id: int) -> int | None:
-        # one storm per channel at a time: concurrent intakes for a channel take turns here
-        await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _LOCK_SPACE + 1, channel)
-        recent = await conn.fetchval(Q["alert_recent_opens"], channel, self.storm_window_s)
-        if int(recent) < self.storm_threshold:
-            return None
-        storm_id = await conn.fetchval(Q["alert_storm_active"], channel, self.storm_window_s)
-        if storm_id is None:
-            storm_id = await conn.fetchval(Q["alert_storm_create"], channel)
+        Raises ``StoreError`` when it could not be stored, ``BadInput`` when the store
+        refuses this payload."""
+        labels = n.labels_for_triage()
+        item = {
+            "source": n.source, "group_key": n.group_key, "status": n.status, "alertname": labels.get("alertname"),
+            "severity": n.severity(), "labels": labels, "annotations": n.common_annotations,
+            "subject": dict(subject), "channel": channel or None, "route": route, "anchor_ts": anchor_ts,
+            "firing": sum(1 for a in n.alerts if a.status == "firing"), "alerts": len(n.alerts),
+            "event_id": event_id or None, "retry_num": retry_num,
+        }
+        r = await self.writer.submit(item, payload_json)
+        if r["o_action"] is None:
+            return None  # this Slack event was taken in before
+        if r["o_storm_started"]:
             log.warning("alert storm in %s: %d groups opened within %.0f s; one summary, triage by severity",
-                        channel, recent, self.storm_window_s)
-        await conn.fetch(Q["alert_storm_join"], storm_id, group_id)
-        return int(storm_id)
+                        channel, r["o_recent_opens"], self.storm_window_s)
+        group = AlertGroup(**{f: r[f"o_{f}"] for f in _GROUP_FIELDS})
+        job_id = r["o_job_id"]
+        return Intake(group, r["o_action"], int(r["o_notification_id"]),
+                      int(job_id) if job_id is not None else None, r["o_storm_id"])
+
+    async def aclose(self) -> None:
+        """Let the intake finish the batches it is writing (before the pools close)."""
+        await self.writer.aclose()
 
     # ------------------------------------------------------------ processing
 
@@ -185,22 +173,35 @@ class AlertStore:
     async def storm_lock(self, storm_id: int) -> AsyncIterator[bool]:
         """Try to become the storm's one job (its groups go out in severity order). Yields
         False at once when another job holds it: that one also triages later groups."""
+        async with self._session_lock("SELECT pg_try_advisory_lock($1, $2)", _LOCK_SPACE + 2, storm_id) as got:
+            yield got
+
+    @contextlib.asynccontextmanager
+    async def _lock(self, space: int, key: int) -> AsyncIterator[None]:
+        async with self._session_lock("SELECT true FROM pg_advisory_lock($1, $2)", space, key):
+            yield
+
+    @contextlib.asynccontextmanager
+    async def _session_lock(self, take: str, space: int, key: int) -> AsyncIterator[bool]:
+        """A session advisory lock on a pooled connection of its own, yielding whether it
+        was taken. The pool does not reset connections (``bot.store.db``), so a connection
+        whose lock may still be held (taking or releasing it was interrupted) is
+        terminated instead of going back to the pool."""
         async with self._pool.acquire() as conn:
-            got = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", _LOCK_SPACE + 2, storm_id))
+            try:
+                got = bool(await conn.fetchval(take, space, key))
+            except BaseException:
+                conn.terminate()
+                raise
             try:
                 yield got
             finally:
                 if got:
-                    await conn.execute("SELECT pg_advisory_unlock($1, $2)", _LOCK_SPACE + 2, storm_id)
-
-    @contextlib.asynccontextmanager
-    async def _lock(self, space: int, key: int) -> AsyncIterator[None]:
-        async with self._pool.acquire() as conn:
-            await conn.execute("SELECT pg_advisory_lock($1, $2)", space, key)
-            try:
-                yield
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock($1, $2)", space, key)
+                    try:
+                        await conn.execute("SELECT pg_advisory_unlock($1, $2)", space, key)
+                    except BaseException:
+                        conn.terminate()
+                        raise
 
     async def _q(self, name: str, method: str, *args: Any) -> Any:
         try:
@@ -214,15 +215,18 @@ class AlertStore:
             raise StoreError(f"no alert group {group_id}")
         return AlertGroup(**dict(row))
 
-    async def next_unhandled(self, group_id: int) -> Notification | None:
-        row = await self._q("alert_next_unhandled", "fetchrow", group_id)
-        return Notification(**dict(row)) if row is not None else None
+    async def unhandled(self, group_id: int, limit: int) -> list[Notification]:
+        """The group's notifications still to be shown, oldest first."""
+        return [Notification(**dict(r)) for r in await self._q("alert_unhandled", "fetch", group_id, limit)]
 
     async def later_unhandled(self, group_id: int, notification_id: int) -> bool:
         return bool(await self._q("alert_later_unhandled", "fetchval", group_id, notification_id))
 
     async def mark_handled(self, notification_id: int) -> None:
         await self._q("alert_mark_handled", "execute", notification_id)
+
+    async def mark_handled_many(self, notification_ids: list[int]) -> None:
+        await self._q("alert_mark_handled_many", "execute", notification_ids)
 
     async def set_thread(self, group_id: int, anchor_ts: str, thread_ts: str, incident_id: str | None) -> None:
         await self._q("alert_group_set_thread", "execute", group_id, anchor_ts, thread_ts, incident_id)

@@ -166,6 +166,18 @@ async def _init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
 # ------------------------------------------------------------------ pools
 
 
+async def _release_without_query(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """What a store connection needs on its way back to the pool: nothing more than
+    asyncpg does anyway (roll back an open transaction, drop listener callbacks).
+
+    asyncpg's default reset sends ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL`` on every release: a round trip per pooled query. The store's connections
+    keep no session state: no ``SET`` (only ``SET LOCAL``), no ``LISTEN`` (the worker
+    listens on a connection of its own), no cursors outside transactions, and session
+    advisory locks only in ``AlertStore``'s lock helpers, which release them, or terminate
+    the connection when taking or releasing one is interrupted."""
+
+
 async def connect_pool(
     url: str, *, min_size: int = 1, max_size: int = 10, connect_timeout: float = 10.0
 ) -> Pool:
@@ -177,6 +189,7 @@ async def connect_pool(
             max_size=max_size,
             timeout=connect_timeout,
             init=_init_connection,
+            reset=_release_without_query,
         )
     except (*_CONNECT_ERRORS, ValueError) as exc:
         raise StoreError(

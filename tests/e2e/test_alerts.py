@@ -100,6 +100,18 @@ async def test_tokens_sizes_and_shapes(bot: InProcessBot, http: httpx.AsyncClien
     r = await http.post(f"{bot.url}/alerts/grafana", content=b"x" * (2 * 1024 * 1024),
                         headers={"Authorization": f"Bearer {TOKEN}"})
     assert r.status_code == 413
+    # JSON that Python reads but the store cannot keep: refused with the reason, not retried
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    nan = json.dumps(doc).replace('"truncatedAlerts": 0', '"truncatedAlerts": NaN').encode()
+    r = await http.post(f"{bot.url}/alerts/alertmanager", content=nan, headers=headers)
+    assert r.status_code == 400 and "NaN is not a JSON number" in r.json()["error"]
+    nul = copy.deepcopy(doc)
+    nul["commonAnnotations"]["summary"] = "a NUL \u0000 here"
+    r = await http.post(f"{bot.url}/alerts/alertmanager", content=json.dumps(nul).encode(), headers=headers)
+    assert r.status_code == 400 and "cannot keep this payload" in r.json()["error"]
+    r = await http.post(f"{bot.url}/alerts/alertmanager", content=json.dumps(doc).encode("utf-16"), headers=headers)
+    assert r.status_code == 400 and "UTF-8" in r.json()["error"]
+    assert (await send(http, bot, doc)).status_code == 200  # and the good one after them is taken in
 
 
 async def test_no_token_configured_refuses_everything_and_says_why(

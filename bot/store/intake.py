@@ -1,0 +1,174 @@
+"""Group commit of the alert intake: every notification that arrives while a batch is
+being written goes into the next batch, one call of ``recon_alert_intake`` (migration
+008): one round trip, one transaction, one commit for all of them.
+
+Nothing waits on purpose: a notification that finds the writer idle is written at once,
+alone. Under a storm the batches grow by themselves (50 requests in flight make batches
+of tens), so the cost per notification falls as the load rises instead of queueing for
+connections. Each caller's ``submit`` returns only once its batch has committed: the
+webhook answers after the notification is stored durably, as before.
+
+The writer holds a connection of its own pool (``pool``; ``recon serve`` gives it a
+pool of one connection beside the store's), so jobs that hold store connections for
+their group locks never make the intake wait.
+
+Failures stay with whoever caused them:
+
+- a batch the database refuses is written again one item at a time, so one payload it
+  cannot store (``\\u0000`` in a string, a lone surrogate) fails alone, as ``BadInput``
+  (SQLSTATE class 22), and the rest are stored;
+- anything else (the store unreachable, a timeout) fails the items of that batch with
+  ``StoreError``, which the webhook answers with 503 so that the sender retries;
+- a caller that goes away (its request cancelled) does not cancel the write: its
+  notification is stored with its batch, and a retry of it is a repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from bot.errors import BadInput, StoreError
+from bot.store.db import Conn, Pool
+
+log = logging.getLogger(__name__)
+
+_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+_CALL = "SELECT * FROM recon_alert_intake($1::jsonb, $2::text[], $3, $4, $5, $6, $7, $8)"
+
+
+@dataclass(slots=True)
+class _Pending:
+    item: Mapping[str, Any]
+    payload_json: str
+    done: asyncio.Future[asyncpg.Record] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeParams:
+    """What the intake function decides by (see ``AlertStore``)."""
+
+    reopen_s: float
+    storm_threshold: int
+    storm_window_s: float
+    storm_gather_s: float
+    notify_channel: str
+    storm_lock_space: int
+
+
+class IntakeWriter:
+    """Writes submitted notifications in batches (group commit); see the module doc."""
+
+    def __init__(self, pool: Pool, params: IntakeParams, *, max_batch: int = 256,
+                 timeout_s: float = 15.0) -> None:
+        self._pool = pool
+        self._params = params
+        self.max_batch = max_batch
+        self.timeout_s = timeout_s
+        self._queue: list[_Pending] = []
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0  # batches written (for tests and /metrics)
+        self.largest_batch = 0
+
+    async def submit(self, item: Mapping[str, Any], payload_json: str) -> asyncpg.Record:
+        """Store one notification with the next batch; its row of ``recon_alert_intake``.
+
+        Raises ``BadInput`` when the database refuses this notification's payload and
+        ``StoreError`` when the batch could not be stored."""
+        p = _Pending(item, payload_json)
+        self._queue.append(p)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain(), name="recon-alert-intake")
+        # shielded: a caller that goes away leaves its notification in the batch
+        return await asyncio.shield(p.done)
+
+    async def aclose(self) -> None:
+        """Wait for the batches still being written (at shutdown, before the pool closes)."""
+        while self._task is not None and not self._task.done():
+            await asyncio.wait({self._task})
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                acquired = False
+                try:
+                    async with self._pool.acquire() as conn:
+                        acquired = True
+                        # one connection for as long as notifications keep arriving
+                        while self._queue:
+                            batch, self._queue = self._queue[:self.max_batch], self._queue[self.max_batch:]
+                            await self._write(conn, batch)
+                except _DB_ERRORS as exc:
+                    if not acquired:  # the store is unreachable: nothing queued can be stored now
+                        self._fail(self._take_all(), StoreError(f"storing alert notifications failed: {exc}"))
+                    # else the connection broke under a batch (which has failed): the rest try another
+        except BaseException as exc:
+            # cancelled at shutdown: nobody may wait forever
+            self._fail(self._take_all(), StoreError(f"the alert intake stopped: {type(exc).__name__}"))
+            raise
+
+    def _take_all(self) -> list[_Pending]:
+        out, self._queue = self._queue, []
+        return out
+
+    async def _write(self, conn: Conn, batch: Sequence[_Pending]) -> None:
+        """Write one batch and settle its callers. Raises only when ``conn`` is unusable
+        (after failing the batch) or the writer is cancelled."""
+        try:
+            rows = await self._call(conn, batch)
+        except asyncpg.PostgresError as exc:
+            if len(batch) > 1:
+                # something in the batch was refused (or a deadlock with a process of an
+                # older version): each alone, so that only the culprit fails
+                log.warning("an alert intake batch of %d failed (%s: %s); writing them one at a time",
+                            len(batch), type(exc).__name__, exc)
+                for one in batch:
+                    await self._write(conn, [one])
+            else:
+                self._fail(batch, _as_error(exc))
+            return
+        except _DB_ERRORS as exc:
+            self._fail(batch, StoreError(f"storing alert notifications failed: {exc}"))
+            raise
+        except Exception as exc:
+            log.exception("the alert intake failed on a batch of %d", len(batch))
+            self._fail(batch, StoreError(f"storing alert notifications failed: {exc}"))
+            return
+        except BaseException:
+            self._fail(batch, StoreError("the alert intake was stopped"))
+            raise
+        self.batches += 1
+        self.largest_batch = max(self.largest_batch, len(batch))
+        for r in rows:
+            p = batch[r["o_item"]]
+            if not p.done.done():
+                p.done.set_result(r)
+
+    async def _call(self, conn: Conn, batch: Sequence[_Pending]) -> list[asyncpg.Record]:
+        k = self._params
+        rows: list[asyncpg.Record] = await conn.fetch(
+            _CALL, [dict(p.item) for p in batch], [p.payload_json for p in batch], k.reopen_s,
+            k.storm_threshold, k.storm_window_s, k.storm_gather_s, k.notify_channel, k.storm_lock_space,
+            timeout=self.timeout_s)
+        if len(rows) != len(batch):
+            raise StoreError(f"the intake returned {len(rows)} rows for {len(batch)} notifications")
+        return rows
+
+    @staticmethod
+    def _fail(batch: Sequence[_Pending], exc: Exception) -> None:
+        for p in batch:
+            if not p.done.done():
+                p.done.set_exception(exc)
+
+
+def _as_error(exc: asyncpg.PostgresError) -> Exception:
+    state = str(getattr(exc, "sqlstate", "") or "")
+    if state.startswith("22"):  # data exception: this payload cannot be stored as given
+        return BadInput(f"the store cannot keep this payload: {exc}")
+    return StoreError(f"storing the alert notification failed: {exc}")

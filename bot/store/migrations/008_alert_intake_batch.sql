@@ -1,0 +1,175 @@
+-- 008_alert_intake_batch: the alert intake takes in a batch of notifications in one
+-- call (one round trip, one transaction, one commit): what arrived while the previous
+-- batch was being written (group commit, see bot/store/intake.py).
+--
+-- For each item, in order of its group (arrival order within a group), the statements
+-- 007's intake ran one round trip each, in the same order and with the same meaning:
+--   1. an alert post seen through Slack's Events API records its event id first; a
+--      delivery of an event already taken in stores nothing (o_action NULL);
+--   2. the group upsert decides what the notification means (open / refire / resolve /
+--      repeat: see 007) from the row as it was;
+--   3. a group that opens in a channel where storm_threshold groups opened within
+--      storm_window_s joins (or starts) that channel's storm;
+--   4. the notification is recorded and its group's job (or its storm's, which first
+--      gathers for storm_gather_s) is queued unless one is already queued or running.
+-- One NOTIFY on notify_channel at commit when any job was queued.
+--
+-- Locks are taken in one order by every batch, so two processes' batches cannot
+-- deadlock: first the per-channel storm locks of every channel in which the batch might
+-- open a group (firing items that are not Slack posts), by their lock key; then the
+-- slack_events and alert_groups rows, by (source, group_key).
+--
+-- items: a JSON array, one object per notification: source, group_key, status,
+-- alertname, severity, labels, annotations, subject, channel, route, anchor_ts, firing,
+-- alerts, event_id, retry_num. payloads[i]: the i-th item's payload as JSON text, stored
+-- as received (PostgreSQL parses it). Output columns are prefixed o_ so that they never
+-- shadow a table's column inside the function.
+CREATE FUNCTION recon_alert_intake(items jsonb, payloads text[], reopen_s double precision,
+                                   storm_threshold integer, storm_window_s double precision,
+                                   storm_gather_s double precision, notify_channel text,
+                                   storm_lock_space integer)
+RETURNS TABLE (o_item integer, o_action text, o_notification_id bigint, o_job_id bigint,
+               o_storm_id bigint, o_storm_started boolean, o_recent_opens integer,
+               o_group_id bigint, o_source text, o_group_key text, o_status text, o_alertname text,
+               o_severity text, o_labels jsonb, o_annotations jsonb, o_subject jsonb, o_channel text,
+               o_route text, o_generation integer, o_anchor_ts text, o_thread_ts text,
+               o_incident_id text, o_verdict jsonb, o_notifications integer, o_alerts_firing integer,
+               o_first_seen timestamptz, o_last_seen timestamptz, o_fired_at timestamptz,
+               o_resolved_at timestamptz, o_db_now timestamptz)
+LANGUAGE plpgsql AS $$
+DECLARE
+    it      record;
+    g       alert_groups%ROWTYPE;
+    storm   bigint;
+    kind    text;
+    key     text;
+    delay   double precision;
+    queued  boolean := false;
+    lock_key integer;
+BEGIN
+    FOR lock_key IN
+        SELECT DISTINCT hashtext(e->>'channel') FROM jsonb_array_elements(items) e
+        WHERE e->>'status' = 'firing' AND e->>'channel' IS NOT NULL AND e->>'anchor_ts' IS NULL
+        ORDER BY 1
+    LOOP
+        PERFORM pg_advisory_xact_lock(storm_lock_space, lock_key);
+    END LOOP;
+
+    FOR it IN
+        SELECT (x.ord - 1)::integer AS i, x.e, payloads[x.ord] AS payload
+        FROM jsonb_array_elements(items) WITH ORDINALITY AS x(e, ord)
+        ORDER BY x.e->>'source', x.e->>'group_key', x.ord
+    LOOP
+        o_item := it.i;
+        o_storm_started := false;
+        o_recent_opens := NULL;
+        IF it.e->>'event_id' IS NOT NULL THEN
+            INSERT INTO slack_events (event_id, retry_num)
+            VALUES (it.e->>'event_id', coalesce((it.e->>'retry_num')::integer, 0))
+            ON CONFLICT (event_id) DO NOTHING;
+            IF NOT FOUND THEN
+                o_action := NULL; o_notification_id := NULL; o_job_id := NULL; o_storm_id := NULL;
+                o_group_id := NULL;
+                RETURN NEXT;
+                CONTINUE;
+            END IF;
+        END IF;
+
+        INSERT INTO alert_groups AS a (source, group_key, status, alertname, severity, labels, annotations,
+                                       subject, channel, route, anchor_ts, thread_ts, notifications,
+                                       alerts_firing, resolved_at, last_action)
+        VALUES (it.e->>'source', it.e->>'group_key', it.e->>'status', it.e->>'alertname', it.e->>'severity',
+                it.e->'labels', it.e->'annotations', it.e->'subject', it.e->>'channel', it.e->>'route',
+                it.e->>'anchor_ts', it.e->>'anchor_ts', 1, (it.e->>'firing')::integer,
+                CASE WHEN it.e->>'status' = 'resolved' THEN now() END, 'open')
+        ON CONFLICT (source, group_key) DO UPDATE SET
+            generation = a.generation + CASE WHEN (excluded.status = 'firing' AND a.status = 'resolved'
+                AND (a.resolved_at IS NULL OR now() - a.resolved_at > make_interval(secs => reopen_s)))
+                THEN 1 ELSE 0 END,
+            anchor_ts = CASE WHEN (excluded.status = 'firing' AND a.status = 'resolved'
+                AND (a.resolved_at IS NULL OR now() - a.resolved_at > make_interval(secs => reopen_s)))
+                THEN NULL ELSE a.anchor_ts END,
+            thread_ts = CASE WHEN (excluded.status = 'firing' AND a.status = 'resolved'
+                AND (a.resolved_at IS NULL OR now() - a.resolved_at > make_interval(secs => reopen_s)))
+                THEN NULL ELSE a.thread_ts END,
+            incident_id = CASE WHEN (excluded.status = 'firing' AND a.status = 'resolved'
+                AND (a.resolved_at IS NULL OR now() - a.resolved_at > make_interval(secs => reopen_s)))
+                THEN NULL ELSE a.incident_id END,
+            storm_id = CASE WHEN (excluded.status = 'firing' AND a.status = 'resolved'
+                AND (a.resolved_at IS NULL OR now() - a.resolved_at > make_interval(secs => reopen_s)))
+                THEN NULL ELSE a.storm_id END,
+            verdict = CASE WHEN (excluded.status = 'firing' AND a.status = 'resolved'
+                AND (a.resolved_at IS NULL OR now() - a.resolved_at > make_interval(secs => reopen_s)))
+                THEN NULL ELSE a.verdict END,
+            fired_at = CASE WHEN a.status = 'resolved' AND excluded.status = 'firing' THEN now() ELSE a.fired_at END,
+            resolved_at = CASE WHEN excluded.status = 'resolved' AND a.status = 'firing' THEN now()
+                               WHEN excluded.status = 'firing' THEN NULL ELSE a.resolved_at END,
+            last_action = CASE
+                WHEN excluded.status = 'firing' AND a.status = 'resolved'
+                     AND (a.resolved_at IS NULL OR now() - a.resolved_at > make_interval(secs => reopen_s))
+                     THEN 'open'
+                WHEN excluded.status = 'firing' AND a.status = 'resolved' THEN 'refire'
+                WHEN excluded.status = 'resolved' AND a.status = 'firing' THEN 'resolve'
+                ELSE 'repeat' END,
+            status = excluded.status, severity = excluded.severity, labels = excluded.labels,
+            annotations = excluded.annotations, alerts_firing = excluded.alerts_firing,
+            notifications = a.notifications + 1, last_seen = now()
+        RETURNING a.* INTO g;
+
+        storm := g.storm_id;
+        IF g.last_action = 'open' AND it.e->>'channel' IS NOT NULL AND it.e->>'anchor_ts' IS NULL THEN
+            -- the storm lock of the channel it was routed to is held (taken above)
+            SELECT count(*)::integer INTO o_recent_opens FROM alert_groups
+            WHERE channel = it.e->>'channel' AND fired_at > now() - make_interval(secs => storm_window_s)
+              AND status = 'firing';
+            IF o_recent_opens >= storm_threshold THEN
+                SELECT s.storm_id INTO storm FROM alert_storms s
+                WHERE s.channel = it.e->>'channel' AND s.last_joined > now() - make_interval(secs => storm_window_s)
+                ORDER BY s.storm_id DESC LIMIT 1
+                FOR UPDATE;
+                IF storm IS NULL THEN
+                    INSERT INTO alert_storms (channel) VALUES (it.e->>'channel') RETURNING alert_storms.storm_id INTO storm;
+                    o_storm_started := true;
+                END IF;
+                UPDATE alert_storms SET last_joined = now() WHERE alert_storms.storm_id = storm;
+                UPDATE alert_groups SET storm_id = storm WHERE group_id = g.group_id;
+                g.storm_id := storm;
+            END IF;
+        END IF;
+
+        IF storm IS NOT NULL AND g.last_action = 'open' THEN
+            -- a storm gathers for a moment, so that its groups are triaged in order of severity
+            kind := 'alert_storm'; key := 'alert_storm:' || storm; delay := storm_gather_s;
+        ELSE
+            kind := 'alert'; key := 'alert:' || g.group_id; delay := 0;
+        END IF;
+
+        INSERT INTO alert_notifications (group_id, generation, action, status, alerts, payload)
+        VALUES (g.group_id, g.generation, g.last_action, it.e->>'status', (it.e->>'alerts')::integer,
+                it.payload::jsonb)
+        RETURNING notification_id INTO o_notification_id;
+
+        o_job_id := NULL;
+        INSERT INTO jobs (kind, dedup_key, payload, max_attempts, run_after)
+        VALUES (kind, key, jsonb_build_object('group_id', g.group_id, 'storm_id', storm), 10,
+                now() + make_interval(secs => delay))
+        ON CONFLICT (dedup_key) WHERE status IN ('queued', 'running') DO NOTHING
+        RETURNING job_id INTO o_job_id;
+        queued := queued OR o_job_id IS NOT NULL;
+
+        o_action := g.last_action; o_storm_id := storm;
+        o_group_id := g.group_id; o_source := g.source; o_group_key := g.group_key; o_status := g.status;
+        o_alertname := g.alertname; o_severity := g.severity; o_labels := g.labels;
+        o_annotations := g.annotations; o_subject := g.subject; o_channel := g.channel; o_route := g.route;
+        o_generation := g.generation; o_anchor_ts := g.anchor_ts; o_thread_ts := g.thread_ts;
+        o_incident_id := g.incident_id; o_verdict := g.verdict; o_notifications := g.notifications;
+        o_alerts_firing := g.alerts_firing; o_first_seen := g.first_seen; o_last_seen := g.last_seen;
+        o_fired_at := g.fired_at; o_resolved_at := g.resolved_at; o_db_now := now();
+        RETURN NEXT;
+    END LOOP;
+
+    IF queued THEN
+        PERFORM pg_notify(notify_channel, '');
+    END IF;
+END
+$$;

@@ -1,0 +1,242 @@
+"""The alert intake on real PostgreSQL: group commit (``bot.store.intake``) keeps the
+meaning of every notification, isolates a payload the store refuses, and batches of two
+processes never deadlock; the group locks never leak into the pool."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from bot.alerts import parse_alertmanager
+from bot.errors import BadInput
+from bot.store.alerts import AlertStore, Intake
+from bot.store.db import Pool, connect_pool
+
+
+def payload(group: str, status: str = "firing", *, severity: str = "page", n_alerts: int = 1,
+            note: str = "drift") -> dict[str, Any]:
+    labels = {"alertname": "AppRuntimeMeteringDrift", "severity": severity, "app_instance_id": f"ai-{group}"}
+    return {
+        "version": "4", "groupKey": f'{{}}:{{group="{group}"}}', "truncatedAlerts": 0, "status": status,
+        "receiver": "recon", "groupLabels": {"group": group}, "commonLabels": labels,
+        "commonAnnotations": {"summary": note}, "externalURL": "http://alertmanager:9093",
+        "alerts": [{"status": status, "labels": {**labels, "instance": f"n{j}"}, "annotations": {"summary": note},
+                    "startsAt": "2026-11-25T10:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+                    "generatorURL": "http://prom/graph", "fingerprint": f"{group}-{j}"} for j in range(n_alerts)],
+    }
+
+
+def alert_store(pool: Pool, **kw: Any) -> AlertStore:
+    args: dict[str, Any] = {"reopen_s": 600, "storm_threshold": 5, "storm_window_s": 120, "storm_gather_s": 0}
+    return AlertStore(pool, **(args | kw))
+
+
+async def take_in(store: AlertStore, doc: dict[str, Any], *, channel: str | None = "C0ALERTS",
+                  event_id: str | None = None, text: str | None = None,
+                  anchor_ts: str | None = None) -> Intake | None:
+    return await store.intake(parse_alertmanager(doc), channel=channel, route="default",
+                              subject={"app_instance_id": doc["commonLabels"]["app_instance_id"]},
+                              payload_json=text if text is not None else json.dumps(doc), event_id=event_id,
+                              anchor_ts=anchor_ts)
+
+
+@pytest_asyncio.fixture
+async def pool(store_url: str) -> AsyncIterator[Pool]:
+    p = await connect_pool(store_url, min_size=1, max_size=4)
+    try:
+        yield p
+    finally:
+        await p.close()
+
+
+# one group's life: opened, repeated, resolved, fired again within the window
+LIFE = [("firing", "open"), ("firing", "repeat"), ("resolved", "resolve"), ("resolved", "repeat"),
+        ("firing", "refire"), ("firing", "repeat")]
+
+
+async def test_a_batch_means_what_one_notification_at_a_time_means(pool: Pool) -> None:
+    store = alert_store(pool)
+    # one at a time: each call finds the writer idle and is written alone
+    alone = [await take_in(store, payload("alone", status)) for status, _ in LIFE]
+    assert store.writer.batches == len(LIFE) and store.writer.largest_batch == 1
+    # all at once, interleaved with another group: one batch
+    docs = [payload(g, status) for status, _ in LIFE for g in ("batched", "other")]
+    together = await asyncio.gather(*(take_in(store, d) for d in docs))
+    assert store.writer.batches == len(LIFE) + 1 and store.writer.largest_batch == len(docs)
+
+    expected = [action for _, action in LIFE]
+    assert [i.action for i in alone if i] == expected
+    batched = [i for i in together if i and i.group.group_key.endswith('"batched"}')]
+    assert [i.action for i in batched] == expected
+    # the same generation, counts and a job queued only while none is queued for the group
+    for seq in ([i for i in alone if i], batched):
+        assert [i.group.notifications for i in seq] == [1, 2, 3, 4, 5, 6]
+        assert {i.group.generation for i in seq} == {1}
+        assert seq[0].job_id is not None and all(i.job_id is None for i in seq[1:])
+        assert [i.group.status for i in seq] == [s for s, _ in LIFE]
+    ids = [i.notification_id for i in batched]
+    assert ids == sorted(ids)  # recorded in arrival order
+    async with pool.acquire() as conn:
+        stored = await conn.fetch(
+            "select n.action, n.payload, n.alerts from alert_notifications n join alert_groups g using (group_id)"
+            " where g.group_key like '%\"batched\"}' order by notification_id")
+        jobs = await conn.fetchval("select count(*) from jobs where kind = 'alert'")
+    assert [r["action"] for r in stored] == expected
+    assert stored[0]["payload"]["groupKey"] == '{}:{group="batched"}'  # the body as received
+    assert jobs == 3  # one per group: alone, batched, other
+
+
+async def test_a_storm_that_starts_inside_one_batch(pool: Pool) -> None:
+    store = alert_store(pool, storm_threshold=5)
+    sev = ["critical", "page", "warning", "info", "low", "page", "critical"]
+    got = await asyncio.gather(*(take_in(store, payload(f"s{i}", severity=s)) for i, s in enumerate(sev)))
+    assert store.writer.largest_batch == len(sev)
+    intakes = [i for i in got if i is not None]
+    assert all(i.action == "open" for i in intakes)
+    in_storm = [i for i in intakes if i.storm_id is not None]
+    assert len(in_storm) == 3 and len({i.storm_id for i in in_storm}) == 1  # the 5th, 6th and 7th opened
+    async with pool.acquire() as conn:
+        jobs = {(r["kind"], r["n"]) for r in await conn.fetch("select kind, count(*) n from jobs group by 1")}
+        storms = await conn.fetchval("select count(*) from alert_storms")
+    assert jobs == {("alert", 4), ("alert_storm", 1)}
+    assert storms == 1
+
+
+async def test_a_payload_the_store_refuses_fails_alone(pool: Pool, caplog: pytest.LogCaptureFixture) -> None:
+    store = alert_store(pool)
+    bad = payload("nul", note="a NUL \u0000 in an annotation")
+    text = json.dumps(bad)  # json writes it as \\u0000, which PostgreSQL's jsonb refuses
+    assert "\\u0000" in text
+    with caplog.at_level(logging.WARNING, logger="bot.store.intake"):
+        got = await asyncio.gather(take_in(store, payload("good1")), take_in(store, bad, text=text),
+                                   take_in(store, payload("good2")), return_exceptions=True)
+    assert isinstance(got[1], BadInput) and "cannot keep this payload" in str(got[1])
+    assert [g.action for g in got if isinstance(g, Intake)] == ["open", "open"]
+    assert any("writing them one at a time" in r.getMessage() for r in caplog.records)
+    async with pool.acquire() as conn:
+        keys = {r["group_key"] for r in await conn.fetch("select group_key from alert_groups")}
+    assert keys == {'{}:{group="good1"}', '{}:{group="good2"}'}
+
+
+async def test_slack_events_count_once_in_a_batch_and_after(pool: Pool) -> None:
+    store = alert_store(pool)
+    doc = payload("post")
+    first, again = await asyncio.gather(take_in(store, doc, event_id="Ev01", anchor_ts="1.1"),
+                                        take_in(store, doc, event_id="Ev01", anchor_ts="1.1"))
+    assert first is not None and first.action == "open" and again is None
+    assert await take_in(store, doc, event_id="Ev01", anchor_ts="1.1") is None
+    other = await take_in(store, doc, event_id="Ev02", anchor_ts="1.1")
+    assert other is not None and other.action == "repeat"
+
+
+async def test_two_processes_batches_never_deadlock(store_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Two writers (as two processes) take in interleaved notifications of the same groups
+    in two channels: all stored, one open per group, and no batch ever failed (a deadlock
+    would fail one, and the writer would say so)."""
+    pools = [await connect_pool(store_url, min_size=1, max_size=2) for _ in range(2)]
+    try:
+        stores = [alert_store(p, storm_threshold=3) for p in pools]  # storms too: their rows are locked
+        rnd = random.Random(7)
+        work: list[tuple[int, dict[str, Any], str]] = []
+        for k in range(400):
+            g = rnd.randrange(24)
+            work.append((rnd.randrange(2), payload(f"g{g}", severity=rnd.choice(["page", "info"])), f"C{g % 2}"))
+
+        async def lane(items: list[tuple[int, dict[str, Any], str]]) -> None:
+            for who, doc, channel in items:
+                assert await take_in(stores[who], doc, channel=channel) is not None
+
+        with caplog.at_level(logging.WARNING, logger="bot.store.intake"):
+            async with asyncio.timeout(120):
+                await asyncio.gather(*(lane(work[i::40]) for i in range(40)))
+        assert not [r for r in caplog.records if r.name == "bot.store.intake"]
+        assert all(s.writer.largest_batch > 1 for s in stores)  # both really batched
+        async with pools[0].acquire() as conn:
+            rows = await conn.fetch("select g.group_key, count(*) filter (where n.action = 'open') opens,"
+                                    " count(*) n from alert_groups g join alert_notifications n using (group_id)"
+                                    " group by 1")
+        assert sum(r["n"] for r in rows) == len(work)
+        assert {r["opens"] for r in rows} == {1}
+        assert len(rows) == len({doc["groupKey"] for _, doc, _ in work})
+    finally:
+        for p in pools:
+            await p.close()
+
+
+async def held_advisory_locks(url: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        return int(await conn.fetchval("select count(*) from pg_locks where locktype = 'advisory'"))
+    finally:
+        await conn.close()
+
+
+async def test_group_locks_never_go_back_to_the_pool_held(store_url: str) -> None:
+    """The pool does not reset connections with a query, so a lock whose taking was
+    interrupted must not stay with a pooled connection."""
+    p = await connect_pool(store_url, min_size=1, max_size=2)
+    try:
+        store = alert_store(p)
+        async with store.group_lock(1):
+            assert await held_advisory_locks(store_url) == 1
+        assert await held_advisory_locks(store_url) == 0
+        async with store.storm_lock(9) as mine:
+            assert mine
+        assert await held_advisory_locks(store_url) == 0
+        with pytest.raises(RuntimeError):
+            async with store.group_lock(3):
+                raise RuntimeError("a job failed inside the lock")
+        assert await held_advisory_locks(store_url) == 0
+
+        inside = asyncio.Event()
+
+        async def job_cancelled_inside() -> None:
+            async with store.group_lock(4):
+                inside.set()
+                await asyncio.Event().wait()
+
+        task = asyncio.create_task(job_cancelled_inside())
+        await inside.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await held_advisory_locks(store_url) == 0  # released, not left with a pooled connection
+
+        holder_entered = asyncio.Event()
+        release = asyncio.Event()
+
+        async def hold() -> None:
+            async with store.group_lock(2):
+                holder_entered.set()
+                await release.wait()
+
+        holder = asyncio.create_task(hold())
+        await holder_entered.wait()
+        waiter = asyncio.create_task(store.group_lock(2).__aenter__())
+        # the waiter's pg_advisory_lock is queued behind the holder on the server
+        conn = await asyncpg.connect(store_url)
+        try:
+            async with asyncio.timeout(10):
+                while not await conn.fetchval("select count(*) from pg_locks where locktype = 'advisory'"
+                                              " and not granted"):
+                    await asyncio.sleep(0.01)  # polls the server's lock table, not a timing guess
+        finally:
+            await conn.close()
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        release.set()
+        await holder
+        assert await held_advisory_locks(store_url) == 0  # nobody holds group 2 now
+        async with store.group_lock(2):  # and the pool still works, with new connections
+            assert await held_advisory_locks(store_url) == 1
+    finally:
+        await p.close()
