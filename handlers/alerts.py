@@ -10,7 +10,6 @@ store failure answers 503, which Alertmanager retries: nothing accepted is lost.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,7 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.alerts import AlertNotification, PayloadError, parse_alert_post, parse_alertmanager, parse_grafana
+from bot.alerts import AlertNotification, PayloadError, parse_alert_post, parse_grafana
+from bot.alerts.parse import loads_strict, parse_alertmanager_json
 from bot.alerts.routing import RoutingTable
 from bot.alerts.subject import subject_from_labels
 from bot.errors import BadInput, StoreError
@@ -64,17 +64,15 @@ async def accept(deps: AlertIntakeDeps, n: AlertNotification, payload_json: str,
     return intake
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
 def _refuse(status: int, reason: str) -> web.Response:
     headers = {"WWW-Authenticate": 'Bearer realm="recon alerts"'} if status == 401 else None
     return web.json_response({"status": "refused", "error": reason}, status=status, headers=headers)
 
 
-def webhook(deps: AlertIntakeDeps, parse: Callable[[object], AlertNotification], name: str
+def webhook(deps: AlertIntakeDeps, parse: Callable[[str], AlertNotification], name: str
             ) -> Callable[[web.Request], Any]:
+    """The route of one sender: ``parse`` takes the body's text (``PayloadError`` for a
+    wrong shape, ``ValueError`` for text that is not JSON)."""
     async def handle(request: web.Request) -> web.Response:
         if deps.token is None:
             log.warning("refused a %s webhook: ALERT_WEBHOOK_TOKEN is not set, so every request is refused", name)
@@ -95,13 +93,11 @@ def webhook(deps: AlertIntakeDeps, parse: Callable[[object], AlertNotification],
         except UnicodeDecodeError:
             return _refuse(400, "body is not UTF-8")
         try:
-            doc = json.loads(text, parse_constant=_no_constant)
-        except ValueError as exc:  # JSONDecodeError, or NaN/Infinity
-            return _refuse(400, f"body is not JSON: {exc}")
-        try:
-            n = parse(doc)
+            n = parse(text)
         except PayloadError as exc:
             return _refuse(400, f"not a {name} notification: {exc}")
+        except ValueError as exc:  # JSONDecodeError, or NaN/Infinity
+            return _refuse(400, f"body is not JSON: {exc}")
         try:
             intake = await accept(deps, n, text)
             assert intake is not None  # only Slack events can be repeats of themselves
@@ -119,8 +115,8 @@ def webhook(deps: AlertIntakeDeps, parse: Callable[[object], AlertNotification],
 
 
 def add_routes(app: web.Application, deps: AlertIntakeDeps) -> None:
-    app.router.add_post("/alerts/alertmanager", webhook(deps, parse_alertmanager, "Alertmanager"))
-    app.router.add_post("/alerts/grafana", webhook(deps, parse_grafana, "Grafana"))
+    app.router.add_post("/alerts/alertmanager", webhook(deps, parse_alertmanager_json, "Alertmanager"))
+    app.router.add_post("/alerts/grafana", webhook(deps, lambda text: parse_grafana(loads_strict(text)), "Grafana"))
 
 
 async def alert_post(deps: AlertIntakeDeps, event: Mapping[str, Any], *, event_id: str | None = None,

@@ -756,3 +756,136 @@ def test_labels_for_triage_merges_common_and_first_firing() -> None:
     assert n.labels_for_triage() == {"alertname": "X", "org_id": "acme", "project_id": "p1"}
     resolved = n.model_copy(update={"alerts": [alerts[0]]})
     assert resolved.labels_for_triage() == {"alertname": "X", "org_id": "old"}
+
+
+# ---------------------------------------------------------------- the fast path
+
+
+def both(text: str) -> tuple[object, object]:
+    """What the fast path and the reference path make of ``text`` (result or error text)."""
+    from bot.alerts.parse import loads_strict, parse_alertmanager_json
+
+    def run(f: Any) -> object:
+        try:
+            return f()
+        except (PayloadError, ValueError) as exc:
+            return f"{type(exc).__name__}: {exc}"
+
+    return (run(lambda: parse_alertmanager_json(text)),
+            run(lambda: parse_alertmanager(loads_strict(text))))
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("am_*.json")))
+def test_fast_path_equals_reference_on_stored_payloads(name: str) -> None:
+    fast, ref = both((FIXTURES / name).read_text())
+    assert isinstance(ref, AlertNotification)
+    assert fast == ref
+
+
+def _set(path: str, value: object) -> Any:
+    def change(doc: dict[str, Any]) -> None:
+        *head, last = path.split(".")
+        target: Any = doc
+        for key in head:
+            target = target[int(key)] if key.isdigit() else target[key]
+        if value is _DELETE:
+            del target[int(last) if last.isdigit() else last]
+        elif last.isdigit():
+            target[int(last)] = value
+        else:
+            target[last] = value
+    return change
+
+
+_DELETE = object()
+VARIANTS = {
+    "as is": [],
+    "version as a number": [_set("version", 4)],
+    "version 3": [_set("version", "3")],
+    "no groupKey": [_set("groupKey", _DELETE)],
+    "empty groupKey": [_set("groupKey", "")],
+    "status unknown": [_set("status", "pending")],
+    "receiver null": [_set("receiver", None)],
+    "receiver a number": [_set("receiver", 1)],
+    "receiver too long": [_set("receiver", "r" * (64 * 1024 + 1))],
+    "groupLabels null": [_set("groupLabels", None)],
+    "commonLabels a list": [_set("commonLabels", ["a"])],
+    "a label value a number": [_set("commonLabels.severity", 3)],
+    "an empty label name": [_set("commonLabels.", "x")],
+    "a label value too long": [_set("alerts.0.labels.severity", "s" * (64 * 1024 + 1))],
+    "an annotation a number": [_set("commonAnnotations.value", 3.5)],
+    "an alert annotation a list": [_set("alerts.0.annotations.runbook", ["x"])],
+    "annotations null": [_set("alerts.0.annotations", None)],
+    "an annotation too long": [_set("alerts.0.annotations.summary", "a" * (64 * 1024 + 1))],
+    "externalURL null": [_set("externalURL", None)],
+    "truncatedAlerts null": [_set("truncatedAlerts", None)],
+    "truncatedAlerts true": [_set("truncatedAlerts", True)],
+    "truncatedAlerts 1.5": [_set("truncatedAlerts", 1.5)],
+    "truncatedAlerts -1": [_set("truncatedAlerts", -1)],
+    "truncatedAlerts 7": [_set("truncatedAlerts", 7)],
+    "alerts empty": [_set("alerts", [])],
+    "alerts an object": [_set("alerts", {})],
+    "an alert a string": [_set("alerts.0", "x")],
+    "an alert without labels": [_set("alerts.0.labels", _DELETE)],
+    "an alert with null labels": [_set("alerts.0.labels", None)],
+    "an alert without status": [_set("alerts.0.status", _DELETE)],
+    "no fingerprint": [_set("alerts.0.fingerprint", _DELETE)],
+    "empty fingerprint": [_set("alerts.0.fingerprint", "")],
+    "fingerprint a number": [_set("alerts.0.fingerprint", 12)],
+    "startsAt with an offset": [_set("alerts.0.startsAt", "2026-11-25T11:00:00.123+01:00")],
+    "startsAt without a zone": [_set("alerts.0.startsAt", "2026-11-25T11:00:00")],
+    "startsAt a date": [_set("alerts.0.startsAt", "2026-11-25")],
+    "startsAt garbage": [_set("alerts.0.startsAt", "yesterday")],
+    "startsAt a number": [_set("alerts.0.startsAt", 1700000000)],
+    "startsAt empty": [_set("alerts.0.startsAt", "")],
+    "endsAt the zero time": [_set("alerts.0.endsAt", "0001-01-01T00:00:00Z")],
+    "endsAt lower-case z": [_set("alerts.0.endsAt", "2026-11-25T12:00:00z")],
+    "generatorURL empty": [_set("alerts.0.generatorURL", "")],
+    "generatorURL a number": [_set("alerts.0.generatorURL", 5)],
+    "unknown fields": [_set("extra", {"x": 1}), _set("alerts.0.valueString", "[ var='A' value=3 ]")],
+    "a resolved alert": [_set("alerts.0.status", "resolved")],
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_fast_path_equals_reference_on_variants(variant: str) -> None:
+    doc = load("am_firing_multi.json")
+    for change in VARIANTS[variant]:
+        change(doc)
+    fast, ref = both(json.dumps(doc))
+    assert fast == ref
+
+
+@pytest.mark.parametrize("text", ["{not json", '{"version": "4", "x": NaN}', "[]", '"4"', "", "null"])
+def test_fast_path_equals_reference_on_text_that_is_not_a_payload(text: str) -> None:
+    fast, ref = both(text)
+    assert isinstance(ref, str) and fast == ref
+
+
+def test_fast_path_takes_large_payloads() -> None:
+    doc = load("am_firing_multi.json")
+    one = doc["alerts"][0]
+    doc["alerts"] = [{**one, "labels": {**one["labels"], "instance": f"n{i}"}, "fingerprint": f"f{i}"}
+                     for i in range(MAX_ALERTS)]
+    fast, ref = both(json.dumps(doc))
+    assert isinstance(fast, AlertNotification) and fast == ref and len(fast.alerts) == MAX_ALERTS
+    doc["alerts"].append(doc["alerts"][0])
+    fast, ref = both(json.dumps(doc))
+    assert isinstance(ref, str) and "at most 1000" in ref and fast == ref
+
+
+@pytest.mark.parametrize("variant", ["as is", "no fingerprint", "startsAt with an offset", "endsAt the zero time",
+                                     "unknown fields", "truncatedAlerts 7", "annotations null"])
+def test_the_common_cases_take_the_fast_path(variant: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bot.alerts.parse as parse_module
+
+    doc = load("am_firing_multi.json")
+    for change in VARIANTS[variant]:
+        change(doc)
+    expected = parse_alertmanager(copy.deepcopy(doc))
+
+    def not_here(doc: object) -> AlertNotification:
+        raise AssertionError("the fast path fell back")
+
+    monkeypatch.setattr(parse_module, "parse_alertmanager", not_here)
+    assert parse_module.parse_alertmanager_json(json.dumps(doc)) == expected
