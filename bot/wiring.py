@@ -90,6 +90,7 @@ async def open_sources(settings: Settings, evidence_dir: Path | None = None) -> 
         traces=tempo if tempo is not None else (offline.traces if offline is not None else None),
         billing=billing,
         missing=missing,
+        warm_up=(offline.prepare,) if offline is not None and (loki is None or tempo is None) else (),
     )
     try:
         yield sources

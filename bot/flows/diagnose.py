@@ -82,6 +82,13 @@ class SourceSet:
     traces: TraceSource | None
     billing: BillingReader | None
     missing: dict[str, str] = field(default_factory=dict)
+    # work a long-running process does once before it takes requests (an evidence
+    # folder's index), so that the first diagnosis does not do it in the middle of a storm
+    warm_up: tuple[Callable[[], Awaitable[object]], ...] = ()
+
+    async def prepare(self) -> None:
+        for step in self.warm_up:
+            await step()
 
 
 @dataclass(slots=True)

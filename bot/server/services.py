@@ -105,6 +105,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
         log.warning("RECON_APPROVERS is not set: nobody can approve a freeze, and prompts say so")
     try:
         async with open_sources(settings) as sources:
+            await sources.prepare()
             deps = SlackDiagnosisDeps(settings=settings, store=store, queue=queue, sources=sources, slack=client,
                                       approvals=approvals, metrics=metrics)
 

@@ -216,6 +216,23 @@ async def test_folder_is_indexed_once(tmp_path: Path) -> None:
         await ev.logs.query(by_correlation_id("c1"), WINDOW)
 
 
+async def test_prepare_indexes_the_folder_before_the_first_query(tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    async with LokiStandIn() as loki, TempoStandIn(trace_spans()) as tempo:
+        fill_loki(loki)
+        loki.write_logcli_jsonl(tmp_path / "logs" / "a.jsonl")
+        tempo.write_trace_files(tmp_path / "traces", style="tempo-cli", id_encoding="hex")
+    ev = OfflineEvidence(tmp_path)
+    await ev.prepare()  # as recon serve does before it takes requests
+    shutil.rmtree(tmp_path / "logs")
+    shutil.rmtree(tmp_path / "traces")
+    assert (await ev.logs.query(by_correlation_id("c1"), WINDOW)).items  # read from the index made at start
+    assert (await ev.traces.get_trace(TRACE_A, WINDOW)).items
+    with caplog.at_level("WARNING", logger="bot.sources.offline"):
+        await OfflineEvidence(tmp_path / "nope").prepare()  # says so, does not stop the start
+    assert "not indexed" in caplog.text and "nope" in caplog.text
+
+
 def test_label_is_the_folder(tmp_path: Path) -> None:
     ev = OfflineEvidence(tmp_path)
     assert str(tmp_path) in ev.logs.label and str(tmp_path) in ev.traces.label
