@@ -14,9 +14,9 @@ their group locks never make the intake wait.
 
 Failures stay with whoever caused them:
 
-- a batch the database refuses is written again one item at a time, so one payload it
-  cannot store (``\\u0000`` in a string, a lone surrogate) fails alone, as ``BadInput``
-  (SQLSTATE class 22), and the rest are stored;
+- a batch the database refuses is written again one item at a time, so one notification
+  it cannot store (``\\u0000`` in a label or annotation, which jsonb refuses; text that
+  is not JSON) fails alone, as ``BadInput`` (SQLSTATE class 22), and the rest are stored;
 - anything else (the store unreachable, a timeout) fails the items of that batch with
   ``StoreError``, which the webhook answers with 503 so that the sender retries;
 - a caller that goes away (its request cancelled) does not cancel the write: its
@@ -66,10 +66,11 @@ class IntakeWriter:
     """Writes submitted notifications in batches (group commit); see the module doc."""
 
     def __init__(self, pool: Pool, params: IntakeParams, *, max_batch: int = 256,
-                 timeout_s: float = 15.0) -> None:
+                 max_batch_bytes: int = 256 * 1024, timeout_s: float = 15.0) -> None:
         self._pool = pool
         self._params = params
         self.max_batch = max_batch
+        self.max_batch_bytes = max_batch_bytes
         self.timeout_s = timeout_s
         self._queue: list[_Pending] = []
         self._task: asyncio.Task[None] | None = None
@@ -102,8 +103,7 @@ class IntakeWriter:
                         acquired = True
                         # one connection for as long as notifications keep arriving
                         while self._queue:
-                            batch, self._queue = self._queue[:self.max_batch], self._queue[self.max_batch:]
-                            await self._write(conn, batch)
+                            await self._write(conn, self._next_batch())
                 except _DB_ERRORS as exc:
                     if not acquired:  # the store is unreachable: nothing queued can be stored now
                         self._fail(self._take_all(), StoreError(f"storing alert notifications failed: {exc}"))
@@ -112,6 +112,19 @@ class IntakeWriter:
             # cancelled at shutdown: nobody may wait forever
             self._fail(self._take_all(), StoreError(f"the alert intake stopped: {type(exc).__name__}"))
             raise
+
+    def _next_batch(self) -> list[_Pending]:
+        """The oldest waiting notifications, up to ``max_batch`` of them or (but at least
+        one) ``max_batch_bytes`` of payload: large payloads go in several batches, so the
+        first are stored (and answered) while the later ones are still being read."""
+        size, n = 0, 0
+        for p in self._queue[:self.max_batch]:
+            size += len(p.payload_json)
+            if n and size > self.max_batch_bytes:
+                break
+            n += 1
+        batch, self._queue = self._queue[:n], self._queue[n:]
+        return batch
 
     def _take_all(self) -> list[_Pending]:
         out, self._queue = self._queue, []

@@ -146,7 +146,7 @@ async def test_two_processes_batches_never_deadlock(store_url: str, caplog: pyte
         stores = [alert_store(p, storm_threshold=3) for p in pools]  # storms too: their rows are locked
         rnd = random.Random(7)
         work: list[tuple[int, dict[str, Any], str]] = []
-        for k in range(400):
+        for _ in range(400):
             g = rnd.randrange(24)
             work.append((rnd.randrange(2), payload(f"g{g}", severity=rnd.choice(["page", "info"])), f"C{g % 2}"))
 
@@ -240,3 +240,30 @@ async def test_group_locks_never_go_back_to_the_pool_held(store_url: str) -> Non
             assert await held_advisory_locks(store_url) == 1
     finally:
         await p.close()
+
+
+async def test_large_payloads_go_in_several_batches_in_order(pool: Pool) -> None:
+    store = alert_store(pool)
+    store.writer.max_batch_bytes = 64 * 1024
+    docs = [payload("big", n_alerts=100) for _ in range(8)]  # ~35 KB each
+    assert all(30_000 < len(json.dumps(d)) < 64 * 1024 for d in docs)
+    got = await asyncio.gather(*(take_in(store, d) for d in docs))
+    assert [i.action for i in got if i] == ["open"] + ["repeat"] * 7
+    assert store.writer.batches >= 4 and store.writer.largest_batch <= 2  # at most what fits in 64 KB
+    ids = [i.notification_id for i in got if i]
+    assert ids == sorted(ids)
+
+
+async def test_text_that_is_not_json_is_refused_alone(pool: Pool) -> None:
+    store = alert_store(pool)
+    got = await asyncio.gather(take_in(store, payload("a")), take_in(store, payload("b"), text="{not json"),
+                               return_exceptions=True)
+    assert isinstance(got[0], Intake) and isinstance(got[1], BadInput)
+    nul = payload("c")
+    nul["alerts"][0]["annotations"]["description"] = "kept as received: \u0000"  # json keeps it, jsonb would not
+    kept = await take_in(store, nul)
+    assert kept is not None
+    async with pool.acquire() as conn:
+        text = await conn.fetchval("select payload::text from alert_notifications where notification_id = $1",
+                                   kept.notification_id)
+    assert text == json.dumps(nul)
