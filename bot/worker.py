@@ -42,7 +42,8 @@ def backoff_s(attempts: int) -> float:
 class Worker:
     def __init__(self, queue: JobQueue, handlers: Mapping[str, JobHandler], *, listen_url: str | None,
                  owner: str | None = None, lease_s: float = 30.0, slots: int = 4, poll_s: float = 2.0,
-                 grace_s: float = 10.0, metrics: Metrics | None = None) -> None:
+                 grace_s: float = 10.0, metrics: Metrics | None = None,
+                 before_claim: Callable[[], Awaitable[None]] | None = None) -> None:
         self.queue = queue
         self.handlers = dict(handlers)
         self.listen_url = listen_url
@@ -57,6 +58,9 @@ class Worker:
         self.completed = 0
         self.failed = 0
         self.metrics = metrics
+        # awaited before each claim: lets more urgent work in this process go first (the
+        # alert intake in a storm); the job stays queued for other processes meanwhile
+        self.before_claim = before_claim
 
     @property
     def busy(self) -> int:
@@ -72,6 +76,8 @@ class Worker:
             while not self._stopping.is_set():
                 claimed = False
                 while len(self._running) < self.slots and not self._stopping.is_set():
+                    if self.before_claim is not None:
+                        await self.before_claim()
                     try:
                         job = await self.queue.claim(self.owner, self.lease_s, list(self.handlers))
                     except StoreError as exc:

@@ -128,7 +128,8 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
             handlers = {DIAGNOSE: diagnose, ALERT_JOB: alert, STORM_JOB: storm, VERIFY: verify}
             worker = Worker(queue, handlers, listen_url=url, lease_s=settings.job_lease_s,
                             slots=settings.worker_slots, poll_s=settings.worker_poll_s,
-                            grace_s=settings.shutdown_grace_s, metrics=metrics)
+                            grace_s=settings.shutdown_grace_s, metrics=metrics,
+                            before_claim=alerts.writer.quiet)
             bolt = build_bolt(settings, client, queue, intake, approvals)
             yield Services(settings, store, queue, sources, client, bolt, worker, url, alerts, intake, routes,
                            approvals, metrics)

@@ -74,6 +74,7 @@ class IntakeWriter:
         self.timeout_s = timeout_s
         self._queue: list[_Pending] = []
         self._task: asyncio.Task[None] | None = None
+        self._last_submit = float("-inf")  # loop time
         self.batches = 0  # batches written (for tests and /metrics)
         self.largest_batch = 0
 
@@ -83,11 +84,28 @@ class IntakeWriter:
         Raises ``BadInput`` when the database refuses this notification's payload and
         ``StoreError`` when the batch could not be stored."""
         p = _Pending(item, payload_json)
+        self._last_submit = asyncio.get_running_loop().time()
         self._queue.append(p)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain(), name="recon-alert-intake")
         # shielded: a caller that goes away leaves its notification in the batch
         return await asyncio.shield(p.done)
+
+    async def quiet(self, idle_s: float = 0.1, at_most_s: float = 2.0) -> None:
+        """Return once nothing has been submitted for ``idle_s`` and nothing is being
+        written, or after ``at_most_s`` at the latest. The worker waits for this before it
+        claims a job: in a storm, storing what arrives (and answering the senders) comes
+        before triage, which starts at most ``at_most_s`` later than it would have."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + at_most_s
+        while True:
+            now = loop.time()
+            writing = bool(self._queue) or (self._task is not None and not self._task.done())
+            wait = 0.0 if writing else self._last_submit + idle_s - now
+            if (not writing and wait <= 0) or now >= deadline:
+                return
+            # a debounce: re-checked after the quiet time the last arrival leaves, at most
+            await asyncio.sleep(min(max(wait, idle_s / 4), deadline - now))
 
     async def aclose(self) -> None:
         """Wait for the batches still being written (at shutdown, before the pool closes)."""

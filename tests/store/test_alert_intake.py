@@ -108,6 +108,17 @@ async def test_a_storm_that_starts_inside_one_batch(pool: Pool) -> None:
         storms = await conn.fetchval("select count(*) from alert_storms")
     assert jobs == {("alert", 4), ("alert_storm", 1)}
     assert storms == 1
+    # until the storm job posts their messages, what storm members receive is that job's to show
+    again = await asyncio.gather(*(take_in(store, payload(f"s{i}", severity=s)) for i, s in enumerate(sev)))
+    assert [i.action for i in again if i] == ["repeat"] * len(sev)
+    assert all(i.job_id is None for i in again if i)  # the 4 alert jobs and the storm job are still queued
+    async with pool.acquire() as conn:
+        await conn.execute("update jobs set status = 'done' where kind = 'alert_storm'")
+    late = await take_in(store, payload("s6", severity="critical"))
+    assert late is not None and late.storm_id is not None and late.job_id is not None  # a new storm job takes it
+    async with pool.acquire() as conn:
+        kinds = [r["kind"] for r in await conn.fetch("select kind from jobs where status = 'queued' order by job_id")]
+    assert kinds == ["alert"] * 4 + ["alert_storm"]
 
 
 async def test_a_payload_the_store_refuses_fails_alone(pool: Pool, caplog: pytest.LogCaptureFixture) -> None:
@@ -267,3 +278,37 @@ async def test_text_that_is_not_json_is_refused_alone(pool: Pool) -> None:
         text = await conn.fetchval("select payload::text from alert_notifications where notification_id = $1",
                                    kept.notification_id)
     assert text == json.dumps(nul)
+
+
+async def test_quiet_waits_for_a_pause_in_arrivals_but_not_forever(pool: Pool) -> None:
+    """What the worker awaits before it claims a job: storing a storm comes first."""
+    store = alert_store(pool)
+    loop = asyncio.get_running_loop()
+    t = loop.time()
+    await store.writer.quiet(idle_s=0.1, at_most_s=5)
+    assert loop.time() - t < 0.1  # nothing arriving: at once
+
+    last = [0.0]
+    first = asyncio.Event()
+
+    async def arrivals(n: int) -> None:
+        for _ in range(n):
+            await take_in(store, payload("q"))
+            last[0] = loop.time()
+            first.set()
+            await asyncio.sleep(0.02)  # the sender's pace: what this test is about
+
+    flow = asyncio.create_task(arrivals(10))
+    await first.wait()
+    await store.writer.quiet(idle_s=0.1, at_most_s=30)
+    assert flow.done() and loop.time() >= last[0] + 0.1 - 0.005  # only after the arrivals paused
+
+    first.clear()
+    flow = asyncio.create_task(arrivals(1000))
+    await first.wait()
+    t = loop.time()
+    await store.writer.quiet(idle_s=0.1, at_most_s=0.3)
+    assert loop.time() - t >= 0.3 - 0.005 and not flow.done()  # a flood does not hold triage back for ever
+    flow.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await flow

@@ -11,7 +11,8 @@
 --   3. a group that opens in a channel where storm_threshold groups opened within
 --      storm_window_s joins (or starts) that channel's storm;
 --   4. the notification is recorded and its group's job (or its storm's, which first
---      gathers for storm_gather_s) is queued unless one is already queued or running.
+--      gathers for storm_gather_s, while the group has no message yet) is queued unless
+--      one is already queued or running.
 -- One NOTIFY on notify_channel at commit when any job was queued.
 --
 -- Locks are taken in one order by every batch, so two processes' batches cannot
@@ -142,8 +143,12 @@ BEGIN
             END IF;
         END IF;
 
-        IF storm IS NOT NULL AND g.last_action = 'open' THEN
-            -- a storm gathers for a moment, so that its groups are triaged in order of severity
+        IF storm IS NOT NULL AND (g.last_action = 'open' OR g.anchor_ts IS NULL) THEN
+            -- a storm gathers for a moment, so that its groups are triaged in order of
+            -- severity; until a member's first message is posted, what it receives is the
+            -- storm job's to show too (the job queued or running for it takes it: usually
+            -- nothing new is queued). This row's lock makes that safe: the storm job sets
+            -- the anchor after this commits, then reads the group's unhandled notifications.
             kind := 'alert_storm'; key := 'alert_storm:' || storm; delay := storm_gather_s;
         ELSE
             kind := 'alert'; key := 'alert:' || g.group_id; delay := 0;
