@@ -95,8 +95,9 @@ class AlertNotification(BaseModel):
         info > low > none. ``"none"`` when no alert has a severity.
         """
         best, best_rank = "none", severity_rank("none")
-        candidates = [self.common_labels.get("severity", "")]
-        candidates += [a.labels.get("severity", "") for a in self.alerts]
+        # each distinct value once: a storm's notification carries hundreds of alerts, a few severities
+        candidates = dict.fromkeys([self.common_labels.get("severity", "")]
+                                   + [a.labels.get("severity", "") for a in self.alerts])
         for raw in candidates:
             v = raw.strip().lower()
             if not v:
