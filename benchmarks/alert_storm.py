@@ -5,6 +5,7 @@ Usage::
     .venv/bin/python benchmarks/alert_storm.py [--modes am,hammer] [--alerts 5000] [--groups 50]
                                                [--am-waves 4] [--concurrency 50] [--slack-rate 1000]
                                                [--slack-burst 5] [--slots 4] [--timeout 240] [--json PATH]
+                                               [--sender process|loop]
 
 Setup (as ``slack_ack.py``): an embedded PostgreSQL (``durable=False``) in a temp dir
 under ``/dev/shm``; the demo platform (``build_platform(demo_spec(), now, seed=7)``)
@@ -36,20 +37,28 @@ How alerts map to notifications (Alertmanager webhook payload version 4, bearer 
   loopback: the worst case of a sender that does not batch (or a retry storm). The
   first notification of a group opens it, the other 99 are repeats.
 
-Measured per mode: the webhook's answer latency per request (from just before the
-pre-serialised request is sent to its answer read; client in the same event loop, so
-its overhead is included) and the time of ``AlertStore.intake`` alone (the handler's
-transaction, timed by a wrapper the benchmark installs); the event loop's stalls while
-sending (a 5 ms ticker); accepted notifications and alerts per second; in the Slack
-stand-in: top-level messages, storm summaries and replies, the distinct alert groups
-that got an anchor (must equal ``--groups``), duplicate anchors, ``chat.update`` calls;
-the time from the first request until every group has a verdict and until everything is
-settled (every job ended, no unhandled notification), awaited on ``NOTIFY
-recon_jobs_done`` as ``tests/e2e/slackbot.jobs_settled`` does, never by sleeping; the
-Slack posting rate per channel (messages/s overall, the most in any 1 s window, and the
-calls that a token bucket of ``RECON_SLACK_RATE_PER_S`` / ``RECON_SLACK_BURST`` would not
-have let through). Storm settings are the defaults (threshold 5 groups in 120 s,
-gather 3 s); ``RECON_WORKER_POLL_S`` is the default 2 s.
+Who sends (``--sender``): by default a sender process of its own (this script with
+``--sender-plan``), as Alertmanager is, with its own event loop; ``loop`` runs the
+sender in the bot's event loop instead (the previous way: the sender's work then delays
+the bot's, which a real sender never does; kept for comparison).
+
+Measured per mode: the webhook's answer latency per request, by the sender (from just
+before the pre-serialised request is sent to its answer read); the time of
+``AlertStore.intake`` (a handler's wait for its notification to be stored, timed by a
+wrapper the benchmark installs) and of every batch the intake writes (size and time of
+one ``recon_alert_intake`` call); the bot's event-loop stalls while sending (a 5 ms
+ticker); the CPU that the bot, PostgreSQL and the sender used while sending, and the
+bot's by thread (from /proc: on 2 cores, whatever else runs delays the bot); accepted
+notifications and alerts per second; in the Slack stand-in: top-level messages, storm
+summaries and replies, the distinct alert groups that got an anchor (must equal
+``--groups``), duplicate anchors, ``chat.update`` calls; the time from the first request
+until every group has a verdict and until everything is settled (every job ended, no
+unhandled notification), awaited on ``NOTIFY recon_jobs_done`` as
+``tests/e2e/slackbot.jobs_settled`` does, never by sleeping; the Slack posting rate per
+channel (messages/s overall, the most in any 1 s window, and the calls that a token
+bucket of ``RECON_SLACK_RATE_PER_S`` / ``RECON_SLACK_BURST`` would not have let
+through). Storm settings are the defaults (threshold 5 groups in 120 s, gather 3 s);
+``RECON_WORKER_POLL_S`` is the default 2 s.
 
 ``--slack-rate`` sets ``RECON_SLACK_RATE_PER_S`` (default here 1000: throughput of the
 bot itself; the bot's default is 1/s per channel, Slack's own posting limit, under which
@@ -62,7 +71,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import contextvars
+import dataclasses
 import functools
 import gc
 import json
@@ -70,6 +79,7 @@ import logging
 import os
 import platform as host_platform
 import random
+import resource
 import shutil
 import sys
 import tempfile
@@ -80,10 +90,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-import aiohttp
 import asyncpg
-import asyncpg.pool
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -96,11 +105,13 @@ from bot.settings import Settings  # noqa: E402
 from bot.store.alerts import AlertStore  # noqa: E402
 from bot.store.db import with_database  # noqa: E402
 from bot.store.embedded import ensure_database, ensure_embedded, stop_embedded  # noqa: E402
+from bot.store.intake import IntakeWriter  # noqa: E402
 from bot.store.jobs import DONE_CHANNEL  # noqa: E402
 from tests.standins.slack import SlackStandIn  # noqa: E402
 from tests.standins.slack_requests import DEFAULT_SIGNING_SECRET  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
+SCRIPT = Path(__file__).resolve()
 CHANNEL = "C0STORMBENCH"
 TOKEN = "alert-storm-bench-token"
 TARGET_P99_MS = 100.0
@@ -143,54 +154,77 @@ class LoopLag:
             self._task.cancel()
 
 
-_IN_INTAKE: contextvars.ContextVar[bool] = contextvars.ContextVar("in_intake", default=False)
-
-
 class IntakeTimes:
-    """Times ``AlertStore.intake`` (the webhook's one transaction) while installed, and
-    how long it waited for a connection of the store's pool (asyncpg ``Pool._acquire``)."""
+    """Times ``AlertStore.intake`` (a webhook's wait for its notification to be stored)
+    while installed, and every batch the intake writes (``IntakeWriter._call``: one
+    round trip of ``recon_alert_intake``): its size and time."""
 
     def __init__(self) -> None:
         self.ms: list[float] = []
-        self.pool_wait_ms: list[float] = []
+        self.batches: list[tuple[int, float]] = []
         self._orig: Callable[..., Awaitable[Any]] | None = None
-        self._orig_acquire: Callable[..., Awaitable[Any]] | None = None
+        self._orig_call: Callable[..., Awaitable[Any]] | None = None
 
     def clear(self) -> None:
         self.ms.clear()
-        self.pool_wait_ms.clear()
+        self.batches.clear()
 
     def __enter__(self) -> IntakeTimes:
-        orig = AlertStore.intake
-        orig_acquire = asyncpg.pool.Pool._acquire
-        self._orig, self._orig_acquire = orig, orig_acquire
-        times, waits = self.ms, self.pool_wait_ms
+        orig, orig_call = AlertStore.intake, IntakeWriter._call
+        self._orig, self._orig_call = orig, orig_call
+        times, batches = self.ms, self.batches
 
         async def timed(store: AlertStore, *a: Any, **kw: Any) -> Any:
             t0 = time.perf_counter()
-            token = _IN_INTAKE.set(True)
             try:
                 return await orig(store, *a, **kw)
             finally:
-                _IN_INTAKE.reset(token)
                 times.append((time.perf_counter() - t0) * 1000)
 
-        async def acquire(pool: Any, *a: Any, **kw: Any) -> Any:
-            if not _IN_INTAKE.get():
-                return await orig_acquire(pool, *a, **kw)
+        async def call(writer: IntakeWriter, conn: Any, batch: Sequence[Any]) -> Any:
             t0 = time.perf_counter()
             try:
-                return await orig_acquire(pool, *a, **kw)
+                return await orig_call(writer, conn, batch)
             finally:
-                waits.append((time.perf_counter() - t0) * 1000)
+                batches.append((len(batch), (time.perf_counter() - t0) * 1000))
 
         AlertStore.intake = timed  # type: ignore[method-assign]
-        asyncpg.pool.Pool._acquire = acquire
+        IntakeWriter._call = call  # type: ignore[method-assign]
         return self
 
     def __exit__(self, *exc: object) -> None:
         AlertStore.intake = self._orig  # type: ignore[method-assign, assignment]
-        asyncpg.pool.Pool._acquire = self._orig_acquire
+        IntakeWriter._call = self._orig_call  # type: ignore[method-assign, assignment]
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU time (s) of each of this process's threads, by name (from /proc: Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: Counter[str] = Counter()
+    for task in Path("/proc/self/task").glob("[0-9]*"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            comm = (task / "comm").read_text().strip()
+            parts = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            out["event loop (main thread)" if task.name == str(os.getpid()) else
+                f"other threads ({comm.rstrip('_0123456789')})"
+                ] += (int(parts[11]) + int(parts[12])) / tick
+    return dict(out)
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU time used so far (user + system, s): this process (the bot, its workers and the
+    Slack stand-in), its waited-for children (the sender process), and every PostgreSQL
+    process on the machine (read from /proc; the embedded server is the only one here)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    pg = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)
+            if fields[0].endswith("(postgres"):
+                parts = fields[1].split()
+                pg += (int(parts[11]) + int(parts[12])) / tick
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"bot": me.ru_utime + me.ru_stime, "sender": kids.ru_utime + kids.ru_stime, "postgres": pg}
 
 
 def fast_tmp_dir(prefix: str) -> Path:
@@ -365,25 +399,100 @@ class Answer:
     at: float  # monotonic, when answered
 
 
-async def send_all(http: aiohttp.ClientSession, url: str, reqs: Sequence[tuple[int, int, int, bytes]],
-                   concurrency: int) -> list[Answer]:
-    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+def http_requests(url: str, reqs: Sequence[tuple[int, int, int, bytes]]) -> list[tuple[int, int, bytes]]:
+    """Each request of ``reqs`` as the bytes of an HTTP/1.1 POST to ``url`` (bearer token, JSON)."""
+    u = urlsplit(url)
+    head = (f"POST {u.path} HTTP/1.1\r\nHost: {u.hostname}:{u.port}\r\nAuthorization: Bearer {TOKEN}\r\n"
+            "Content-Type: application/json\r\nContent-Length: ").encode()
+    return [(gi, n, head + str(len(body)).encode() + b"\r\n\r\n" + body) for gi, n, _, body in reqs]
+
+
+async def send_all(url: str, reqs: Sequence[tuple[int, int, bytes]], concurrency: int) -> list[Answer]:
+    """``concurrency`` keep-alive connections, each sending the next request when its
+    last is answered. A bare HTTP/1.1 client (prepared bytes out, status line, headers and
+    ``Content-Length`` body in), so that the sender costs the machine little CPU, as a
+    real sender (Alertmanager is a compiled program) would."""
+    u = urlsplit(url)
+    assert u.hostname is not None and u.port is not None
     out: list[Answer] = []
     it = iter(reqs)
 
     async def lane() -> None:
-        for gi, n, _, body in it:
-            t0 = time.perf_counter()
-            async with http.post(url, data=body, headers=headers) as r:
-                text = await r.text()
-            ms = (time.perf_counter() - t0) * 1000
-            action = ""
-            with contextlib.suppress(ValueError):
-                action = str(json.loads(text).get("action") or json.loads(text).get("error") or "")
-            out.append(Answer(gi, n, ms, r.status, action, time.monotonic()))
+        reader, writer = await asyncio.open_connection(u.hostname, u.port)
+        try:
+            for gi, n, request in it:
+                t0 = time.perf_counter()
+                writer.write(request)
+                status = int((await reader.readline()).split()[1])
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    if line[:15].lower() == b"content-length:":
+                        length = int(line[15:])
+                text = await reader.readexactly(length)
+                ms = (time.perf_counter() - t0) * 1000
+                action = ""
+                with contextlib.suppress(ValueError, AttributeError):
+                    doc = json.loads(text)
+                    action = str(doc.get("action") or doc.get("error") or "")
+                out.append(Answer(gi, n, ms, status, action, time.monotonic()))
+        finally:
+            writer.close()
 
     await asyncio.gather(*(lane() for _ in range(concurrency)))
     return out
+
+
+async def send_plan(url: str, waves: Sequence[Sequence[tuple[int, int, bytes]]], concurrency: int
+                    ) -> tuple[list[Answer], list[float]]:
+    """Every wave (prepared by ``http_requests``), one after another; the answers and each
+    wave's time."""
+    answers: list[Answer] = []
+    wave_s = []
+    for w in waves:
+        tw = time.monotonic()
+        answers += await send_all(url, w, concurrency)
+        wave_s.append(time.monotonic() - tw)
+    return answers, wave_s
+
+
+async def send_from_process(url: str, pl: Plan, concurrency: int, work: Path, on_go: Callable[[float], object]
+                            ) -> tuple[list[Answer], list[float], float, float]:
+    """The plan sent by a sender process of its own (as Alertmanager is one): this
+    script with ``--sender-plan``. It loads the plan, says ``ready``, sends on ``go``
+    and writes its answers. Returns the answers, the waves' times and when ``go`` was
+    said (monotonic; the clock is the machine's, shared by both processes), and the CPU
+    the sender used from ``go`` to its last answer."""
+    plan_file, out_file = work / "plan.json", work / "answers.json"
+    await asyncio.to_thread(plan_file.write_text, json.dumps(
+        {"url": url, "concurrency": concurrency,
+         "waves": [[[g, n, new, body.decode()] for g, n, new, body in w] for w in pl.waves]}))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(SCRIPT), "--sender-plan", str(plan_file), "--sender-out", str(out_file),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None
+    line = await proc.stdout.readline()
+    if line.strip() != b"ready":
+        raise SystemExit(f"the sender process did not start: {line!r}")
+    go = time.monotonic()
+    on_go(go)
+    proc.stdin.write(b"go\n")
+    await proc.stdin.drain()
+    if await proc.wait() != 0:
+        raise SystemExit(f"the sender process failed with exit code {proc.returncode}")
+    doc = json.loads(await asyncio.to_thread(out_file.read_text))
+    return [Answer(**a) for a in doc["answers"]], doc["wave_s"], go, doc["cpu_s"]
+
+
+async def sender_main(doc: dict[str, Any]) -> dict[str, Any]:
+    """The sender process's work: ``doc`` is the plan ``send_from_process`` wrote."""
+    waves = [http_requests(doc["url"], [(g, n, new, body.encode()) for g, n, new, body in w]) for w in doc["waves"]]
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    gc.collect()
+    cpu0 = time.process_time()
+    answers, wave_s = await send_plan(doc["url"], waves, doc["concurrency"])
+    return {"answers": [dataclasses.asdict(a) for a in answers], "wave_s": wave_s,
+            "cpu_s": time.process_time() - cpu0}
 
 
 @dataclass(slots=True)
@@ -527,35 +636,44 @@ async def run_mode(env: Env, mode: str, groups: list[Group], args: argparse.Name
     store_db = f"bench_storm_{mode}"
     await ensure_database(env.server_uri, store_db)
     store_url = with_database(env.server_uri, store_db)
-    answers: list[Answer] = []
     with IntakeTimes() as intake:
         async with SlackStandIn() as slack, running_bot(env, store_url, slack, args) as base:
             url = f"{base}/alerts/alertmanager"
-            conn = aiohttp.TCPConnector(limit=args.concurrency)
-            async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=60)) as http:
-                # warm-up: one request (a keep-alive connection), not measured
-                async with http.get(f"{base}/healthz") as r:
-                    await r.read()
-                intake.clear()
-                gc.collect()
+            intake.clear()
+            gc.collect()
+            cpu0, threads0 = await asyncio.to_thread(cpu_seconds), thread_cpu()
+            if args.sender == "process":
+                started: list[asyncio.Task[Settled]] = []
+
+                def on_go(at: float) -> None:
+                    started.append(asyncio.create_task(until_settled(store_url, args.groups, at, args.timeout)))
+
+                with LoopLag() as lag:
+                    answers, wave_s, t0, sender_cpu = await send_from_process(url, pl, args.concurrency,
+                                                                              env.root, on_go)
+                    send_s = time.monotonic() - t0
+                    lag_ms = list(lag.lags_ms)
+                settle = started[0]
+            else:
+                waves = [http_requests(url, w) for w in pl.waves]
                 t0 = time.monotonic()
                 settle = asyncio.create_task(until_settled(store_url, args.groups, t0, args.timeout))
                 with LoopLag() as lag:
-                    wave_s = []
-                    for w in pl.waves:
-                        tw = time.monotonic()
-                        answers += await send_all(http, url, w, args.concurrency)
-                        wave_s.append(time.monotonic() - tw)
+                    answers, wave_s = await send_plan(url, waves, args.concurrency)
                     send_s = time.monotonic() - t0
                     lag_ms = list(lag.lags_ms)
-                print(f"  {mode}: {pl.requests} requests answered in {send_s:.2f} s; waiting for triage",
-                      file=sys.stderr)
-                try:
-                    st = await settle
-                except TimeoutError:
-                    st = Settled()
-                    print(f"  {mode}: NOT settled within {args.timeout:.0f} s", file=sys.stderr)
-                slack_res = slack_side(slack, t0, args)
+                sender_cpu = float("nan")  # inside the bot's process: counted there
+            cpu1, threads1 = await asyncio.to_thread(cpu_seconds), thread_cpu()
+            bot_threads = {k: round(v - threads0.get(k, 0.0), 2) for k, v in threads1.items()}
+            cpu = {k: cpu1[k] - cpu0[k] for k in cpu0} | {"sender": sender_cpu}
+            print(f"  {mode}: {pl.requests} requests answered in {send_s:.2f} s; waiting for triage",
+                  file=sys.stderr)
+            try:
+                st = await settle
+            except TimeoutError:
+                st = Settled()
+                print(f"  {mode}: NOT settled within {args.timeout:.0f} s", file=sys.stderr)
+            slack_res = slack_side(slack, t0, args)
             db = await asyncpg.connect(store_url)
             try:
                 counts = dict(await db.fetchrow(
@@ -580,9 +698,12 @@ async def run_mode(env: Env, mode: str, groups: list[Group], args: argparse.Name
         "answer_actions": dict(Counter(a.action for a in ok)),
         "latency_ms": summary(ms),
         "intake_ms": summary(intake.ms),
-        "intake_pool_wait_ms": summary(intake.pool_wait_ms),
+        "intake_batch_ms": summary([ms for _, ms in intake.batches]),
+        "intake_batch_size": summary([float(n) for n, _ in intake.batches]),
         "loop_lag_ms": summary(lag_ms),
         "send_s": send_s,
+        "cpu_while_sending_s": cpu,
+        "bot_threads_cpu_while_sending_s": bot_threads,
         "wave_s": wave_s,
         "notifications_per_s": len(ok) / send_s,
         "alert_entries_per_s": accepted_alerts / send_s,
@@ -606,16 +727,19 @@ async def run_mode(env: Env, mode: str, groups: list[Group], args: argparse.Name
 
 def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print()
-    print(f"Alert storm: {args.alerts} alerts in {args.groups} groups, POST /alerts/alertmanager over loopback, "
-          f"in-process recon serve ({args.slots} worker slots), RECON_SLACK_RATE_PER_S={args.slack_rate:g}, "
-          f"RECON_SLACK_BURST={args.slack_burst}")
+    sender = ("a sender process of its own" if args.sender == "process"
+              else "a sender in the bot's own event loop")
+    print(f"Alert storm: {args.alerts} alerts in {args.groups} groups, POST /alerts/alertmanager over loopback "
+          f"from {sender}, in-process recon serve ({args.slots} worker slots), "
+          f"RECON_SLACK_RATE_PER_S={args.slack_rate:g}, RECON_SLACK_BURST={args.slack_burst}")
     print()
     print("| webhook answer (ms) | n | min | median | p95 | p99 | max |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         print(fmt_row(f"{r['mode']}: answer latency", r["latency_ms"]))
         print(fmt_row(f"{r['mode']}:   AlertStore.intake alone", r["intake_ms"]))
-        print(fmt_row(f"{r['mode']}:   of which waiting for a store connection", r["intake_pool_wait_ms"]))
+        print(fmt_row(f"{r['mode']}:   a batch written (recon_alert_intake)", r["intake_batch_ms"]))
+        print(fmt_row(f"{r['mode']}:   notifications per batch (count, not ms)", r["intake_batch_size"]))
         print(fmt_row(f"{r['mode']}:   event-loop stall while sending", r["loop_lag_ms"]))
     print()
     rows: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
@@ -624,6 +748,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
         ("accepted (answers: open/repeat/…)", lambda r: f"{r['accepted_requests']} "
          f"({', '.join(f'{k} {v}' for k, v in sorted(r['answer_actions'].items()))})"),
         ("time to answer all", lambda r: f"{r['send_s']:.2f} s"),
+        ("CPU meanwhile (2 cores: at most 2 s per s): bot / PostgreSQL / sender",
+         lambda r: " / ".join(f"{r['cpu_while_sending_s'][k]:.2f} s" for k in ("bot", "postgres", "sender"))),
         ("notifications / s", lambda r: f"{r['notifications_per_s']:.0f}"),
         ("alert entries / s (distinct alerts / s)",
          lambda r: f"{r['alert_entries_per_s']:.0f} ({r['distinct_alerts_per_s']:.0f})"),
@@ -650,6 +776,10 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print("| --- |" + " --- |" * len(results))
     for label, f in rows:
         print(f"| {label} | " + " | ".join(f(r) for r in results) + " |")
+    print()
+    for r in results:
+        print(f"the bot's CPU by thread while sending, {r['mode']} (s): "
+              + ", ".join(f"{k} {v}" for k, v in r["bot_threads_cpu_while_sending_s"].items()))
     print()
     for r in results:
         verdict = "met" if r["target_met"] else "MISSED"
@@ -725,7 +855,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="keep the temp dir (database, evidence)")
     p.add_argument("--experiment-pool-size", type=int, default=None,
                    help="experiment: recon serve's store pool with this many connections (the bot has 10)")
+    p.add_argument("--sender", choices=("process", "loop"), default="process",
+                   help="process: the alerts come from a sender process of its own, as from Alertmanager "
+                        "(default); loop: the sender runs in the bot's own event loop, so its work delays the bot")
+    p.add_argument("--sender-plan", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--sender-out", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.sender_plan is not None:  # this process is the sender of another run
+        out = asyncio.run(sender_main(json.loads(args.sender_plan.read_text())))
+        args.sender_out.write_text(json.dumps(out))
+        return 0
     if args.groups < 4 or args.alerts < args.groups:
         p.error("--groups must be at least 4 and --alerts at least --groups")
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
