@@ -30,6 +30,15 @@
 -- payloads of hundreds of alerts was most of the intake's cost in a storm.
 ALTER TABLE alert_notifications ALTER COLUMN payload TYPE json USING payload::json;
 
+-- A notification that fires a resolved group again after the reopen window opens a new
+-- generation (a new thread, a new incident); within the window it is a re-fire.
+CREATE FUNCTION recon_alert_reopens(new_status text, old_status text, resolved_at timestamptz,
+                                    reopen_s double precision) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT new_status = 'firing' AND old_status = 'resolved'
+           AND (resolved_at IS NULL OR now() - resolved_at > make_interval(secs => reopen_s))
+$$;
+
 CREATE FUNCTION recon_alert_intake(items jsonb, payloads text[], reopen_s double precision,
                                    storm_threshold integer, storm_window_s double precision,
                                    storm_gather_s double precision, notify_channel text,
@@ -89,31 +98,23 @@ BEGIN
                 it.e->>'anchor_ts', it.e->>'anchor_ts', 1, (it.e->>'firing')::integer,
                 CASE WHEN it.e->>'status' = 'resolved' THEN now() END, 'open')
         ON CONFLICT (source, group_key) DO UPDATE SET
-            generation = a.generation + CASE WHEN (excluded.status = 'firing' AND a.status = 'resolved'
-                AND (a.resolved_at IS NULL OR now() - a.resolved_at > make_interval(secs => reopen_s)))
+            generation = a.generation + CASE WHEN recon_alert_reopens(excluded.status, a.status, a.resolved_at, reopen_s)
                 THEN 1 ELSE 0 END,
-            anchor_ts = CASE WHEN (excluded.status = 'firing' AND a.status = 'resolved'
-                AND (a.resolved_at IS NULL OR now() - a.resolved_at > make_interval(secs => reopen_s)))
+            anchor_ts = CASE WHEN recon_alert_reopens(excluded.status, a.status, a.resolved_at, reopen_s)
                 THEN NULL ELSE a.anchor_ts END,
-            thread_ts = CASE WHEN (excluded.status = 'firing' AND a.status = 'resolved'
-                AND (a.resolved_at IS NULL OR now() - a.resolved_at > make_interval(secs => reopen_s)))
+            thread_ts = CASE WHEN recon_alert_reopens(excluded.status, a.status, a.resolved_at, reopen_s)
                 THEN NULL ELSE a.thread_ts END,
-            incident_id = CASE WHEN (excluded.status = 'firing' AND a.status = 'resolved'
-                AND (a.resolved_at IS NULL OR now() - a.resolved_at > make_interval(secs => reopen_s)))
+            incident_id = CASE WHEN recon_alert_reopens(excluded.status, a.status, a.resolved_at, reopen_s)
                 THEN NULL ELSE a.incident_id END,
-            storm_id = CASE WHEN (excluded.status = 'firing' AND a.status = 'resolved'
-                AND (a.resolved_at IS NULL OR now() - a.resolved_at > make_interval(secs => reopen_s)))
+            storm_id = CASE WHEN recon_alert_reopens(excluded.status, a.status, a.resolved_at, reopen_s)
                 THEN NULL ELSE a.storm_id END,
-            verdict = CASE WHEN (excluded.status = 'firing' AND a.status = 'resolved'
-                AND (a.resolved_at IS NULL OR now() - a.resolved_at > make_interval(secs => reopen_s)))
+            verdict = CASE WHEN recon_alert_reopens(excluded.status, a.status, a.resolved_at, reopen_s)
                 THEN NULL ELSE a.verdict END,
             fired_at = CASE WHEN a.status = 'resolved' AND excluded.status = 'firing' THEN now() ELSE a.fired_at END,
             resolved_at = CASE WHEN excluded.status = 'resolved' AND a.status = 'firing' THEN now()
                                WHEN excluded.status = 'firing' THEN NULL ELSE a.resolved_at END,
             last_action = CASE
-                WHEN excluded.status = 'firing' AND a.status = 'resolved'
-                     AND (a.resolved_at IS NULL OR now() - a.resolved_at > make_interval(secs => reopen_s))
-                     THEN 'open'
+                WHEN recon_alert_reopens(excluded.status, a.status, a.resolved_at, reopen_s) THEN 'open'
                 WHEN excluded.status = 'firing' AND a.status = 'resolved' THEN 'refire'
                 WHEN excluded.status = 'resolved' AND a.status = 'firing' THEN 'resolve'
                 ELSE 'repeat' END,
