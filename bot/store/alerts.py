@@ -24,7 +24,7 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 import asyncpg
@@ -119,10 +119,6 @@ class AlertStore:
     def __init__(self, pool: Pool, *, reopen_s: float, storm_threshold: int, storm_window_s: float,
                  storm_gather_s: float = 2.0, intake_pool: Pool | None = None) -> None:
         self._pool = pool
-        self.storm_gather_s = storm_gather_s
-        self.reopen = timedelta(seconds=reopen_s)
-        self.storm_threshold = storm_threshold
-        self.storm_window_s = storm_window_s
         self.writer = IntakeWriter(intake_pool or pool, IntakeParams(
             reopen_s=reopen_s, storm_threshold=storm_threshold, storm_window_s=storm_window_s,
             storm_gather_s=storm_gather_s, notify_channel=NOTIFY_CHANNEL, storm_lock_space=_LOCK_SPACE + 1))
@@ -151,7 +147,7 @@ class AlertStore:
             return None  # this Slack event was taken in before
         if r["o_storm_started"]:
             log.warning("alert storm in %s: %d groups opened within %.0f s; one summary, triage by severity",
-                        channel, r["o_recent_opens"], self.storm_window_s)
+                        channel, r["o_recent_opens"], self.writer.params.storm_window_s)
         group = AlertGroup(**{f: r[f"o_{f}"] for f in _GROUP_FIELDS})
         job_id = r["o_job_id"]
         return Intake(group, r["o_action"], int(r["o_notification_id"]),

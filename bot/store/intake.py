@@ -68,7 +68,7 @@ class IntakeWriter:
     def __init__(self, pool: Pool, params: IntakeParams, *, max_batch: int = 256,
                  max_batch_bytes: int = 256 * 1024, timeout_s: float = 15.0) -> None:
         self._pool = pool
-        self._params = params
+        self.params = params
         self.max_batch = max_batch
         self.max_batch_bytes = max_batch_bytes
         self.timeout_s = timeout_s
@@ -182,7 +182,7 @@ class IntakeWriter:
                 p.done.set_result(r)
 
     async def _call(self, conn: Conn, batch: Sequence[_Pending]) -> list[asyncpg.Record]:
-        k = self._params
+        k = self.params
         rows: list[asyncpg.Record] = await conn.fetch(
             _CALL, [dict(p.item) for p in batch], [p.payload_json for p in batch], k.reopen_s,
             k.storm_threshold, k.storm_window_s, k.storm_gather_s, k.notify_channel, k.storm_lock_space,

@@ -17,7 +17,7 @@ import pytest_asyncio
 
 from bot.alerts import parse_alertmanager
 from bot.errors import BadInput
-from bot.store.alerts import AlertStore, Intake
+from bot.store.alerts import ALERT_JOB, STORM_JOB, AlertStore, Intake
 from bot.store.db import Pool, connect_pool
 
 
@@ -106,7 +106,7 @@ async def test_a_storm_that_starts_inside_one_batch(pool: Pool) -> None:
     async with pool.acquire() as conn:
         jobs = {(r["kind"], r["n"]) for r in await conn.fetch("select kind, count(*) n from jobs group by 1")}
         storms = await conn.fetchval("select count(*) from alert_storms")
-    assert jobs == {("alert", 4), ("alert_storm", 1)}
+    assert jobs == {(ALERT_JOB, 4), (STORM_JOB, 1)}  # the kinds the worker has handlers for
     assert storms == 1
     # until the storm job posts their messages, what storm members receive is that job's to show
     again = await asyncio.gather(*(take_in(store, payload(f"s{i}", severity=s)) for i, s in enumerate(sev)))
@@ -118,7 +118,7 @@ async def test_a_storm_that_starts_inside_one_batch(pool: Pool) -> None:
     assert late is not None and late.storm_id is not None and late.job_id is not None  # a new storm job takes it
     async with pool.acquire() as conn:
         kinds = [r["kind"] for r in await conn.fetch("select kind from jobs where status = 'queued' order by job_id")]
-    assert kinds == ["alert"] * 4 + ["alert_storm"]
+    assert kinds == [ALERT_JOB] * 4 + [STORM_JOB]
 
 
 async def test_a_payload_the_store_refuses_fails_alone(pool: Pool, caplog: pytest.LogCaptureFixture) -> None:
