@@ -10,13 +10,14 @@ import logging
 import random
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 import pytest_asyncio
 
 from bot.alerts import parse_alertmanager
-from bot.errors import BadInput
+from bot.errors import BadInput, StoreError
 from bot.store.alerts import ALERT_JOB, STORM_JOB, AlertStore, Intake
 from bot.store.db import Pool, connect_pool
 
@@ -312,3 +313,25 @@ async def test_quiet_waits_for_a_pause_in_arrivals_but_not_forever(pool: Pool) -
     flow.cancel()
     with pytest.raises(asyncio.CancelledError):
         await flow
+
+
+async def test_a_store_that_goes_away_fails_the_intake_and_does_not_hang(
+    store_url: str, pg_admin: asyncpg.Connection[asyncpg.Record],
+) -> None:
+    """The webhook answers 503 on StoreError (the sender retries): the intake must raise
+    it, promptly, when its database is gone, and not keep callers waiting."""
+    p = await connect_pool(store_url, min_size=1, max_size=1)
+    try:
+        store = alert_store(p)
+        assert await take_in(store, payload("before")) is not None
+        name = urlsplit(store_url).path.lstrip("/")
+        await pg_admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')  # its connections are terminated
+        async with asyncio.timeout(30):
+            got = await asyncio.gather(*(take_in(store, payload(f"after{i}")) for i in range(3)),
+                                       return_exceptions=True)
+        assert all(isinstance(g, StoreError) for g in got), got
+        async with asyncio.timeout(30):
+            with pytest.raises(StoreError):  # and later ones too, each on its own
+                await take_in(store, payload("later"))
+    finally:
+        p.terminate()
