@@ -236,11 +236,16 @@ def _time(value: object, where: str) -> datetime | None:
         return None
     if not isinstance(value, str):
         raise PayloadError(f"{where} must be an RFC 3339 time string")
-    return _time_text(value, where)
+    try:
+        return _time_text(value)
+    except PayloadError as exc:
+        raise PayloadError(f"{where} {exc}") from None
 
 
 @functools.lru_cache(maxsize=4096)  # a storm's alerts share their times (an evaluation's, the zero time)
-def _time_text(value: str, where: str = "a time") -> datetime | None:
+def _time_text(value: str) -> datetime | None:
+    """``_time`` of a string, keyed by the text alone; PayloadError says what is wrong
+    without saying where."""
     if value == "":
         return None
     text = value.strip()
@@ -249,9 +254,9 @@ def _time_text(value: str, where: str = "a time") -> datetime | None:
     try:
         t = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "Zz" else text)
     except ValueError:
-        raise PayloadError(f"{where} is not an RFC 3339 time: {value[:40]!r}") from None
+        raise PayloadError(f"is not an RFC 3339 time: {value[:40]!r}") from None
     if t.tzinfo is None:
-        raise PayloadError(f"{where} has no time zone: {value[:40]!r}")
+        raise PayloadError(f"has no time zone: {value[:40]!r}")
     return t.astimezone(UTC)
 
 
