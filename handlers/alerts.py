@@ -17,8 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.alerts import AlertNotification, PayloadError, parse_alert_post, parse_grafana
-from bot.alerts.parse import loads_strict, parse_alertmanager_json
+from bot.alerts import NotificationDigest, PayloadError, parse_alert_post, parse_grafana
+from bot.alerts.parse import digest_alertmanager_json, loads_strict
 from bot.alerts.routing import RoutingTable
 from bot.alerts.subject import subject_from_labels
 from bot.errors import BadInput, StoreError
@@ -39,10 +39,10 @@ class AlertIntakeDeps:
     metrics: Metrics | None = None
 
 
-async def accept(deps: AlertIntakeDeps, n: AlertNotification, payload_json: str,
+async def accept(deps: AlertIntakeDeps, n: NotificationDigest, payload_json: str,
                  anchor_ts: str | None = None, channel: str | None = None,
                  event_id: str | None = None, retry_num: int = 0) -> Intake | None:
-    labels = n.labels_for_triage()
+    labels = n.labels
     subject = subject_from_labels(labels)
     if channel is None:
         channel, route = deps.routes.choose(labels)
@@ -57,7 +57,7 @@ async def accept(deps: AlertIntakeDeps, n: AlertNotification, payload_json: str,
     if intake is None:
         return None
     if deps.metrics is not None:
-        deps.metrics.alerts.labels(n.source).inc(len(n.alerts))
+        deps.metrics.alerts.labels(n.source).inc(n.alerts)
         deps.metrics.alert_notifications.labels(n.source, intake.action).inc()
         if intake.action == "repeat":
             deps.metrics.alerts_deduplicated.labels(n.source).inc()
@@ -69,7 +69,7 @@ def _refuse(status: int, reason: str) -> web.Response:
     return web.json_response({"status": "refused", "error": reason}, status=status, headers=headers)
 
 
-def webhook(deps: AlertIntakeDeps, parse: Callable[[str], AlertNotification], name: str
+def webhook(deps: AlertIntakeDeps, parse: Callable[[str], NotificationDigest], name: str
             ) -> Callable[[web.Request], Any]:
     """The route of one sender: ``parse`` takes the body's text (``PayloadError`` for a
     wrong shape, ``ValueError`` for text that is not JSON)."""
@@ -107,7 +107,7 @@ def webhook(deps: AlertIntakeDeps, parse: Callable[[str], AlertNotification], na
             log.exception("could not store a %s notification; the sender will retry", name)
             return web.json_response({"status": "error", "error": "store unavailable; retry"}, status=503)
         log.info("%s notification for group %s: %s (%d alerts)", name, intake.group.group_id, intake.action,
-                 len(n.alerts))
+                 n.alerts)
         return web.json_response({"status": "accepted", "group_id": intake.group.group_id,
                                   "action": intake.action, "queued": intake.job_id is not None})
 
@@ -115,8 +115,9 @@ def webhook(deps: AlertIntakeDeps, parse: Callable[[str], AlertNotification], na
 
 
 def add_routes(app: web.Application, deps: AlertIntakeDeps) -> None:
-    app.router.add_post("/alerts/alertmanager", webhook(deps, parse_alertmanager_json, "Alertmanager"))
-    app.router.add_post("/alerts/grafana", webhook(deps, lambda text: parse_grafana(loads_strict(text)), "Grafana"))
+    app.router.add_post("/alerts/alertmanager", webhook(deps, digest_alertmanager_json, "Alertmanager"))
+    app.router.add_post("/alerts/grafana", webhook(deps, lambda text: parse_grafana(loads_strict(text)).digest(),
+                                                   "Grafana"))
 
 
 async def alert_post(deps: AlertIntakeDeps, event: Mapping[str, Any], *, event_id: str | None = None,
@@ -131,5 +132,5 @@ async def alert_post(deps: AlertIntakeDeps, event: Mapping[str, Any], *, event_i
     n = parse_alert_post(event)
     if n is None:
         return None
-    return await accept(deps, n, canonical_json({"slack_event": dict(event)}), anchor_ts=str(event.get("ts")),
+    return await accept(deps, n.digest(), canonical_json({"slack_event": dict(event)}), anchor_ts=str(event.get("ts")),
                         channel=channel, event_id=event_id, retry_num=retry_num)

@@ -6,9 +6,18 @@ Pure parsing, no I/O::
 
     n = parse_alertmanager(json.loads(body))   # raises PayloadError("alerts must be a list")
     n.group_key, n.status, n.severity(), n.labels_for_triage()
+    n.digest()   # what the intake keeps: NotificationDigest
 """
 
-from bot.alerts.model import ID_LABELS, SEVERITY_ORDER, Alert, AlertNotification, is_safe_id, severity_rank
+from bot.alerts.model import (
+    ID_LABELS,
+    SEVERITY_ORDER,
+    Alert,
+    AlertNotification,
+    NotificationDigest,
+    is_safe_id,
+    severity_rank,
+)
 from bot.alerts.parse import MAX_ALERTS, PayloadError, parse_alertmanager, parse_grafana
 from bot.alerts.slack_posts import parse_alert_post
 
@@ -18,6 +27,7 @@ __all__ = [
     "SEVERITY_ORDER",
     "Alert",
     "AlertNotification",
+    "NotificationDigest",
     "PayloadError",
     "is_safe_id",
     "parse_alert_post",

@@ -9,6 +9,8 @@ Everything here is pure data: no I/O.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -19,6 +21,8 @@ __all__ = [
     "SEVERITY_ORDER",
     "Alert",
     "AlertNotification",
+    "NotificationDigest",
+    "highest_severity",
     "is_safe_id",
     "safe_labels",
     "severity_rank",
@@ -52,6 +56,38 @@ def severity_rank(value: str | None) -> int:
     """Rank of a severity value (case-insensitive; higher is more severe)."""
     v = (value or "").strip().lower() or "none"
     return _RANK.get(v, _UNKNOWN_RANK)
+
+
+def highest_severity(values: Iterable[str]) -> str:
+    """The most severe of ``values`` (severity label values), stripped and lower-cased;
+    ``"none"`` when every value is empty. Order: ``SEVERITY_ORDER``, unknown values just
+    below ``"warning"``."""
+    best, best_rank = "none", severity_rank("none")
+    for raw in dict.fromkeys(values):  # each distinct value once: hundreds of alerts, a few severities
+        v = raw.strip().lower()
+        if not v:
+            continue
+        r = severity_rank(v)
+        if r > best_rank:
+            best, best_rank = v, r
+    return best
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationDigest:
+    """What the intake keeps of a notification besides its payload (which it stores as
+    received): enough to route it, group it, rank it and triage it later. Made by
+    ``AlertNotification.digest()``, or straight from a webhook's body by
+    ``bot.alerts.parse.digest_alertmanager_json`` without a model per alert."""
+
+    source: Literal["alertmanager", "grafana", "slack"]
+    group_key: str
+    status: Status
+    severity: str  # AlertNotification.severity()
+    labels: dict[str, str]  # AlertNotification.labels_for_triage()
+    common_annotations: dict[str, str]
+    alerts: int
+    firing: int
 
 
 class Alert(BaseModel):
@@ -94,18 +130,8 @@ class AlertNotification(BaseModel):
         Order: critical > page > high > error > warning > (unknown values) > medium >
         info > low > none. ``"none"`` when no alert has a severity.
         """
-        best, best_rank = "none", severity_rank("none")
-        # each distinct value once: a storm's notification carries hundreds of alerts, a few severities
-        candidates = dict.fromkeys([self.common_labels.get("severity", "")]
-                                   + [a.labels.get("severity", "") for a in self.alerts])
-        for raw in candidates:
-            v = raw.strip().lower()
-            if not v:
-                continue
-            r = severity_rank(v)
-            if r > best_rank:
-                best, best_rank = v, r
-        return best
+        return highest_severity([self.common_labels.get("severity", "")]
+                                + [a.labels.get("severity", "") for a in self.alerts])
 
     def first_alert(self) -> Alert | None:
         """The first firing alert, else the first alert, else None."""
@@ -125,3 +151,10 @@ class AlertNotification(BaseModel):
         if first is not None:
             merged.update(first.labels)
         return safe_labels(merged)
+
+    def digest(self) -> NotificationDigest:
+        """What the intake keeps of this notification (``NotificationDigest``)."""
+        return NotificationDigest(
+            source=self.source, group_key=self.group_key, status=self.status, severity=self.severity(),
+            labels=self.labels_for_triage(), common_annotations=dict(self.common_annotations),
+            alerts=len(self.alerts), firing=sum(1 for a in self.alerts if a.status == "firing"))

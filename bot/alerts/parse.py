@@ -6,6 +6,10 @@ must be a string``). They are liberal where the upstream docs are (unknown field
 ``routeLabels``, ``notification_reason``, Grafana's ``values``/``valueString``/
 ``silenceURL``… are ignored) and strict on what triage needs: ``status``, labels
 as string -> string, and a non-empty ``alerts`` list of at most ``MAX_ALERTS``.
+
+The webhook takes an Alertmanager body by ``digest_alertmanager_json``: the same
+verdict as ``parse_alertmanager``, and only what the intake keeps (a
+``NotificationDigest``).
 """
 
 from __future__ import annotations
@@ -15,15 +19,14 @@ import hashlib
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Required
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, Strict, StringConstraints, TypeAdapter, ValidationError
-from typing_extensions import TypedDict
+import msgspec
 
-from bot.alerts.model import Alert, AlertNotification
+from bot.alerts.model import Alert, AlertNotification, NotificationDigest, highest_severity, safe_labels
 
-__all__ = ["MAX_ALERTS", "PayloadError", "alert_fingerprint", "loads_strict", "parse_alertmanager",
-           "parse_alertmanager_json", "parse_grafana"]
+__all__ = ["MAX_ALERTS", "PayloadError", "alert_fingerprint", "digest_alertmanager_json", "loads_strict",
+           "parse_alertmanager", "parse_grafana"]
 
 MAX_ALERTS = 1000
 MAX_TEXT = 64 * 1024  # longest label/annotation value/URL accepted
@@ -62,28 +65,31 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def parse_alertmanager_json(text: str | bytes) -> AlertNotification:
-    """``parse_alertmanager(loads_strict(text))``, the same result or the same error, in
-    a fraction of the time for the payloads a storm brings (hundreds of alerts each).
+def digest_alertmanager_json(body: str | bytes) -> NotificationDigest:
+    """``parse_alertmanager(loads_strict(body)).digest()``: the same digest or the same
+    error, without a model per alert. A storm's notifications carry hundreds of alerts
+    each, and all the intake keeps of them is a digest (the payload itself is stored as
+    received).
 
-    The common case is checked in one pass by pydantic-core (decoding and the shape
-    that ``parse_alertmanager`` accepts without changing anything); anything else (bad
-    JSON, a wrong shape, annotations that are not all strings, unusual times) goes the
-    way of ``parse_alertmanager``, which says what is wrong or takes what it can."""
+    The common case is checked in one pass by msgspec: decoding, and the shape that
+    ``parse_alertmanager`` accepts without changing anything; then the alerts' times, each
+    distinct text once. Anything else (bad JSON, a wrong shape, annotations that are not
+    all strings, unusual times) goes the way of ``parse_alertmanager``, which says what is
+    wrong or takes what it can."""
     try:
-        d = _ALERTMANAGER.validate_json(text)
-        alerts = [Alert(status=a["status"], labels=a["labels"], annotations=a.get("annotations") or {},
-                        starts_at=_time_text(a.get("startsAt") or ""), ends_at=_time_text(a.get("endsAt") or ""),
-                        fingerprint=a.get("fingerprint") or alert_fingerprint(a["labels"]),
-                        generator_url=a.get("generatorURL") or None)
-                   for a in d["alerts"]]
-        return AlertNotification(
-            source="alertmanager", group_key=d["groupKey"], status=d["status"], receiver=d.get("receiver"),
-            group_labels=d.get("groupLabels") or {}, common_labels=d.get("commonLabels") or {},
-            common_annotations=d.get("commonAnnotations") or {}, external_url=d.get("externalURL"),
-            alerts=alerts, truncated_alerts=d.get("truncatedAlerts") or 0, title=None)
-    except (ValidationError, PayloadError):
-        return parse_alertmanager(loads_strict(text))
+        d = _ALERTMANAGER.decode(body)
+        alerts = d.alerts
+        for text in {a.startsAt or "" for a in alerts} | {a.endsAt or "" for a in alerts}:
+            _time_text(text)  # PayloadError: the reference path says which alert
+        common = d.commonLabels or {}
+        first = next((a for a in alerts if a.status == "firing"), alerts[0])
+        return NotificationDigest(
+            source="alertmanager", group_key=d.groupKey, status=d.status,
+            severity=highest_severity([common.get("severity", ""), *(a.labels.get("severity", "") for a in alerts)]),
+            labels=safe_labels({**common, **first.labels}), common_annotations=d.commonAnnotations or {},
+            alerts=len(alerts), firing=sum(1 for a in alerts if a.status == "firing"))
+    except (msgspec.ValidationError, msgspec.DecodeError, PayloadError):
+        return parse_alertmanager(loads_strict(body)).digest()
 
 
 def parse_grafana(doc: object) -> AlertNotification:
@@ -261,35 +267,36 @@ def _time_text(value: str) -> datetime | None:
 
 
 # ---------------------------------------------------------------- the fast path's shape
-# What parse_alertmanager accepts and returns unchanged: strict strings (label names
-# non-empty, values at most MAX_TEXT), annotations all strings, a non-negative integer
-# truncatedAlerts, 1..MAX_ALERTS alerts. Unknown fields are ignored, as there.
+# What parse_alertmanager accepts and returns unchanged (digest_alertmanager_json):
+# strings (label names non-empty, values at most MAX_TEXT), annotations all strings, a
+# non-negative integer truncatedAlerts, 1..MAX_ALERTS alerts. Unknown fields are skipped,
+# as there. msgspec never coerces (a number is not a string, 1.0 is not an integer).
 
-_Text = Annotated[str, Strict(), StringConstraints(max_length=MAX_TEXT)]
-_Labels = dict[Annotated[str, Strict(), StringConstraints(min_length=1)], _Text]
-
-
-class _RawAlert(TypedDict, total=False):
-    status: Required[Literal["firing", "resolved"]]
-    labels: Required[_Labels]
-    annotations: dict[str, _Text] | None
-    startsAt: Annotated[str, Strict()] | None
-    endsAt: Annotated[str, Strict()] | None
-    fingerprint: Annotated[str, Strict()] | None
-    generatorURL: _Text | None
+_Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
+_Labels = dict[Annotated[str, msgspec.Meta(min_length=1)], _Text]
 
 
-class _RawAlertmanager(TypedDict, total=False):
-    version: Required[Literal["4"]]
-    groupKey: Required[Annotated[str, Strict(), StringConstraints(min_length=1)]]
-    status: Required[Literal["firing", "resolved"]]
-    receiver: _Text | None
-    groupLabels: _Labels | None
-    commonLabels: _Labels | None
-    commonAnnotations: dict[str, _Text] | None
-    externalURL: _Text | None
-    truncatedAlerts: Annotated[int, Strict(), Field(ge=0)] | None
-    alerts: Required[Annotated[list[_RawAlert], Field(min_length=1, max_length=MAX_ALERTS)]]
+class _RawAlert(msgspec.Struct, frozen=True, gc=False):
+    status: Literal["firing", "resolved"]
+    labels: _Labels
+    annotations: dict[str, _Text] | None = None
+    startsAt: str | None = None
+    endsAt: str | None = None
+    fingerprint: str | None = None
+    generatorURL: _Text | None = None
 
 
-_ALERTMANAGER = TypeAdapter(_RawAlertmanager)
+class _RawAlertmanager(msgspec.Struct, frozen=True, gc=False):
+    version: Literal["4"]
+    groupKey: Annotated[str, msgspec.Meta(min_length=1)]
+    status: Literal["firing", "resolved"]
+    alerts: Annotated[list[_RawAlert], msgspec.Meta(min_length=1, max_length=MAX_ALERTS)]
+    receiver: _Text | None = None
+    groupLabels: _Labels | None = None
+    commonLabels: _Labels | None = None
+    commonAnnotations: dict[str, _Text] | None = None
+    externalURL: _Text | None = None
+    truncatedAlerts: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+_ALERTMANAGER = msgspec.json.Decoder(_RawAlertmanager)

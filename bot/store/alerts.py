@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import asyncpg
 
-from bot.alerts.model import AlertNotification
+from bot.alerts.model import NotificationDigest
 from bot.errors import StoreError
 from bot.sqlfiles import Queries
 from bot.store.db import Pool
@@ -123,24 +123,22 @@ class AlertStore:
             reopen_s=reopen_s, storm_threshold=storm_threshold, storm_window_s=storm_window_s,
             storm_gather_s=storm_gather_s, notify_channel=NOTIFY_CHANNEL, storm_lock_space=_LOCK_SPACE + 1))
 
-    async def intake(self, n: AlertNotification, *, channel: str | None, route: str, subject: Mapping[str, Any],
+    async def intake(self, n: NotificationDigest, *, channel: str | None, route: str, subject: Mapping[str, Any],
                      payload_json: str, anchor_ts: str | None = None,
                      event_id: str | None = None, retry_num: int = 0) -> Intake | None:
-        """Store the notification (``payload_json``: the payload as JSON text, kept as
-        received) and queue its job, with whatever else arrives meanwhile (group commit:
-        ``bot.store.intake``). With ``event_id`` (an alert post seen through Slack's
-        Events API) the event is recorded in the same transaction, and a delivery of an
-        event already taken in returns None.
+        """Store the notification (``n``: its digest; ``payload_json``: the payload as JSON
+        text, kept as received) and queue its job, with whatever else arrives meanwhile
+        (group commit: ``bot.store.intake``). With ``event_id`` (an alert post seen through
+        Slack's Events API) the event is recorded in the same transaction, and a delivery of
+        an event already taken in returns None.
 
         Raises ``StoreError`` when it could not be stored, ``BadInput`` when the store
         refuses this payload."""
-        labels = n.labels_for_triage()
         item = {
-            "source": n.source, "group_key": n.group_key, "status": n.status, "alertname": labels.get("alertname"),
-            "severity": n.severity(), "labels": labels, "annotations": n.common_annotations,
+            "source": n.source, "group_key": n.group_key, "status": n.status, "alertname": n.labels.get("alertname"),
+            "severity": n.severity, "labels": n.labels, "annotations": n.common_annotations,
             "subject": dict(subject), "channel": channel or None, "route": route, "anchor_ts": anchor_ts,
-            "firing": sum(1 for a in n.alerts if a.status == "firing"), "alerts": len(n.alerts),
-            "event_id": event_id or None, "retry_num": retry_num,
+            "firing": n.firing, "alerts": n.alerts, "event_id": event_id or None, "retry_num": retry_num,
         }
         r = await self.writer.submit(item, payload_json)
         if r["o_action"] is None:

@@ -43,7 +43,7 @@ def alert_store(pool: Pool, **kw: Any) -> AlertStore:
 async def take_in(store: AlertStore, doc: dict[str, Any], *, channel: str | None = "C0ALERTS",
                   event_id: str | None = None, text: str | None = None,
                   anchor_ts: str | None = None) -> Intake | None:
-    return await store.intake(parse_alertmanager(doc), channel=channel, route="default",
+    return await store.intake(parse_alertmanager(doc).digest(), channel=channel, route="default",
                               subject={"app_instance_id": doc["commonLabels"]["app_instance_id"]},
                               payload_json=text if text is not None else json.dumps(doc), event_id=event_id,
                               anchor_ts=anchor_ts)

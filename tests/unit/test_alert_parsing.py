@@ -14,6 +14,7 @@ from bot.alerts import (
     MAX_ALERTS,
     Alert,
     AlertNotification,
+    NotificationDigest,
     PayloadError,
     parse_alert_post,
     parse_alertmanager,
@@ -762,8 +763,9 @@ def test_labels_for_triage_merges_common_and_first_firing() -> None:
 
 
 def both(text: str) -> tuple[object, object]:
-    """What the fast path and the reference path make of ``text`` (result or error text)."""
-    from bot.alerts.parse import loads_strict, parse_alertmanager_json
+    """What the fast path (``digest_alertmanager_json``) and the reference path make of
+    ``text``: a digest or the error's text."""
+    from bot.alerts.parse import digest_alertmanager_json, loads_strict
 
     def run(f: Any) -> object:
         try:
@@ -771,14 +773,14 @@ def both(text: str) -> tuple[object, object]:
         except (PayloadError, ValueError) as exc:
             return f"{type(exc).__name__}: {exc}"
 
-    return (run(lambda: parse_alertmanager_json(text)),
-            run(lambda: parse_alertmanager(loads_strict(text))))
+    return (run(lambda: digest_alertmanager_json(text)),
+            run(lambda: parse_alertmanager(loads_strict(text)).digest()))
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("am_*.json")))
 def test_fast_path_equals_reference_on_stored_payloads(name: str) -> None:
     fast, ref = both((FIXTURES / name).read_text())
-    assert isinstance(ref, AlertNotification)
+    assert isinstance(ref, NotificationDigest)
     assert fast == ref
 
 
@@ -813,6 +815,10 @@ VARIANTS = {
     "a label value a number": [_set("commonLabels.severity", 3)],
     "an empty label name": [_set("commonLabels.", "x")],
     "a label value too long": [_set("alerts.0.labels.severity", "s" * (64 * 1024 + 1))],
+    "a label value at the limit, not ASCII": [_set("alerts.0.labels.summary", "é" * (64 * 1024))],
+    "a label value over the limit, not ASCII": [_set("alerts.0.labels.summary", "€" * (64 * 1024 + 1))],
+    "a lone surrogate in a label": [_set("alerts.0.labels.summary", "x\ud800y")],
+    "unknown fields, deeply nested": [_set("extra", json.loads("[" * 400 + "]" * 400))],
     "an annotation a number": [_set("commonAnnotations.value", 3.5)],
     "an alert annotation a list": [_set("alerts.0.annotations.runbook", ["x"])],
     "annotations null": [_set("alerts.0.annotations", None)],
@@ -823,6 +829,9 @@ VARIANTS = {
     "truncatedAlerts 1.5": [_set("truncatedAlerts", 1.5)],
     "truncatedAlerts -1": [_set("truncatedAlerts", -1)],
     "truncatedAlerts 7": [_set("truncatedAlerts", 7)],
+    "truncatedAlerts 7.0": [_set("truncatedAlerts", 7.0)],
+    "truncatedAlerts 1e3": [_set("truncatedAlerts", 1e3)],
+    "truncatedAlerts 2**70": [_set("truncatedAlerts", 2**70)],
     "alerts empty": [_set("alerts", [])],
     "alerts an object": [_set("alerts", {})],
     "an alert a string": [_set("alerts.0", "x")],
@@ -844,6 +853,10 @@ VARIANTS = {
     "generatorURL a number": [_set("alerts.0.generatorURL", 5)],
     "unknown fields": [_set("extra", {"x": 1}), _set("alerts.0.valueString", "[ var='A' value=3 ]")],
     "a resolved alert": [_set("alerts.0.status", "resolved")],
+    "every alert resolved": [lambda doc: [a.update(status="resolved") for a in doc["alerts"]]],
+    "severities only on alerts": [_set("alerts.0.labels.severity", "Page "),
+                                  _set("alerts.1.labels.severity", "bogus")],
+    "an unsafe id in the first firing alert": [_set("alerts.0.labels.correlation_id", "x y")],
 }
 
 
@@ -856,10 +869,41 @@ def test_fast_path_equals_reference_on_variants(variant: str) -> None:
     assert fast == ref
 
 
+def test_digest_is_what_the_intake_needs() -> None:
+    n = parse_alertmanager(load("am_firing_multi.json"))
+    d = n.digest()
+    assert d == NotificationDigest(
+        source="alertmanager", group_key=n.group_key, status=n.status, severity=n.severity(),
+        labels=n.labels_for_triage(), common_annotations=n.common_annotations, alerts=len(n.alerts),
+        firing=sum(a.status == "firing" for a in n.alerts))
+    assert 0 < d.firing <= d.alerts == len(n.alerts) > 1
+
+
 @pytest.mark.parametrize("text", ["{not json", '{"version": "4", "x": NaN}', "[]", '"4"', "", "null"])
 def test_fast_path_equals_reference_on_text_that_is_not_a_payload(text: str) -> None:
     fast, ref = both(text)
     assert isinstance(ref, str) and fast == ref
+
+
+def _text_variants() -> dict[str, str]:
+    text = (FIXTURES / "am_firing_multi.json").read_text()
+    doc = json.loads(text)
+    first = json.dumps(doc["alerts"][0])
+    return {
+        "a byte order mark": "\ufeff" + text,
+        "trailing garbage": text + " x",
+        "trailing whitespace": text + " \n\t ",
+        "a key given twice (the last counts)":
+            text.replace('"status": "firing"', '"status": "resolved", "status": "firing"', 1),
+        "a label given twice": json.dumps(doc).replace('"labels": {', '"labels": {"severity": "low", ', 1),
+        "an alert given twice": json.dumps(doc).replace('"alerts": [', f'"alerts": [{first}, ', 1),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_text_variants()))
+def test_fast_path_equals_reference_on_unusual_texts(name: str) -> None:
+    fast, ref = both(_text_variants()[name])
+    assert fast == ref
 
 
 def test_fast_path_takes_large_payloads() -> None:
@@ -868,24 +912,25 @@ def test_fast_path_takes_large_payloads() -> None:
     doc["alerts"] = [{**one, "labels": {**one["labels"], "instance": f"n{i}"}, "fingerprint": f"f{i}"}
                      for i in range(MAX_ALERTS)]
     fast, ref = both(json.dumps(doc))
-    assert isinstance(fast, AlertNotification) and fast == ref and len(fast.alerts) == MAX_ALERTS
+    assert isinstance(fast, NotificationDigest) and fast == ref and fast.alerts == MAX_ALERTS
     doc["alerts"].append(doc["alerts"][0])
     fast, ref = both(json.dumps(doc))
     assert isinstance(ref, str) and "at most 1000" in ref and fast == ref
 
 
 @pytest.mark.parametrize("variant", ["as is", "no fingerprint", "startsAt with an offset", "endsAt the zero time",
-                                     "unknown fields", "truncatedAlerts 7", "annotations null"])
+                                     "unknown fields", "truncatedAlerts 7", "annotations null",
+                                     "a label value at the limit, not ASCII", "every alert resolved"])
 def test_the_common_cases_take_the_fast_path(variant: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import bot.alerts.parse as parse_module
 
     doc = load("am_firing_multi.json")
     for change in VARIANTS[variant]:
         change(doc)
-    expected = parse_alertmanager(copy.deepcopy(doc))
+    expected = parse_alertmanager(copy.deepcopy(doc)).digest()
 
     def not_here(doc: object) -> AlertNotification:
         raise AssertionError("the fast path fell back")
 
     monkeypatch.setattr(parse_module, "parse_alertmanager", not_here)
-    assert parse_module.parse_alertmanager_json(json.dumps(doc)) == expected
+    assert parse_module.digest_alertmanager_json(json.dumps(doc)) == expected
