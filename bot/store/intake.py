@@ -15,8 +15,8 @@ their group locks never make the intake wait.
 Failures stay with whoever caused them:
 
 - a batch the database refuses is written again one item at a time, so one notification
-  it cannot store (``\\u0000`` in a label or annotation, which jsonb refuses; text that
-  is not JSON) fails alone, as ``BadInput`` (SQLSTATE class 22), and the rest are stored;
+  it cannot store (``\\u0000`` in a label or a common annotation, which jsonb refuses)
+  fails alone, as ``BadInput`` (SQLSTATE class 22), and the rest are stored;
 - anything else (the store unreachable, a timeout) fails the items of that batch with
   ``StoreError``, which the webhook answers with 503 so that the sender retries;
 - a caller that goes away (its request cancelled) does not cancel the write: its

@@ -66,7 +66,7 @@ async def test_real_alertmanager_groups_become_threads_and_resolve_there(
     try:
         rows = await conn.fetch("select source, status from alert_groups order by group_id")
         agents = await conn.fetchval("select count(*) from alert_notifications "
-                                     "where payload->>'version' = '4'")
+                                     "where payload::json ->> 'version' = '4'")
     finally:
         await conn.close()
     assert [r["source"] for r in rows] == ["alertmanager", "alertmanager"]

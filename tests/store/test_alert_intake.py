@@ -91,7 +91,7 @@ async def test_a_batch_means_what_one_notification_at_a_time_means(pool: Pool) -
             " where g.group_key like '%\"batched\"}' order by notification_id")
         jobs = await conn.fetchval("select count(*) from jobs where kind = 'alert'")
     assert [r["action"] for r in stored] == expected
-    assert stored[0]["payload"]["groupKey"] == '{}:{group="batched"}'  # the body as received
+    assert json.loads(stored[0]["payload"])["groupKey"] == '{}:{group="batched"}'  # the body as received
     assert jobs == 3  # one per group: alone, batched, other
 
 
@@ -266,19 +266,32 @@ async def test_large_payloads_go_in_several_batches_in_order(pool: Pool) -> None
     assert ids == sorted(ids)
 
 
-async def test_text_that_is_not_json_is_refused_alone(pool: Pool) -> None:
+async def test_a_notification_the_store_refuses_fails_alone(pool: Pool) -> None:
     store = alert_store(pool)
-    got = await asyncio.gather(take_in(store, payload("a")), take_in(store, payload("b"), text="{not json"),
+    bad = payload("b")
+    bad["commonLabels"]["team"] = "bill\u0000ing"  # a NUL in a label: jsonb (the batch's items) refuses it
+    got = await asyncio.gather(take_in(store, payload("a")), take_in(store, bad), take_in(store, payload("c")),
                                return_exceptions=True)
-    assert isinstance(got[0], Intake) and isinstance(got[1], BadInput)
-    nul = payload("c")
-    nul["alerts"][0]["annotations"]["description"] = "kept as received: \u0000"  # json keeps it, jsonb would not
-    kept = await take_in(store, nul)
-    assert kept is not None
+    assert isinstance(got[0], Intake) and isinstance(got[1], BadInput) and isinstance(got[2], Intake)
+    assert store.writer.largest_batch == 1  # the batch was refused, then written one at a time
+
+
+async def test_the_payload_is_kept_as_the_text_received(pool: Pool) -> None:
+    store = alert_store(pool)
+    doc = payload("c")
+    doc["alerts"][0]["annotations"]["description"] = "ünïcödé"
+    plain = json.dumps(doc, indent=1, ensure_ascii=False)  # spacing, key order and characters as sent
+    nul = payload("d")
+    nul["alerts"][0]["annotations"]["description"] = "kept as received: \u0000"  # which jsonb would refuse
+    got = [await take_in(store, d, text=t) for d, t in ((doc, plain), (nul, json.dumps(nul)))]
     async with pool.acquire() as conn:
-        text = await conn.fetchval("select payload::text from alert_notifications where notification_id = $1",
-                                   kept.notification_id)
-    assert text == json.dumps(nul)
+        stored = [await conn.fetchval("select payload from alert_notifications where notification_id = $1",
+                                      i.notification_id) for i in got if i]
+        as_json = await conn.fetchval("select payload::json -> 'alerts' -> 0 -> 'annotations' ->> 'description'"
+                                      " from alert_notifications where notification_id = $1",
+                                      got[0].notification_id if got[0] else None)
+    assert stored == [plain, json.dumps(nul)]
+    assert as_json == "ünïcödé"  # and readable as JSON
 
 
 async def test_quiet_waits_for_a_pause_in_arrivals_but_not_forever(pool: Pool) -> None:
