@@ -407,61 +407,70 @@ def http_requests(url: str, reqs: Sequence[tuple[int, int, int, bytes]]) -> list
     return [(gi, n, head + str(len(body)).encode() + b"\r\n\r\n" + body) for gi, n, _, body in reqs]
 
 
-async def send_all(url: str, reqs: Sequence[tuple[int, int, bytes]], concurrency: int) -> list[Answer]:
-    """``concurrency`` keep-alive connections, each sending the next request when its
-    last is answered. A bare HTTP/1.1 client (prepared bytes out, status line, headers and
-    ``Content-Length`` body in), so that the sender costs the machine little CPU, as a
-    real sender (Alertmanager is a compiled program) would."""
-    u = urlsplit(url)
-    assert u.hostname is not None and u.port is not None
+Lane = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def send_all(lanes: Sequence[Lane], reqs: Sequence[tuple[int, int, bytes]]) -> list[Answer]:
+    """``reqs`` over the keep-alive connections ``lanes``, each sending the next request
+    when its last is answered. A bare HTTP/1.1 client (prepared bytes out, status line,
+    headers and ``Content-Length`` body in), so that the sender costs the machine little
+    CPU, as a real sender (Alertmanager is a compiled program) would."""
     out: list[Answer] = []
     it = iter(reqs)
 
-    async def lane() -> None:
-        reader, writer = await asyncio.open_connection(u.hostname, u.port)
-        try:
-            for gi, n, request in it:
-                t0 = time.perf_counter()
-                writer.write(request)
-                status = int((await reader.readline()).split()[1])
-                length = 0
-                while (line := await reader.readline()) not in (b"\r\n", b""):
-                    if line[:15].lower() == b"content-length:":
-                        length = int(line[15:])
-                text = await reader.readexactly(length)
-                ms = (time.perf_counter() - t0) * 1000
-                action = ""
-                with contextlib.suppress(ValueError, AttributeError):
-                    doc = json.loads(text)
-                    action = str(doc.get("action") or doc.get("error") or "")
-                out.append(Answer(gi, n, ms, status, action, time.monotonic()))
-        finally:
-            writer.close()
+    async def lane(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for gi, n, request in it:
+            t0 = time.perf_counter()
+            writer.write(request)
+            status = int((await reader.readline()).split()[1])
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            text = await reader.readexactly(length)
+            ms = (time.perf_counter() - t0) * 1000
+            action = ""
+            with contextlib.suppress(ValueError, AttributeError):
+                doc = json.loads(text)
+                action = str(doc.get("action") or doc.get("error") or "")
+            out.append(Answer(gi, n, ms, status, action, time.monotonic()))
 
-    await asyncio.gather(*(lane() for _ in range(concurrency)))
+    await asyncio.gather(*(lane(r, w) for r, w in lanes))
     return out
 
 
 async def send_plan(url: str, waves: Sequence[Sequence[tuple[int, int, bytes]]], concurrency: int
                     ) -> tuple[list[Answer], list[float]]:
-    """Every wave (prepared by ``http_requests``), one after another; the answers and each
-    wave's time."""
+    """Every wave (prepared by ``http_requests``), one after another, over ``concurrency``
+    connections kept open from one wave to the next, as Alertmanager's webhook client
+    keeps them (prometheus/common ``config/http_config.go``: keep-alives on, up to 1000
+    idle connections per host, idle for up to 5 minutes). The answers and each wave's
+    time."""
+    u = urlsplit(url)
+    assert u.hostname is not None and u.port is not None
+    lanes = [await asyncio.open_connection(u.hostname, u.port) for _ in range(concurrency)]
     answers: list[Answer] = []
     wave_s = []
-    for w in waves:
-        tw = time.monotonic()
-        answers += await send_all(url, w, concurrency)
-        wave_s.append(time.monotonic() - tw)
+    try:
+        for w in waves:
+            tw = time.monotonic()
+            answers += await send_all(lanes, w)
+            wave_s.append(time.monotonic() - tw)
+    finally:
+        for _, writer in lanes:
+            writer.close()
     return answers, wave_s
 
 
-async def send_from_process(url: str, pl: Plan, concurrency: int, work: Path, on_go: Callable[[float], object]
-                            ) -> tuple[list[Answer], list[float], float, float]:
+async def send_from_process(url: str, pl: Plan, concurrency: int, work: Path, on_go: Callable[[float], object],
+                            on_sent: Callable[[], object]) -> tuple[list[Answer], list[float], float, float]:
     """The plan sent by a sender process of its own (as Alertmanager is one): this
-    script with ``--sender-plan``. It loads the plan, says ``ready``, sends on ``go``
-    and writes its answers. Returns the answers, the waves' times and when ``go`` was
-    said (monotonic; the clock is the machine's, shared by both processes), and the CPU
-    the sender used from ``go`` to its last answer."""
+    script with ``--sender-plan``. It loads the plan, says ``ready``, sends on ``go``,
+    says ``sent`` after its last answer and writes its answers. ``on_go`` and
+    ``on_sent`` are called as it is told ``go`` and says ``sent``. Returns the answers,
+    the waves' times and when ``go`` was said (monotonic; the clock is the machine's,
+    shared by both processes), and the CPU the sender used from ``go`` to its last
+    answer."""
     plan_file, out_file = work / "plan.json", work / "answers.json"
     await asyncio.to_thread(plan_file.write_text, json.dumps(
         {"url": url, "concurrency": concurrency,
@@ -477,6 +486,9 @@ async def send_from_process(url: str, pl: Plan, concurrency: int, work: Path, on
     on_go(go)
     proc.stdin.write(b"go\n")
     await proc.stdin.drain()
+    line = await proc.stdout.readline()
+    if line.strip() == b"sent":
+        on_sent()
     if await proc.wait() != 0:
         raise SystemExit(f"the sender process failed with exit code {proc.returncode}")
     doc = json.loads(await asyncio.to_thread(out_file.read_text))
@@ -491,8 +503,10 @@ async def sender_main(doc: dict[str, Any]) -> dict[str, Any]:
     gc.collect()
     cpu0 = time.process_time()
     answers, wave_s = await send_plan(doc["url"], waves, doc["concurrency"])
+    cpu_s = time.process_time() - cpu0
+    print("sent", flush=True)
     return {"answers": [dataclasses.asdict(a) for a in answers], "wave_s": wave_s,
-            "cpu_s": time.process_time() - cpu0}
+            "cpu_s": cpu_s}
 
 
 @dataclass(slots=True)
@@ -641,29 +655,39 @@ async def run_mode(env: Env, mode: str, groups: list[Group], args: argparse.Name
             url = f"{base}/alerts/alertmanager"
             intake.clear()
             gc.collect()
-            cpu0, threads0 = await asyncio.to_thread(cpu_seconds), thread_cpu()
+            # CPU from the first request to the last answer (read synchronously: a few ms of
+            # /proc, before "go" and after "sent")
+            snaps: list[tuple[dict[str, float], dict[str, float]]] = []
+
+            def snapshot() -> None:
+                snaps.append((cpu_seconds(), thread_cpu()))
+
             if args.sender == "process":
                 started: list[asyncio.Task[Settled]] = []
 
                 def on_go(at: float) -> None:
+                    snapshot()
                     started.append(asyncio.create_task(until_settled(store_url, args.groups, at, args.timeout)))
 
                 with LoopLag() as lag:
                     answers, wave_s, t0, sender_cpu = await send_from_process(url, pl, args.concurrency,
-                                                                              env.root, on_go)
-                    send_s = time.monotonic() - t0
+                                                                              env.root, on_go, snapshot)
                     lag_ms = list(lag.lags_ms)
                 settle = started[0]
+                if len(snaps) != 2:
+                    raise SystemExit("the sender process did not say it had sent its plan")
             else:
                 waves = [http_requests(url, w) for w in pl.waves]
+                snapshot()
                 t0 = time.monotonic()
                 settle = asyncio.create_task(until_settled(store_url, args.groups, t0, args.timeout))
                 with LoopLag() as lag:
                     answers, wave_s = await send_plan(url, waves, args.concurrency)
-                    send_s = time.monotonic() - t0
                     lag_ms = list(lag.lags_ms)
+                snapshot()
                 sender_cpu = float("nan")  # inside the bot's process: counted there
-            cpu1, threads1 = await asyncio.to_thread(cpu_seconds), thread_cpu()
+            send_s = max(a.at for a in answers) - t0
+            (cpu0, threads0), (cpu1, threads1) = snaps
             bot_threads = {k: round(v - threads0.get(k, 0.0), 2) for k, v in threads1.items()}
             cpu = {k: cpu1[k] - cpu0[k] for k in cpu0} | {"sender": sender_cpu}
             print(f"  {mode}: {pl.requests} requests answered in {send_s:.2f} s; waiting for triage",
