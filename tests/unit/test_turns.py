@@ -12,7 +12,7 @@ from handlers.alerts import Turns
 
 
 async def test_turns_run_in_arrival_order_with_the_loop_in_between() -> None:
-    turns, seen = Turns(), []
+    turns, seen = Turns(min_chars=0), []
     loop = asyncio.get_running_loop()
 
     def parse(name: str) -> str:
@@ -27,7 +27,7 @@ async def test_turns_run_in_arrival_order_with_the_loop_in_between() -> None:
 
 
 async def test_a_failing_turn_passes_its_error_on_and_the_next_turn_runs() -> None:
-    turns = Turns()
+    turns = Turns(min_chars=0)
 
     def parse(text: str) -> int:
         return int(text)
@@ -37,7 +37,7 @@ async def test_a_failing_turn_passes_its_error_on_and_the_next_turn_runs() -> No
 
 
 async def test_a_caller_cancelled_while_waiting_for_its_turn_leaves_the_others_theirs() -> None:
-    turns, seen, a_parsed = Turns(), [], asyncio.Event()
+    turns, seen, a_parsed = Turns(min_chars=0), [], asyncio.Event()
 
     def parse(name: str) -> None:
         seen.append(name)
@@ -53,3 +53,16 @@ async def test_a_caller_cancelled_while_waiting_for_its_turn_leaves_the_others_t
     with pytest.raises(asyncio.CancelledError):
         await second
     assert seen == ["a", "c"]
+
+
+async def test_small_bodies_are_parsed_at_once() -> None:
+    turns, seen = Turns(min_chars=4), []
+    loop = asyncio.get_running_loop()
+
+    def parse(text: str) -> None:
+        seen.append(text)
+        loop.call_soon(seen.append, f"io after {text}")
+
+    await asyncio.gather(*(turns.run(parse, t) for t in ("big1", "s", "big2", "t")))
+    # big1 holds the turn over a pass of the loop; s and t (short) need no turn
+    assert seen == ["big1", "s", "t", "io after big1", "io after s", "io after t", "big2", "io after big2"]
