@@ -25,6 +25,7 @@ from bot.render.approvals import prompt_message, scope_lines, short
 from bot.render.slack import parent_message
 from bot.settings import Settings
 from bot.slack.approvers import Approvers
+from bot.slack.pace import ChannelPacer
 from bot.slack.poster import SlackThread
 from bot.store.approvals import ApprovalStore, Freeze, Prompt, Vote, VoteResult
 from bot.store.jobs import JobQueue
@@ -58,9 +59,13 @@ class ApprovalFlow:
     slack: AsyncWebClient
     approvers: Approvers
     metrics: Metrics | None = None
+    # the channel pacer that alert triage posts through: a prompt raised during a storm
+    # is paced with the storm's replies in the same channel
+    pacer: ChannelPacer | None = None
 
     def _sink(self, p: Prompt) -> SlackThread:
-        return SlackThread(self.slack, self.queue, f"prompt:{p.prompt_id}", p.channel, thread_ts=p.thread_ts)
+        return SlackThread(self.slack, self.queue, f"prompt:{p.prompt_id}", p.channel, thread_ts=p.thread_ts,
+                           pacer=self.pacer)
 
     def _message(self, p: Prompt, votes: dict[str, Vote]) -> Any:
         return prompt_message(p, votes, who=self.approvers.mentions(), approve_emoji=self.settings.approve_emoji,

@@ -98,9 +98,11 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
     metrics = Metrics()
     intake.metrics = metrics
     client = web_client(settings, metrics=metrics)
+    pacer = ChannelPacer(settings.slack_rate_per_s, settings.slack_burst)
     approvals = ApprovalFlow(metrics=metrics, settings=settings, store=store, approvals=ApprovalStore(store.pool),
                              queue=queue, slack=client, approvers=Approvers(client, settings.approvers,
-                                                               refresh_s=settings.approvers_refresh_s))
+                                                               refresh_s=settings.approvers_refresh_s),
+                             pacer=pacer)
     if not approvals.approvers.configured:
         log.warning("RECON_APPROVERS is not set: nobody can approve a freeze, and prompts say so")
     try:
@@ -110,7 +112,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
                                       approvals=approvals, metrics=metrics)
 
             alert_deps = AlertDeps(settings=settings, store=store, alerts=alerts, queue=queue, sources=sources,
-                                   slack=client, pacer=ChannelPacer(settings.slack_rate_per_s, settings.slack_burst),
+                                   slack=client, pacer=pacer,
                                    approvals=approvals, metrics=metrics)
 
             async def diagnose(job: Job) -> dict[str, object]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import itertools
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -271,3 +272,23 @@ async def test_alert_posts_in_watched_channels_are_triaged_in_their_own_thread(
         assert await conn.fetchval("select notifications from alert_groups") == 1
     finally:
         await conn.close()
+
+
+async def test_an_alert_thread_and_its_freeze_prompt_keep_to_the_channel_pace(
+    live: LoadedPlatform, store_url: str, slack_standin: SlackStandIn, http: httpx.AsyncClient,
+) -> None:
+    """Every message the triage posts or updates in a channel, the freeze prompt too, goes
+    through one pacer: RECON_SLACK_RATE_PER_S=4 with no burst means 0.25 s between calls."""
+    env = env_for(live, store_url, slack_standin, RECON_SLACK_BURST="1")
+    env["RECON_SLACK_RATE_PER_S"] = "4"
+    async with bot_in_process(env) as b:
+        await send(http, b, am_payload(live))
+        await slack_standin.wait_for(lambda _: any(
+            "Freeze manual" in json.dumps(r.blocks) for m in slack_standin.messages(ALERTS)
+            for r in slack_standin.thread(ALERTS, m.ts)), timeout=60)
+    calls = sorted((c for c in slack_standin.calls if c.method in ("chat.postMessage", "chat.update")
+                    and c.args.get("channel") == ALERTS), key=lambda c: c.at)
+    kinds = {"prompt" if "Freeze manual" in json.dumps(c.args.get("blocks")) else c.method for c in calls}
+    assert {"prompt", "chat.postMessage", "chat.update"} <= kinds and len(calls) >= 1 + STEPS + 2
+    gaps = [b.at - a.at for a, b in itertools.pairwise(calls)]
+    assert min(gaps) >= 0.25 - 0.02, [round(g, 3) for g in gaps]
