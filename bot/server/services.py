@@ -27,6 +27,7 @@ from bot.slack.pace import ChannelPacer
 from bot.store.alerts import ALERT_JOB, STORM_JOB, AlertStore
 from bot.store.approvals import ApprovalStore
 from bot.store.db import connect_pool, open_store, store_url
+from bot.store.intake import warm_up
 from bot.store.jobs import Job, JobQueue
 from bot.store.store import Store
 from bot.wiring import open_sources
@@ -78,8 +79,10 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
     store = await open_store(settings)
     try:
         # the alert intake writes on a connection of its own: jobs holding store
-        # connections never make a webhook wait
-        intake_pool = await connect_pool(url, min_size=1, max_size=1)
+        # connections never make a webhook wait. It is kept open and warmed up
+        # (bot.store.intake.warm_up), so that a storm after a quiet night does not begin
+        # with a new connection's costs
+        intake_pool = await connect_pool(url, min_size=1, max_size=1, max_inactive_s=0, warm=warm_up)
     except BaseException:
         await store.close()
         raise

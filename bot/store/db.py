@@ -23,7 +23,7 @@ import itertools
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from functools import cache
@@ -179,16 +179,28 @@ async def _release_without_query(conn: asyncpg.Connection[asyncpg.Record]) -> No
 
 
 async def connect_pool(
-    url: str, *, min_size: int = 1, max_size: int = 10, connect_timeout: float = 10.0
+    url: str, *, min_size: int = 1, max_size: int = 10, connect_timeout: float = 10.0,
+    max_inactive_s: float = 300.0,
+    warm: Callable[[asyncpg.Connection[asyncpg.Record]], Awaitable[None]] | None = None,
 ) -> Pool:
-    """An asyncpg pool on ``url`` with the JSON codec; ``StoreError`` if unreachable."""
+    """An asyncpg pool on ``url`` with the JSON codec; ``StoreError`` if unreachable.
+
+    ``max_inactive_s``: a connection idle that long is closed (0: never). ``warm``
+    runs on every new connection after the codecs are set (see ``bot.store.intake``)."""
+
+    async def init(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+        await _init_connection(conn)
+        if warm is not None:
+            await warm(conn)
+
     try:
         pool: Pool = await asyncpg.create_pool(
             url,
             min_size=min_size,
             max_size=max_size,
             timeout=connect_timeout,
-            init=_init_connection,
+            max_inactive_connection_lifetime=max_inactive_s,
+            init=init,
             reset=_release_without_query,
         )
     except (*_CONNECT_ERRORS, ValueError) as exc:

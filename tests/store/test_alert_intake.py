@@ -20,6 +20,7 @@ from bot.alerts import parse_alertmanager
 from bot.errors import BadInput, StoreError
 from bot.store.alerts import ALERT_JOB, STORM_JOB, AlertStore, Intake
 from bot.store.db import Pool, connect_pool
+from bot.store.intake import warm_up
 
 
 def payload(group: str, status: str = "firing", *, severity: str = "page", n_alerts: int = 1,
@@ -348,3 +349,31 @@ async def test_a_store_that_goes_away_fails_the_intake_and_does_not_hang(
                 await take_in(store, payload("later"))
     finally:
         p.terminate()
+
+
+async def test_warm_up_stores_nothing_and_the_warmed_connection_takes_notifications(store_url: str) -> None:
+    p = await connect_pool(store_url, min_size=1, max_size=1, max_inactive_s=0, warm=warm_up)  # warms at start
+    try:
+        tables = ("alert_groups", "alert_notifications", "alert_storms", "jobs")
+        async with p.acquire() as conn:
+            assert [await conn.fetchval(f"select count(*) from {t}") for t in tables] == [0, 0, 0, 0]
+            await warm_up(conn)  # and again: still nothing
+            assert [await conn.fetchval(f"select count(*) from {t}") for t in tables] == [0, 0, 0, 0]
+        store = alert_store(p)
+        got = await take_in(store, payload("after warm-up"))
+        assert got is not None and got.action == "open" and got.job_id is not None
+    finally:
+        await p.close()
+
+
+async def test_a_warm_up_that_fails_is_logged_and_the_connection_still_works(
+    fresh_database: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    conn = await asyncpg.connect(fresh_database)  # no schema: recon_alert_intake does not exist
+    try:
+        with caplog.at_level(logging.WARNING, logger="bot.store.intake"):
+            await warm_up(conn)
+        assert "could not warm up the alert intake" in caplog.text and "UndefinedFunctionError" in caplog.text
+        assert await conn.fetchval("select 1") == 1
+    finally:
+        await conn.close()
