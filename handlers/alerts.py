@@ -1,8 +1,9 @@
 """Alert intake: ``POST /alerts/alertmanager`` (webhook payload version 4) and
 ``POST /alerts/grafana`` (Grafana alerting), and alert posts in watched Slack channels.
 
-Thin: check the bearer token, the size and the shape; store the notification and queue
-its triage in one transaction (with the notifications that arrive meanwhile: group
+Thin: check the bearer token, the size and the shape (a large body in its turn:
+``Turns``), keeping a digest of the notification (``NotificationDigest``); store it and
+queue its triage in one transaction (with the notifications that arrive meanwhile: group
 commit); answer. The body is stored as received. The triage itself runs in a worker. A
 store failure answers 503, which Alertmanager retries: nothing accepted is lost.
 """
