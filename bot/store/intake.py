@@ -63,7 +63,7 @@ class IntakeParams:
 
 
 # Two notifications of one group (its open, then its resolve) in a channel of their own,
-# with a storm threshold of 1: every statement of recon_alert_intake runs.
+# with a storm threshold of 1: the open, storm and resolve paths of recon_alert_intake run.
 _WARM_UP_ITEMS = [
     {"source": "alertmanager", "group_key": "recon:warm-up", "status": status, "alertname": "recon warm-up",
      "severity": "none", "labels": {"alertname": "recon warm-up"}, "annotations": {}, "subject": {},
