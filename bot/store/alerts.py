@@ -33,7 +33,7 @@ from bot.alerts.model import NotificationDigest
 from bot.errors import StoreError
 from bot.sqlfiles import Queries
 from bot.store.db import Pool
-from bot.store.intake import IntakeParams, IntakeWriter
+from bot.store.intake import IntakeParams, IntakeWriter, intake_item
 from bot.store.jobs import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -134,12 +134,8 @@ class AlertStore:
 
         Raises ``StoreError`` when it could not be stored, ``BadInput`` when the store
         refuses this payload."""
-        item = {
-            "source": n.source, "group_key": n.group_key, "status": n.status, "alertname": n.labels.get("alertname"),
-            "severity": n.severity, "labels": n.labels, "annotations": n.common_annotations,
-            "subject": dict(subject), "channel": channel or None, "route": route, "anchor_ts": anchor_ts,
-            "firing": n.firing, "alerts": n.alerts, "event_id": event_id or None, "retry_num": retry_num,
-        }
+        item = intake_item(n, channel=channel, route=route, subject=subject, anchor_ts=anchor_ts,
+                           event_id=event_id, retry_num=retry_num)
         r = await self.writer.submit(item, payload_json)
         if r["o_action"] is None:
             return None  # this Slack event was taken in before

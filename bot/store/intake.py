@@ -33,6 +33,7 @@ from typing import Any
 
 import asyncpg
 
+from bot.alerts.model import NotificationDigest
 from bot.errors import BadInput, StoreError
 from bot.store.db import Conn, Pool
 
@@ -62,13 +63,24 @@ class IntakeParams:
     storm_lock_space: int
 
 
+def intake_item(n: NotificationDigest, *, channel: str | None, route: str, subject: Mapping[str, Any],
+                anchor_ts: str | None = None, event_id: str | None = None, retry_num: int = 0) -> dict[str, Any]:
+    """One element of ``recon_alert_intake``'s ``items``: what 008's header lists."""
+    return {
+        "source": n.source, "group_key": n.group_key, "status": n.status, "alertname": n.labels.get("alertname"),
+        "severity": n.severity, "labels": n.labels, "annotations": n.common_annotations,
+        "subject": dict(subject), "channel": channel or None, "route": route, "anchor_ts": anchor_ts,
+        "firing": n.firing, "alerts": n.alerts, "event_id": event_id or None, "retry_num": retry_num,
+    }
+
+
 # Two notifications of one group (its open, then its resolve) in a channel of their own,
 # with a storm threshold of 1: the open, storm and resolve paths of recon_alert_intake run.
 _WARM_UP_ITEMS = [
-    {"source": "alertmanager", "group_key": "recon:warm-up", "status": status, "alertname": "recon warm-up",
-     "severity": "none", "labels": {"alertname": "recon warm-up"}, "annotations": {}, "subject": {},
-     "channel": "recon:warm-up", "route": "warm-up", "anchor_ts": None, "firing": int(status == "firing"),
-     "alerts": 1, "event_id": None, "retry_num": 0}
+    intake_item(NotificationDigest(source="alertmanager", group_key="recon:warm-up", status=status,
+                                   severity="none", labels={"alertname": "recon warm-up"}, common_annotations={},
+                                   alerts=1, firing=int(status == "firing")),
+                channel="recon:warm-up", route="warm-up", subject={})
     for status in ("firing", "resolved")
 ]
 
