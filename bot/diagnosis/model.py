@@ -2,7 +2,7 @@
 
 Evidence types are frozen dataclasses with slots (cheap: a tenant diagnosis reads
 hundreds of thousands of rows). The diagnosis result is a pydantic model whose JSON is
-``diagnosis.schema.json`` (schema_version 1).
+``diagnosis.schema.json`` (schema_version 2).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # ---------------------------------------------------------------- evidence in
 
@@ -24,7 +24,10 @@ CheckName = Literal[
     "ledger_mismatch",
     "control_plane_drift",
     "duplicate_charge",
+    "export_mismatch",
 ]
+# The runbook's six checks on billing rows; ``export_mismatch`` (rule 8) runs only when an
+# export was given, as a step of its own.
 CHECKS: tuple[CheckName, ...] = (
     "missing_usage",
     "wrong_source",
@@ -36,6 +39,7 @@ CHECKS: tuple[CheckName, ...] = (
 OwningLayer = Literal["metering_emitter", "attribution_mapping", "billing_worker", "ui_export"]
 StageState = Literal["ok", "error", "missing", "not_applicable", "unknown"]
 SourceState = Literal["ok", "unavailable", "error"]
+ExportState = Literal["ok", "unavailable", "error", "not_given"]
 Scope = Literal["none", "app_instance", "project", "tenant", "broad"]
 StageName = Literal["app_lifecycle", "outbox_publish", "billing_worker", "payment_webhook"]
 STAGES: tuple[StageName, ...] = ("app_lifecycle", "outbox_publish", "billing_worker", "payment_webhook")
@@ -258,6 +262,18 @@ class Sources(BaseModel):
     loki: SourceState = "ok"
     tempo: SourceState = "ok"
     billing: SourceState = "ok"
+    export: ExportState = "not_given"
+
+
+class ExportRead(BaseModel):
+    """The usage export that was read: where from, which months, how many lines, its digest."""
+
+    origin: str
+    org_id: str
+    project_id: str | None = None
+    months: list[str] = Field(default_factory=list)
+    lines: int = 0
+    sha256: str
 
 
 class FollowUp(BaseModel):
@@ -290,9 +306,13 @@ class Correction(BaseModel):
 
 
 class Diagnosis(BaseModel):
-    """The diagnosis document (diagnosis.schema.json, schema_version 1)."""
+    """The diagnosis document (diagnosis.schema.json, schema_version 2).
 
-    schema_version: Literal[1] = 1
+    Documents stored by an earlier version (schema_version 1) are read as version 2: they
+    had no export (``sources.export`` "not_given", ``export`` null).
+    """
+
+    schema_version: Literal[2] = 2
     subject: Subject
     window: WindowOut
     trace_ids: list[str] = Field(default_factory=list)
@@ -309,6 +329,14 @@ class Diagnosis(BaseModel):
     notes: list[str] = Field(default_factory=list)
     follow_ups: list[FollowUp] = Field(default_factory=list)
     corrections: list[Correction] = Field(default_factory=list)
+    export: ExportRead | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade_v1(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("schema_version") == 1:
+            data = {**data, "schema_version": 2}
+        return data
 
     def failed_checks(self) -> list[str]:
         seen: list[str] = []

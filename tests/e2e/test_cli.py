@@ -109,7 +109,8 @@ def test_unreachable_loki_and_tempo_exit_3_with_billing_findings(env: dict[str, 
     doc = json.loads(p.stdout)
     validate(doc)
     assert doc["complete"] is False
-    assert doc["sources"] == {"loki": "unavailable", "tempo": "unavailable", "billing": "ok"}
+    assert doc["sources"] == {"loki": "unavailable", "tempo": "unavailable", "billing": "ok",
+                              "export": "not_given"}
     assert set(doc["stages"].values()) == {"unknown"}
     # the billing database alone still shows the drift it can see
     assert {"wrong_source", "duplicate_charge"} <= {f["check"] for f in doc["findings"]}
