@@ -96,6 +96,9 @@ async def retention_loop(pool: Pool, settings: Any, stop: asyncio.Event, *,
         except ReconError as exc:
             log.error("retention run failed; trying again in %.1f h: %s", every_s / 3600, exc)
             continue
+        except Exception:  # the task must outlive a bug in one run, as the prompt sweeper does
+            log.exception("retention run failed; trying again in %.1f h", every_s / 3600)
+            continue
         if on_run is not None:
             on_run(run)
         if run is None:
