@@ -2,8 +2,9 @@
 
 One ``Metrics`` object per process (its own registry; nothing global), handed to the
 parts that count: diagnoses (count and duration by outcome), source calls and failures
-by source, jobs (queued/running/done/failed in the store, read at scrape time; retried
-and failed attempts here), Slack calls and 429s by method, alerts received and
+by source, jobs (queued/running/done/failed in the store, read at scrape time from the
+counts the store keeps in ``job_counts`` — never a count over jobs; retried and failed
+attempts here), Slack calls and 429s by method, alerts received and
 deduplicated, approvals by outcome.
 """
 

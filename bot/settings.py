@@ -63,7 +63,6 @@ class Settings(BaseSettings):
     approvers_refresh_s: float = Field(default=300.0, gt=0, alias="RECON_APPROVERS_REFRESH_S")
     report_secret: SecretStr | None = Field(default=None, alias="RECON_REPORT_SECRET")
     report_link_ttl_h: float = Field(default=72.0, gt=0, alias="RECON_REPORT_LINK_TTL_H")
-    retention_days: int = Field(default=400, ge=1, alias="RECON_RETENTION_DAYS")
     alert_routes: str | None = Field(default=None, alias="RECON_ALERT_ROUTES")
     alert_reopen_s: float = Field(default=3600.0, ge=0, alias="RECON_ALERT_REOPEN_S")
     storm_threshold: int = Field(default=5, ge=2, alias="RECON_STORM_THRESHOLD")
@@ -71,6 +70,15 @@ class Settings(BaseSettings):
     storm_gather_s: float = Field(default=3.0, ge=0, alias="RECON_STORM_GATHER_S")
     slack_burst: int = Field(default=5, ge=1, alias="RECON_SLACK_BURST")
     slack_rate_per_s: float = Field(default=1.0, gt=0, alias="RECON_SLACK_RATE_PER_S")
+
+    # retention (README, "Retention"): `recon retention`, the Helm CronJob, the serve task
+    retention_days: int = Field(default=400, ge=1, alias="RECON_RETENTION_DAYS")  # incidents
+    retention_jobs_days: int = Field(default=14, ge=1, alias="RECON_RETENTION_JOBS_DAYS")
+    retention_slack_events_days: int = Field(default=7, ge=1, alias="RECON_RETENTION_SLACK_EVENTS_DAYS")
+    retention_slack_posts_days: int = Field(default=30, ge=1, alias="RECON_RETENTION_SLACK_POSTS_DAYS")
+    retention_alerts_days: int = Field(default=30, ge=1, alias="RECON_RETENTION_ALERTS_DAYS")
+    retention_batch: int = Field(default=1000, ge=1, le=100_000, alias="RECON_RETENTION_BATCH")
+    retention_interval_h: float = Field(default=0.0, ge=0, alias="RECON_RETENTION_INTERVAL_H")  # 0: off
 
     @field_validator("loki_url", "tempo_url", "slack_api_url", "public_url")
     @classmethod

@@ -1,6 +1,9 @@
 """``recon retention [--days N] [--dry-run]``: delete incidents whose last activity is older
 than N days (``RECON_RETENTION_DAYS``, 400), except those with an active freeze, with all
-they recorded, in one transaction. See ``bot.report.retention`` for the rule.
+they recorded, in one transaction (``bot.report.retention``); then finished jobs, Slack
+event ids and posts, alert groups with their notifications, and storms past their own
+retention, in batches (``bot.report.retention_tables``). One run at a time
+(``bot.report.retention_schedule``); the Helm CronJob runs this command.
 
 Wiring (bot/cli.py): ``retention.add_parser(sub)`` in ``build_parser`` and
 ``if args.command == "retention": return retention.run(settings, args)`` in ``main``.
@@ -12,16 +15,24 @@ import argparse
 import asyncio
 from typing import Any
 
-from bot.report.retention import TABLES, PurgeResult, purge, retention_days
+from bot.report.retention import TABLES, PurgeResult, retention_days
+from bot.report.retention_schedule import RetentionRun, run_retention
+from bot.report.retention_tables import TABLES as BOOKKEEPING
+from bot.report.retention_tables import SweepResult
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
-        "retention", help="delete incidents (and their timeline, evidence, approvals) past retention",
+        "retention", help="delete incidents, finished jobs and Slack/alert bookkeeping past retention",
         description="Delete every incident whose last activity (its last change or its latest timeline event) "
                     "is more than N days old, whatever its status, with its runs, timeline, evidence, approval "
                     "prompts and lifted freezes, in one transaction. An incident with an active freeze is "
-                    "never deleted. Prints what it removed.\n\n"
+                    "never deleted. Then, in batches: jobs done or failed RECON_RETENTION_JOBS_DAYS (14) ago, "
+                    "Slack event ids RECON_RETENTION_SLACK_EVENTS_DAYS (7), Slack posts nothing needs "
+                    "RECON_RETENTION_SLACK_POSTS_DAYS (30), resolved alert groups with their notifications "
+                    "and storms RECON_RETENTION_ALERTS_DAYS (30); never what an open incident, a queued or "
+                    "running job, a firing alert group, an active freeze or an open approval needs. "
+                    "Prints what it removed, per table.\n\n"
                     "examples:\n  recon retention --dry-run      what would go, nothing deleted\n"
                     "  recon retention --days 365",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -39,16 +50,20 @@ def run(settings: Any, args: argparse.Namespace) -> int:
     if days < 1:
         raise BadInput("--days must be at least 1")
     result = asyncio.run(_run(settings, days, args.dry_run))
-    print(describe(result))
+    if result is None:
+        print("retention: another retention run holds the lock (recon serve's task or a CronJob); nothing done")
+        return 0
+    print(describe(result.incidents))
+    print(describe_tables(result.tables))
     return 0
 
 
-async def _run(settings: Any, days: int, dry_run: bool) -> PurgeResult:
+async def _run(settings: Any, days: int, dry_run: bool) -> RetentionRun | None:
     from bot.store.db import open_store
 
     store = await open_store(settings, max_size=2)
     try:
-        return await purge(store.pool, days=days, dry_run=dry_run)
+        return await run_retention(store.pool, settings, days=days, dry_run=dry_run)
     finally:
         await store.close()
 
@@ -69,4 +84,13 @@ def describe(result: PurgeResult) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["add_parser", "describe", "run"]
+def describe_tables(result: SweepResult) -> str:
+    verb = "would remove" if result.dry_run else "removed"
+    lines = [f"bookkeeping past retention ({verb}, rows per table):"]
+    for table in BOOKKEEPING:
+        cutoff = result.cutoffs[table]
+        lines.append(f"  {table:<19} {result.counts.get(table, 0):>8}  (before {cutoff:%Y-%m-%d %H:%M} UTC)")
+    return "\n".join(lines)
+
+
+__all__ = ["add_parser", "describe", "describe_tables", "run"]

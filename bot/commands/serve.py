@@ -17,6 +17,7 @@ from aiohttp import web
 from bot.errors import ConfigError
 from bot.flows.approvals import ApprovalFlow
 from bot.gcpause import freeze_long_lived
+from bot.report.retention_schedule import retention_loop
 from bot.server.app import build_app
 from bot.server.services import running_services
 from bot.settings import Settings
@@ -86,6 +87,7 @@ async def serve(settings: Settings, host: str, port: int, *, on_ready: Callable[
         freeze_long_lived()  # what start-up built lives as long as the process
         worker_task = asyncio.create_task(svc.worker.run(), name="worker")
         sweeper = asyncio.create_task(expire_prompts(svc.approvals, stop), name="prompt-expiry")
+        retention = asyncio.create_task(retention_loop(svc.store.pool, settings, stop), name="retention")
         socket_handler = None
         if mode == "socket":
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -105,9 +107,10 @@ async def serve(settings: Settings, host: str, port: int, *, on_ready: Callable[
         await site.stop()
         await svc.worker.stop()
         await worker_task
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+        for task in (sweeper, retention):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await runner.cleanup()
     log.info("stopped")
     return 0

@@ -23,6 +23,7 @@ from bot.store.db import Pool
 log = logging.getLogger(__name__)
 Q = Queries("bot.store", "sql")
 NOTIFY_CHANNEL = "recon_jobs"
+COUNTS_COMPACT_AFTER = 256  # job_counts deltas a reader folds into one row per status
 DONE_CHANNEL = "recon_jobs_done"  # NOTIFY'd with the job id when a job ends (done or failed for good)
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
@@ -140,8 +141,15 @@ class JobQueue:
         await self._run("job_set_incident", "execute", job_id, incident_id)
 
     async def counts(self) -> dict[str, int]:
+        """Jobs by status, from the deltas that migration 012's triggers keep (no count over
+        jobs); when it summed more than ``COUNTS_COMPACT_AFTER`` deltas it folds them."""
         rows = await self._run("job_counts", "fetch")
-        return {r["status"]: int(r["n"]) for r in rows}
+        if sum(int(r["rows"]) for r in rows) > COUNTS_COMPACT_AFTER:
+            await self.compact_counts()
+        return {r["status"]: int(r["n"]) for r in rows if r["n"]}
+
+    async def compact_counts(self) -> None:
+        await self._run("job_counts_compact", "execute")
 
     # ------------------------------------------------------------ Slack posts
 

@@ -101,6 +101,7 @@ class Validator:
         version = run([self.a.helm, "version", "--short"]).stdout.strip()
         run([self.a.helm, "lint", "--strict", str(CHART)])
         run([self.a.helm, "lint", "--strict", str(CHART), "--set", "serviceMonitor.enabled=true"])
+        run([self.a.helm, "lint", "--strict", str(CHART), "--set", "retention.cronJob.enabled=true"])
         return f"helm {version}"
 
     def k8s_validate(self, docs: list[dict[str, Any]]) -> list[str]:
@@ -124,6 +125,7 @@ class Validator:
         self.save("helm-default.json", docs)
         kinds = self.k8s_validate(docs)
         assert "ServiceMonitor" not in [d["kind"] for d in docs], "the ServiceMonitor must be off by default"
+        assert "CronJob" not in [d["kind"] for d in docs], "the retention CronJob must be off by default"
         return f"{', '.join(sorted(kinds))} valid (strict) for Kubernetes {' and '.join(K8S_VERSIONS)}"
 
     def chart_variants(self) -> str:
@@ -151,6 +153,15 @@ class Validator:
         assert len(monitors) == 1, "serviceMonitor.enabled=true renders one ServiceMonitor"
         self.node_validate_servicemonitor(monitors[0])
         return "ServiceMonitor valid against the prometheus-operator CRD schema"
+
+    def chart_retention(self) -> str:
+        docs = self.helm("retention.cronJob.enabled=true", "retention.cronJob.timeZone=Etc/UTC",
+                         "config.RECON_RETENTION_JOBS_DAYS=7")
+        self.save("helm-retention.json", docs)
+        self.k8s_validate(docs)
+        jobs = [d for d in docs if d["kind"] == "CronJob"]
+        assert len(jobs) == 1, "retention.cronJob.enabled=true renders one CronJob"
+        return "CronJob valid (strict)"
 
     def node_validate_servicemonitor(self, doc: dict[str, Any]) -> None:
         script = (
@@ -418,6 +429,7 @@ def main() -> int:
     v.check("Helm chart: helm template (defaults) + kubernetes-validate", v.chart_default)
     v.check("Helm chart: other values render valid, bad values are refused", v.chart_variants)
     v.check("Helm chart: ServiceMonitor (serviceMonitor.enabled=true)", v.chart_servicemonitor)
+    v.check("Helm chart: retention CronJob (retention.cronJob.enabled=true)", v.chart_retention)
     v.check("compose.yaml: Compose Specification schema + references", v.compose)
     v.check("Alertmanager: amtool check-config (receiver example, compose config)", v.alertmanager)
     v.check("Grafana provisioning (contact point, data sources)", v.grafana)

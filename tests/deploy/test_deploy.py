@@ -131,6 +131,20 @@ def test_servicemonitor_is_optional_and_scrapes_metrics(rendered: Path) -> None:
     assert sm["metadata"]["labels"]["release"] == "kube-prometheus-stack"
 
 
+def test_retention_cronjob_is_optional_and_runs_recon_retention(rendered: Path) -> None:
+    assert not kind(load(rendered, "helm-default.json"), "CronJob")
+    (cron,) = kind(load(rendered, "helm-retention.json"), "CronJob")
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid" and cron["spec"]["timeZone"] == "Etc/UTC"
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["restartPolicy"] == "Never" and pod["securityContext"]["runAsNonRoot"] is True
+    (c,) = pod["containers"]
+    assert c["args"] == ["retention"] and c["securityContext"]["readOnlyRootFilesystem"] is True
+    env = {e["name"]: e for e in c["env"]}
+    assert "secretKeyRef" in env["DATABASE_URL"]["valueFrom"]
+    assert env["RECON_RETENTION_JOBS_DAYS"]["value"] == "7"
+    assert not set(env) & (CREDENTIALS - {"DATABASE_URL"})  # it needs the store, nothing else
+
+
 def test_compose_recon_waits_for_healthy_postgres(rendered: Path) -> None:
     compose = load(rendered, "compose.json")
     svc = compose["services"]
