@@ -150,11 +150,15 @@ def _impact_text(impact: Sequence[tuple[str, int]]) -> str:
 
 # ------------------------------------------------------------ Markdown
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~@&])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|<>~@&!])")
+_MD_LEADING = re.compile(r"^(\s*)([#+\-=]|\d+[.)])")
 
 
 def md_escape(text: str) -> str:
-    return _MD_SPECIAL.sub(r"\\\1", text.replace("\r", " ").replace("\n", " "))
+    """Inline text: no emphasis, links, HTML, tables, mentions; nothing that starts a
+    heading or list at the start of a line."""
+    text = _MD_SPECIAL.sub(r"\\\1", text.replace("\r", " ").replace("\n", " "))
+    return _MD_LEADING.sub(lambda m: m.group(1) + "\\" + m.group(2), text)
 
 
 def _md_inline(part: Inline) -> str:
