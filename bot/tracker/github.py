@@ -67,7 +67,7 @@ class GitHubTracker:
         if since is not None:
             params["since"] = (since.astimezone(UTC) - SINCE_SLACK).strftime("%Y-%m-%dT%H:%M:%SZ")
         async for item in self._pages(f"/repos/{repo}/issues", params):
-            if "pull_request" not in item and hidden in str(item.get("body") or ""):
+            if "pull_request" not in item and _ends_with(item, hidden):
                 return self._ticket(repo, item)
         return None
 
@@ -76,7 +76,7 @@ class GitHubTracker:
         resp = await self._http.request("GET", "/search/issues", params=params)
         body = self._http.json("GET /search/issues", resp)
         for item in body.get("items", []) if isinstance(body, dict) else []:
-            if isinstance(item, dict) and hidden in str(item.get("body") or "") and "pull_request" not in item:
+            if isinstance(item, dict) and _ends_with(item, hidden) and "pull_request" not in item:
                 return self._ticket(repo, item)
         return None
 
@@ -118,7 +118,7 @@ class GitHubTracker:
         hidden = f"<!-- {comment_marker} -->"
         path = f"/repos/{ticket.target}/issues/{ticket.number}/comments"
         async for item in self._pages(path, {"per_page": "100"}):
-            if hidden in str(item.get("body") or ""):
+            if _ends_with(item, hidden):
                 return True
         return False
 
@@ -129,3 +129,9 @@ class GitHubTracker:
 
 def _dicts(items: list[Any]) -> Iterator[dict[str, Any]]:
     return (i for i in items if isinstance(i, dict))
+
+
+def _ends_with(item: Mapping[str, Any], hidden: str) -> bool:
+    """Whether the body ends with the marker: recon writes it last, so a marker quoted
+    inside a body (an id, a person's text) is not taken for one."""
+    return str(item.get("body") or "").rstrip().endswith(hidden)

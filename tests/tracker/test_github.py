@@ -89,7 +89,7 @@ async def test_two_processes_create_one_ticket(github_standin: GitHubStandIn, st
     trackers = [GitHubTracker(github_config(github_standin)) for _ in range(2)]
     try:
         spec = spec_of(incident_id)
-        got = await asyncio.gather(*(ensure_ticket(TicketStore(p), t, spec) for p, t in zip(pools, trackers)))
+        got = await asyncio.gather(*(ensure_ticket(TicketStore(p), t, spec) for p, t in zip(pools, trackers, strict=True)))
     finally:
         for t in trackers:
             await t.aclose()
@@ -166,3 +166,14 @@ async def test_pull_requests_and_other_markers_are_not_taken_for_the_ticket(
     got = await ensure_ticket(tickets, gh, spec_of(incident_id))
     await gh.aclose()
     assert got.action == "created" and github_standin.creates() == 1
+
+
+async def test_a_marker_quoted_inside_another_body_is_not_the_ticket(
+        github_standin: GitHubStandIn, tickets: TicketStore, incident_id: str) -> None:
+    hidden = f"<!-- {marker(incident_id, 'metering_emitter')} -->"
+    github_standin.add_issue("acme/billing", "quotes it", f"see `{hidden}` here\n\n<!-- recon:incident=other -->",
+                             ("recon",))
+    gh = GitHubTracker(github_config(github_standin))
+    got = await ensure_ticket(tickets, gh, spec_of(incident_id))
+    await gh.aclose()
+    assert got.action == "created"
