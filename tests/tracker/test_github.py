@@ -89,7 +89,8 @@ async def test_two_processes_create_one_ticket(github_standin: GitHubStandIn, st
     trackers = [GitHubTracker(github_config(github_standin)) for _ in range(2)]
     try:
         spec = spec_of(incident_id)
-        got = await asyncio.gather(*(ensure_ticket(TicketStore(p), t, spec) for p, t in zip(pools, trackers, strict=True)))
+        racers = (ensure_ticket(TicketStore(p), t, spec) for p, t in zip(pools, trackers, strict=True))
+        got = await asyncio.gather(*racers)
     finally:
         for t in trackers:
             await t.aclose()
