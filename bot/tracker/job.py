@@ -2,9 +2,10 @@
 
 Payload: ``{"incident_id": "INC-…", "run_id": 12, "event": "diagnosis"}`` (one ticket per
 follow-up of that run; a later run comments what changed) or ``"event": "recovered"``
-(one comment per stored ticket). The worker wires it as one line::
+(one comment per stored ticket). The worker wires it as one registry entry::
 
-    "tracker_ticket": lambda job: run_ticket_job(job.payload, deps).as_result()  # awaited
+    async def tracker_ticket(job: Job) -> dict[str, Any]:
+        return (await run_ticket_job(job.payload, deps)).as_result()
 
 Per layer, tracker calls are retried here with backoff (or the delay the tracker asked
 for) while the wait is short; a longer wait, or retries used up, raises
