@@ -10,11 +10,15 @@
     │   └── EmbeddedPostgresError   the embedded server could not be started
     └── SourceFailure               an upstream evidence source failed
         ├── SourceUnavailable       not configured, unreachable, timed out
-        └── SourceError             it answered, but with an error or garbage
+        ├── SourceError             it answered, but with an error or garbage
+        └── TrackerFailure          the ticket tracker (GitHub, Jira) failed
+            ├── TrackerRetryable    down, timed out, 5xx, rate-limited: try again after retry_after_s
+            └── TrackerRejected     401/403/404/422…: retrying the same request cannot succeed
 
 Upstream failures are distinct from bad input and from refusals: a diagnosis turns a
 ``SourceFailure`` into ``sources[name] = "unavailable" | "error"`` and ``complete:
-false``; it never lets one crash the run.
+false``; it never lets one crash the run. A ``TrackerFailure`` never carries a token:
+its message is the tracker's name, the status and the tracker's own (capped) reason.
 """
 
 from __future__ import annotations
@@ -65,3 +69,29 @@ class SourceError(SourceFailure):
     """The source answered with an error status or a body that cannot be parsed."""
 
     status = "error"
+
+
+class TrackerFailure(SourceFailure):
+    """The follow-up ticket tracker (GitHub, Jira) failed."""
+
+    status = "error"
+
+
+class TrackerRetryable(TrackerFailure):
+    """Down, timed out, a 5xx, or rate-limited. ``retry_after_s`` is the delay the tracker
+    asked for (``Retry-After``, GitHub's ``x-ratelimit-reset``), or None: back off."""
+
+    status = "unavailable"
+
+    def __init__(self, source: str, reason: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(source, reason)
+        self.retry_after_s = retry_after_s
+
+
+class TrackerRejected(TrackerFailure):
+    """The tracker refused the request (401, 403, 404, 410, 422, …): the same request
+    will fail again until someone changes the settings, the token or the project."""
+
+    def __init__(self, source: str, reason: str, *, http_status: int | None = None) -> None:
+        super().__init__(source, reason)
+        self.http_status = http_status

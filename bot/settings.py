@@ -7,14 +7,16 @@ from typing import Literal
 
 import platformdirs
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from bot.tracker.settings import TrackerSettings  # RECON_TRACKER, GITHUB_*, JIRA_*: follow-up tickets
 
 
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("recon", appauthor=False))
 
 
-class Settings(BaseSettings):
+class Settings(TrackerSettings):
     """Every knob of recon. Environment variables (or a ``.env`` file) set them."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True, env_ignore_empty=True)
