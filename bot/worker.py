@@ -28,7 +28,7 @@ import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 JobHandler = Callable[[Job], Awaitable[Mapping[str, Any] | None]]
 GiveUpHandler = Callable[[Job], Awaitable[None]]
-PresenceConn = asyncpg.Connection[asyncpg.Record]
+PresenceConn: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
 PRESENCE_RETRY_S = 10.0  # a lost presence connection is opened again at most this often
 
 
@@ -130,7 +130,8 @@ class Worker:
     async def _claim(self) -> Job | None:
         lock = self.owner_lock
         try:
-            job = await self.queue.claim(self.owner, self.lease_s, list(self.handlers), owner_lock=lock)
+            job = await self.queue.claim(self.owner, self.lease_s, list(self.handlers), owner_lock=lock,
+                                         running=list(self._running))
             if job is not None and lock is not None and self.owner_lock != lock:
                 # the presence connection ended while claiming: the job's lock is free
                 # already, so another worker may take it; hand it back untouched

@@ -113,11 +113,13 @@ class JobQueue:
             log.warning("NOTIFY %s failed; workers will find the job on their next poll", NOTIFY_CHANNEL)
 
     async def claim(self, owner: str, lease_s: float, kinds: Sequence[str], *,
-                    owner_lock: int | None = None) -> Job | None:
-        """The next due job of these kinds, now this owner's; ``owner_lock``: the key of the
-        owner lock this worker holds (``OWNER_LOCK_CLASS``), None: it holds none."""
+                    owner_lock: int | None = None, running: Sequence[int] = ()) -> Job | None:
+        """The next due job of these kinds, now this owner's. ``owner_lock``: the key of the
+        owner lock this worker holds (``OWNER_LOCK_CLASS``), None: it holds none;
+        ``running``: the jobs this worker still runs (not taken again, even if their lease
+        ran out)."""
         row = await self._run("job_claim", "fetchrow", owner, float(lease_s), list(kinds), owner_lock,
-                              OWNER_LOCK_CLASS)
+                              OWNER_LOCK_CLASS, list(running))
         return Job(**dict(row)) if row is not None else None
 
     async def give_up(self, kinds: Sequence[str], reason: str = DIED_WHILE_RUNNING) -> list[Job]:

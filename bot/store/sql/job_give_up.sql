@@ -4,7 +4,8 @@
 -- $1: kinds, $2: the owner-lock class, $3: the reason (the attempts are prefixed).
 WITH alive AS MATERIALIZED (
     SELECT objid::bigint AS lock_key FROM pg_locks
-    WHERE locktype = 'advisory' AND classid = $2::bigint::oid AND objsubid = 2 AND granted
+    WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND classid = $2::bigint::oid AND objsubid = 2 AND granted
 )
 UPDATE jobs
 SET status = 'failed', lease_owner = NULL, lease_until = NULL, lease_lock = NULL,
