@@ -55,6 +55,8 @@ class Settings(TrackerSettings):
     evidence_row_cap: int = Field(default=200, ge=1, alias="RECON_EVIDENCE_ROW_CAP")
     log_level: str = Field(default="INFO", alias="RECON_LOG_LEVEL")
     log_format: Literal["json", "text"] | None = Field(default=None, alias="RECON_LOG_FORMAT")
+    store_acquire_timeout_s: float = Field(default=30.0, gt=0, alias="RECON_STORE_ACQUIRE_TIMEOUT_S")
+    store_statement_timeout_ms: int = Field(default=30000, gt=0, alias="RECON_STORE_STATEMENT_TIMEOUT_MS")
     job_lease_s: float = Field(default=30.0, gt=0, alias="RECON_JOB_LEASE_S")
     worker_slots: int = Field(default=4, ge=1, le=64, alias="RECON_WORKER_SLOTS")
     worker_poll_s: float = Field(default=2.0, gt=0, alias="RECON_WORKER_POLL_S")

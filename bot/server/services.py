@@ -15,6 +15,7 @@ from bot.alerts.routing import RoutingTable, load_routes
 from bot.flows.alert_triage import AlertDeps, run_alert_job, run_storm_job
 from bot.flows.approvals import ApprovalFlow
 from bot.flows.diagnose import SourceSet
+from bot.flows.given_up import given_up_reporter
 from bot.flows.slack_diagnosis import KIND as DIAGNOSE
 from bot.flows.slack_diagnosis import SlackDiagnosisDeps, run_diagnosis_job
 from bot.flows.slack_verify import KIND as VERIFY
@@ -134,7 +135,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
             worker = Worker(queue, handlers, listen_url=url, lease_s=settings.job_lease_s,
                             slots=settings.worker_slots, poll_s=settings.worker_poll_s,
                             grace_s=settings.shutdown_grace_s, metrics=metrics,
-                            before_claim=alerts.writer.quiet)
+                            before_claim=alerts.writer.quiet, on_give_up=given_up_reporter(queue, client))
             bolt = build_bolt(settings, client, queue, intake, approvals)
             yield Services(settings, store, queue, sources, client, bolt, worker, url, alerts, intake, routes,
                            approvals, metrics)

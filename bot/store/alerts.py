@@ -168,18 +168,22 @@ class AlertStore:
 
     @contextlib.asynccontextmanager
     async def _lock(self, space: int, key: int) -> AsyncIterator[None]:
-        async with self._session_lock("SELECT true FROM pg_advisory_lock($1, $2)", space, key):
+        async with self._session_lock("SELECT true FROM pg_advisory_lock($1, $2)", space, key, wait=True):
             yield
 
     @contextlib.asynccontextmanager
-    async def _session_lock(self, take: str, space: int, key: int) -> AsyncIterator[bool]:
+    async def _session_lock(self, take: str, space: int, key: int, *, wait: bool = False) -> AsyncIterator[bool]:
         """A session advisory lock on a pooled connection of its own, yielding whether it
         was taken. The pool does not reset connections (``bot.store.db``), so a connection
         whose lock may still be held (taking or releasing it was interrupted) is
         terminated instead of going back to the pool."""
         async with self._pool.acquire() as conn:
             try:
+                if wait:  # waiting for another job's group is no stuck statement
+                    await conn.execute("SET statement_timeout = 0")
                 got = bool(await conn.fetchval(take, space, key))
+                if wait:
+                    await conn.execute("RESET statement_timeout")
             except BaseException:
                 conn.terminate()
                 raise

@@ -51,6 +51,7 @@ Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyn
 
 MIGRATION_LOCK_KEY = 0x7265636F6E5F6D67  # b"recon_mg": one advisory lock for all migrators
 _MIGRATION_RE = re.compile(r"(\d{3})_([a-z0-9_]+)\.sql")
+NO_STATEMENT_TIMEOUT = "SET LOCAL statement_timeout = 0"  # in a transaction that may wait or run long
 _CONNECT_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
@@ -178,15 +179,33 @@ async def _release_without_query(conn: asyncpg.Connection[asyncpg.Record]) -> No
     the connection when taking or releasing one is interrupted."""
 
 
+class _TimedPool(asyncpg.Pool):
+    """A pool whose ``acquire`` (and so every ``pool.fetch…``) waits at most
+    ``acquire_timeout`` for a connection: ``TimeoutError``, an ``OSError``, which the
+    stores report as ``StoreError``."""
+
+    __slots__ = ("acquire_timeout",)
+    acquire_timeout: float | None
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return super().acquire(timeout=timeout if timeout is not None else self.acquire_timeout)
+
+
 async def connect_pool(
     url: str, *, min_size: int = 1, max_size: int = 10, connect_timeout: float = 10.0,
     max_inactive_s: float = 300.0,
     warm: Callable[[asyncpg.Connection[asyncpg.Record]], Awaitable[None]] | None = None,
+    acquire_timeout_s: float | None = None, statement_timeout_ms: int | None = None,
 ) -> Pool:
     """An asyncpg pool on ``url`` with the JSON codec; ``StoreError`` if unreachable.
 
     ``max_inactive_s``: a connection idle that long is closed (0: never). ``warm``
-    runs on every new connection after the codecs are set (see ``bot.store.intake``)."""
+    runs on every new connection after the codecs are set (see ``bot.store.intake``).
+    ``acquire_timeout_s``: how long a query waits for a free connection (None: no end);
+    ``statement_timeout_ms``: PostgreSQL cancels a statement running longer (the
+    session's ``statement_timeout``; None: the server's). Either is a ``StoreError``."""
+    timeout = None if statement_timeout_ms is None else str(int(statement_timeout_ms))
+    settings = {"statement_timeout": timeout} if timeout is not None else {}
 
     async def init(conn: asyncpg.Connection[asyncpg.Record]) -> None:
         await _init_connection(conn)
@@ -194,7 +213,7 @@ async def connect_pool(
             await warm(conn)
 
     try:
-        pool: Pool = await asyncpg.create_pool(
+        pool = _TimedPool(
             url,
             min_size=min_size,
             max_size=max_size,
@@ -202,7 +221,14 @@ async def connect_pool(
             max_inactive_connection_lifetime=max_inactive_s,
             init=init,
             reset=_release_without_query,
+            server_settings=settings,
+            connection_class=asyncpg.Connection,
+            record_class=asyncpg.Record,
+            max_queries=50000,
+            loop=None,
         )
+        pool.acquire_timeout = acquire_timeout_s
+        await pool
     except (*_CONNECT_ERRORS, ValueError) as exc:
         raise StoreError(
             f"cannot connect to the store at {redact_url(url)}: "
@@ -311,6 +337,7 @@ async def migrate(
     async with _connection(target) as conn:
         try:
             async with conn.transaction():
+                await conn.execute(NO_STATEMENT_TIMEOUT)
                 await conn.execute(Q["migrations_lock"], MIGRATION_LOCK_KEY)
                 await conn.execute(Q["migrations_create_table"])
                 applied = await _applied(conn)
@@ -319,6 +346,8 @@ async def migrate(
                 if m.version in applied:
                     continue
                 async with conn.transaction():
+                    # a migration may rewrite a big table, and waits for other migrators
+                    await conn.execute(NO_STATEMENT_TIMEOUT)
                     await conn.execute(Q["migrations_lock"], MIGRATION_LOCK_KEY)
                     applied = await _applied(conn)  # another migrator may have run
                     _verify(applied, known)
@@ -368,7 +397,8 @@ async def open_store(settings: Settings, *, max_size: int = 10) -> Store:
     from bot.store.store import Store
 
     url = await store_url(settings)
-    pool = await connect_pool(url, max_size=max_size)
+    pool = await connect_pool(url, max_size=max_size, acquire_timeout_s=settings.store_acquire_timeout_s,
+                              statement_timeout_ms=settings.store_statement_timeout_ms)
     try:
         applied = await migrate(pool)
     except BaseException:

@@ -2,13 +2,18 @@
 
 Work accepted is a row in ``jobs`` until it is done. ``claim`` hands the oldest due
 job to one worker (``FOR UPDATE SKIP LOCKED``) with a lease; the worker renews the
-lease while it works; a job whose worker died is claimed again once its lease has
-expired. ``NOTIFY recon_jobs`` wakes idle workers when a job is queued.
+lease while it works. A job whose worker died is claimed again once its lease has
+expired, or at once when the worker's owner lock is free: each worker holds a session
+advisory lock (class ``OWNER_LOCK_CLASS``, its own key, recorded on the jobs it claims)
+on a connection of its own, which PostgreSQL releases when that connection ends. A job
+whose owner died after its last allowed attempt is not claimed again: ``give_up``
+marks it failed. ``NOTIFY recon_jobs`` wakes idle workers when a job is queued.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +31,9 @@ NOTIFY_CHANNEL = "recon_jobs"
 COUNTS_COMPACT_AFTER = 256  # job_counts deltas a reader folds into one row per status
 DONE_CHANNEL = "recon_jobs_done"  # NOTIFY'd with the job id when a job ends (done or failed for good)
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+OWNER_LOCK_CLASS = 0x726A6F62  # b"rjob": the first key of every worker's owner lock
+DIED_WHILE_RUNNING = ("the process running it stopped before it finished each time "
+                      "(killed, out of memory, or cut off from the store)")
 
 JobStatus = Literal["queued", "running", "done", "failed"]
 
@@ -54,6 +62,19 @@ class Post:
     thread_ts: str | None
     ts: str | None
     state: Literal["posting", "posted"]
+
+
+async def take_owner_lock(conn: asyncpg.Connection[asyncpg.Record]) -> int:
+    """Hold an owner lock (``OWNER_LOCK_CLASS``, a random key) on ``conn`` until it ends;
+    returns the key, for ``JobQueue.claim(owner_lock=...)``."""
+    try:
+        for _ in range(8):
+            key = secrets.randbelow(2**31 - 2) + 1
+            if await conn.fetchval(Q["job_owner_lock"], OWNER_LOCK_CLASS, key):
+                return key
+    except _DB_ERRORS as exc:
+        raise StoreError(f"taking the worker's owner lock failed: {exc}") from exc
+    raise StoreError("no free owner-lock key after 8 tries")
 
 
 def job_namespace(job_id: int) -> str:
@@ -92,9 +113,28 @@ class JobQueue:
         except _DB_ERRORS:
             log.warning("NOTIFY %s failed; workers will find the job on their next poll", NOTIFY_CHANNEL)
 
-    async def claim(self, owner: str, lease_s: float, kinds: Sequence[str]) -> Job | None:
-        row = await self._run("job_claim", "fetchrow", owner, float(lease_s), list(kinds))
+    async def claim(self, owner: str, lease_s: float, kinds: Sequence[str], *,
+                    owner_lock: int | None = None, running: Sequence[int] = ()) -> Job | None:
+        """The next due job of these kinds, now this owner's. ``owner_lock``: the key of the
+        owner lock this worker holds (``OWNER_LOCK_CLASS``), None: it holds none;
+        ``running``: the jobs this worker still runs (not taken again, even if their lease
+        ran out)."""
+        row = await self._run("job_claim", "fetchrow", owner, float(lease_s), list(kinds), owner_lock,
+                              OWNER_LOCK_CLASS, list(running))
         return Job(**dict(row)) if row is not None else None
+
+    async def give_up(self, kinds: Sequence[str], reason: str = DIED_WHILE_RUNNING) -> list[Job]:
+        """Fail for good the running jobs whose owner died on their last allowed attempt."""
+        rows = await self._run("job_give_up", "fetch", list(kinds), OWNER_LOCK_CLASS, reason)
+        jobs = [Job(**dict(r)) for r in rows]
+        for job in jobs:
+            await self._notify_done(job.job_id)
+        return jobs
+
+    async def thread_of(self, job_id: int) -> tuple[str, str] | None:
+        """``(channel, thread_ts)`` of the thread the job posted in (None: it posted nothing)."""
+        row = await self._run("job_thread", "fetchrow", job_id)
+        return (str(row["channel"]), str(row["thread_ts"])) if row is not None else None
 
     async def next_due_in(self, kinds: Sequence[str]) -> float | None:
         """Seconds until the next delayed job of these kinds is due (None: none waiting)."""
