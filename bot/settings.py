@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 import platformdirs
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from bot.tracker.settings import TrackerSettings  # RECON_TRACKER, GITHUB_*, JIRA_*: follow-up tickets
+
+MIN_REPORT_SECRET_BYTES = 32
 
 
 def default_data_dir() -> Path:
@@ -19,7 +21,9 @@ def default_data_dir() -> Path:
 class Settings(TrackerSettings):
     """Every knob of recon. Environment variables (or a ``.env`` file) set them."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True, env_ignore_empty=True)
+    # hide_input_in_errors: a refused setting's value (a secret, often) is never printed
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True, env_ignore_empty=True,
+                                      hide_input_in_errors=True)
 
     # the bot's own store; unset: embedded PostgreSQL in data_dir
     database_url: SecretStr | None = Field(default=None, alias="DATABASE_URL")
@@ -29,6 +33,13 @@ class Settings(TrackerSettings):
     loki_tenant: str | None = Field(default=None, alias="LOKI_TENANT")
     tempo_url: str | None = Field(default=None, alias="TEMPO_URL")
     tempo_tenant: str | None = Field(default=None, alias="TEMPO_TENANT")
+    # credentials of Loki and Tempo (basic or bearer), so that none has to be in a URL
+    loki_user: str | None = Field(default=None, alias="LOKI_USER")
+    loki_password: SecretStr | None = Field(default=None, alias="LOKI_PASSWORD")
+    loki_bearer_token: SecretStr | None = Field(default=None, alias="LOKI_BEARER_TOKEN")
+    tempo_user: str | None = Field(default=None, alias="TEMPO_USER")
+    tempo_password: SecretStr | None = Field(default=None, alias="TEMPO_PASSWORD")
+    tempo_bearer_token: SecretStr | None = Field(default=None, alias="TEMPO_BEARER_TOKEN")
 
     slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
@@ -66,6 +77,8 @@ class Settings(TrackerSettings):
     approval_expiry_h: float = Field(default=24.0, gt=0, alias="RECON_APPROVAL_EXPIRY_H")
     approvers_refresh_s: float = Field(default=300.0, gt=0, alias="RECON_APPROVERS_REFRESH_S")
     report_secret: SecretStr | None = Field(default=None, alias="RECON_REPORT_SECRET")
+    # the secret before a rotation: its links still open until it is removed
+    report_secret_previous: SecretStr | None = Field(default=None, alias="RECON_REPORT_SECRET_PREVIOUS")
     report_link_ttl_h: float = Field(default=72.0, gt=0, alias="RECON_REPORT_LINK_TTL_H")
     alert_routes: str | None = Field(default=None, alias="RECON_ALERT_ROUTES")
     alert_reopen_s: float = Field(default=3600.0, ge=0, alias="RECON_ALERT_REOPEN_S")
@@ -90,6 +103,28 @@ class Settings(TrackerSettings):
         if v is None or not v.strip():
             return None
         return v.strip().rstrip("/")
+
+    @field_validator("report_secret", "report_secret_previous")
+    @classmethod
+    def _long_enough(cls, v: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value().encode("utf-8")) < MIN_REPORT_SECRET_BYTES:
+            name = "RECON_REPORT_SECRET_PREVIOUS" if info.field_name == "report_secret_previous" else \
+                "RECON_REPORT_SECRET"
+            raise ValueError(f"{name} is shorter than {MIN_REPORT_SECRET_BYTES} bytes: report links signed with it "
+                             "could be forged; use a long random value (python3 -c 'import secrets; "
+                             "print(secrets.token_urlsafe(32))')")
+        return v
+
+    @model_validator(mode="after")
+    def _one_kind_of_credentials(self) -> Self:
+        for name in ("LOKI", "TEMPO"):
+            prefix = name.lower()
+            user, password = getattr(self, f"{prefix}_user"), getattr(self, f"{prefix}_password")
+            if getattr(self, f"{prefix}_bearer_token") is not None and (user or password is not None):
+                raise ValueError(f"set {name}_BEARER_TOKEN or {name}_USER and {name}_PASSWORD, not both")
+            if (user is None) != (password is None):
+                raise ValueError(f"{name}_USER and {name}_PASSWORD go together (HTTP basic authentication)")
+        return self
 
     @property
     def pgdata_dir(self) -> Path:

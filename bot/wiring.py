@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
+from pydantic import SecretStr
 
 from bot.errors import EmbeddedPostgresError
 from bot.flows.diagnose import SourceSet
@@ -45,6 +46,10 @@ async def demo_billing_url(settings: Settings, *, create: bool = False) -> str |
     finally:
         await conn.close()
     return server.url_for(DEMO_BILLING_DB) if exists else None
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 @contextlib.asynccontextmanager
@@ -76,12 +81,16 @@ async def open_sources(settings: Settings, evidence_dir: Path | None = None) -> 
     loki = None
     if settings.loki_url:
         loki = LokiLogSource(settings.loki_url, settings.loki_tenant, timeout_s=settings.source_timeout_s,
-                             batch=settings.loki_batch, max_entries=settings.loki_max_entries)
+                             batch=settings.loki_batch, max_entries=settings.loki_max_entries,
+                             user=settings.loki_user, password=_secret(settings.loki_password),
+                             bearer_token=_secret(settings.loki_bearer_token))
     elif offline is None:
         missing["loki"] = "LOKI_URL is not set and no offline evidence folder was given (--evidence)"
     tempo = None
     if settings.tempo_url:
-        tempo = TempoTraceSource(settings.tempo_url, settings.tempo_tenant, timeout_s=settings.source_timeout_s)
+        tempo = TempoTraceSource(settings.tempo_url, settings.tempo_tenant, timeout_s=settings.source_timeout_s,
+                                 user=settings.tempo_user, password=_secret(settings.tempo_password),
+                                 bearer_token=_secret(settings.tempo_bearer_token))
     elif offline is None:
         missing["tempo"] = "TEMPO_URL is not set and no offline evidence folder was given (--evidence)"
 

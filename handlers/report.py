@@ -19,7 +19,7 @@ from aiohttp import web
 from bot.errors import StoreError
 from bot.report.data import load_report
 from bot.report.render import refusal_html, render_html
-from bot.report.tokens import INCIDENT_ID_RE, ReportLinkRefused, check_token, report_secret
+from bot.report.tokens import INCIDENT_ID_RE, ReportLinkRefused, check_token, verifying_secrets
 
 if TYPE_CHECKING:
     from bot.store.store import Store
@@ -70,8 +70,8 @@ async def incident_report(request: web.Request) -> web.Response:
     incident_id = request.match_info["incident_id"]
     token = request.query.get("token")
     try:
-        secret = await report_secret(deps.settings, deps.store.pool)
-        check_token(secret, incident_id, token, datetime.now(UTC))
+        secrets = await verifying_secrets(deps.settings, deps.store.pool)
+        check_token(secrets, incident_id, token, datetime.now(UTC))
     except ReportLinkRefused as exc:
         status = 401 if exc.reason == "missing" else 403
         log.info("refused a report request for %s: %s", incident_id[:40], exc.reason)

@@ -10,6 +10,11 @@ as string -> string, and a non-empty ``alerts`` list of at most ``MAX_ALERTS``.
 The webhook takes an Alertmanager body by ``digest_alertmanager_json``: the same
 verdict as ``parse_alertmanager``, and only what the intake keeps (a
 ``NotificationDigest``).
+
+A group key longer than ``MAX_GROUP_KEY_BYTES`` (Alertmanager's grows with the route's
+matchers and the group's labels, without limit) is kept as ``bounded_group_key`` of it:
+its start and the SHA-256 of the whole, which identifies the group as well and fits the
+store's unique index. The payload stored keeps the key as received.
 """
 
 from __future__ import annotations
@@ -25,12 +30,18 @@ import msgspec
 
 from bot.alerts.model import Alert, AlertNotification, NotificationDigest, highest_severity, safe_labels
 
-__all__ = ["MAX_ALERTS", "PayloadError", "alert_fingerprint", "digest_alertmanager_json", "loads_strict",
-           "parse_alertmanager", "parse_grafana"]
+__all__ = ["MAX_ALERTS", "MAX_GROUP_KEY_BYTES", "PayloadError", "alert_fingerprint", "bounded_group_key",
+           "digest_alertmanager_json", "loads_strict", "parse_alertmanager", "parse_grafana"]
 
 MAX_ALERTS = 1000
 MAX_TEXT = 64 * 1024  # longest label/annotation value/URL accepted
 _STATUSES = ("firing", "resolved")
+# A unique btree index takes at most ~2700 bytes per row (SQLSTATE 54000 beyond): a
+# longer group key is kept as its first characters and a hash of the whole. Migration
+# 011 computes the same for the keys stored before (keep them in step).
+MAX_GROUP_KEY_BYTES = 1024
+_GROUP_KEY_HEAD_CHARS = 200
+_GROUP_KEY_HASH_MARK = "…sha256:"
 
 
 class PayloadError(ValueError):
@@ -41,6 +52,16 @@ def alert_fingerprint(labels: Mapping[str, str]) -> str:
     """A stable 16-hex-digit fingerprint of a label set (for alerts that carry none)."""
     blob = json.dumps(sorted(labels.items()), separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def bounded_group_key(key: str) -> str:
+    """``key`` when it is at most ``MAX_GROUP_KEY_BYTES`` of UTF-8; else its first 200
+    characters, ``…sha256:`` and the hex SHA-256 of its UTF-8 (the same for the same key,
+    and at most ~870 bytes: bounding a bounded key changes nothing)."""
+    data = key.encode("utf-8", "surrogatepass")
+    if len(data) <= MAX_GROUP_KEY_BYTES:
+        return key
+    return key[:_GROUP_KEY_HEAD_CHARS] + _GROUP_KEY_HASH_MARK + hashlib.sha256(data).hexdigest()
 
 
 def parse_alertmanager(doc: object) -> AlertNotification:
@@ -58,7 +79,10 @@ def parse_alertmanager(doc: object) -> AlertNotification:
 def loads_strict(text: str | bytes) -> Any:
     """``json.loads`` without the extensions JSON does not have (NaN, Infinity):
     ``ValueError`` saying why the text is not JSON."""
-    return json.loads(text, parse_constant=_no_constant)
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("the document is nested too deeply") from None
 
 
 def _no_constant(name: str) -> Any:
@@ -84,11 +108,11 @@ def digest_alertmanager_json(body: str | bytes) -> NotificationDigest:
         common = d.commonLabels or {}
         first = next((a for a in alerts if a.status == "firing"), alerts[0])
         return NotificationDigest(
-            source="alertmanager", group_key=d.groupKey, status=d.status,
+            source="alertmanager", group_key=bounded_group_key(d.groupKey), status=d.status,
             severity=highest_severity([common.get("severity", ""), *(a.labels.get("severity", "") for a in alerts)]),
             labels=safe_labels({**common, **first.labels}), common_annotations=d.commonAnnotations or {},
             alerts=len(alerts), firing=sum(1 for a in alerts if a.status == "firing"))
-    except (msgspec.ValidationError, msgspec.DecodeError, PayloadError):
+    except (msgspec.ValidationError, msgspec.DecodeError, PayloadError, RecursionError):
         return parse_alertmanager(loads_strict(body)).digest()
 
 
@@ -148,7 +172,7 @@ def _notification(
     alerts = [_alert(a, f"alerts[{i}]") for i, a in enumerate(raw_alerts)]
     return AlertNotification(
         source=source,
-        group_key=group_key,
+        group_key=bounded_group_key(group_key),
         status=status,
         receiver=receiver,
         group_labels=group_labels,

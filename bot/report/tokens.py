@@ -10,9 +10,14 @@ can act on: ``missing``, ``bad`` (malformed or not signed by this recon), ``expi
 ``other_incident`` (a genuine link, to another incident). The signature is checked
 before anything the token says is believed, in constant time.
 
-The secret: ``RECON_REPORT_SECRET`` when set; else a per-install secret drawn once and
-kept in the store (table ``report_secret``, migration 005), so links survive restarts and
-work on every process of one store. Links live ``RECON_REPORT_LINK_TTL_H`` hours (72).
+The secret: ``RECON_REPORT_SECRET`` when set (at least 32 bytes: ``Settings`` refuses a
+shorter one); else a per-install secret drawn once and kept in the store (table
+``report_secret``, migration 005), so links survive restarts and work on every process of
+one store. Links live ``RECON_REPORT_LINK_TTL_H`` hours (72).
+
+Rotation: new links are always signed with the current secret; a link signed with
+``RECON_REPORT_SECRET_PREVIOUS`` still opens until that setting is removed
+(``verifying_secrets``).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import quote
@@ -81,8 +87,10 @@ def make_token(secret: bytes, incident_id: str, expires_at: datetime) -> str:
     return f"{_b64(payload)}.{_b64(_sign(secret, payload))}"
 
 
-def check_token(secret: bytes, incident_id: str, token: str | None, now: datetime) -> None:
-    """Returns when ``token`` grants ``incident_id`` at ``now``; else ``ReportLinkRefused``."""
+def check_token(secret: bytes | Sequence[bytes], incident_id: str, token: str | None, now: datetime) -> None:
+    """Returns when ``token`` grants ``incident_id`` at ``now``; else ``ReportLinkRefused``.
+    ``secret``: the secret, or the secrets that verify (the current one, a previous one)."""
+    keys = [secret] if isinstance(secret, bytes) else list(secret)
     if not token:
         raise ReportLinkRefused("missing")
     if len(token) > _MAX_TOKEN or token.count(".") != 1:
@@ -93,7 +101,8 @@ def check_token(secret: bytes, incident_id: str, token: str | None, now: datetim
         sig = _unb64(sig_b64)
     except (binascii.Error, ValueError):
         raise ReportLinkRefused("bad") from None
-    if not hmac.compare_digest(sig, _sign(secret, payload)):
+    # every key is tried (no early exit), each in constant time
+    if not [k for k in keys if k and hmac.compare_digest(sig, _sign(k, payload))]:
         raise ReportLinkRefused("bad")
     try:
         token_incident, _, exp_text = payload.decode("utf-8").rpartition("|")
@@ -133,6 +142,15 @@ def configured_secret(settings: Any) -> bytes | None:
     return text.encode("utf-8") if text else None
 
 
+def previous_secret(settings: Any) -> bytes | None:
+    """``RECON_REPORT_SECRET_PREVIOUS`` as bytes, when set (``settings.report_secret_previous``)."""
+    value = getattr(settings, "report_secret_previous", None)
+    if value is None:
+        return None
+    text = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
+    return text.encode("utf-8") if text else None
+
+
 def link_ttl(settings: Any) -> timedelta:
     """``RECON_REPORT_LINK_TTL_H`` (``settings.report_link_ttl_h``), 72 hours by default."""
     hours = getattr(settings, "report_link_ttl_h", None)
@@ -160,6 +178,13 @@ async def report_secret(settings: Any, pool: Pool) -> bytes:
     return configured_secret(settings) or await install_secret(pool)
 
 
+async def verifying_secrets(settings: Any, pool: Pool) -> tuple[bytes, ...]:
+    """The secrets a link may be signed with: the current one, then the previous one if set."""
+    current = await report_secret(settings, pool)
+    previous = previous_secret(settings)
+    return (current, previous) if previous and previous != current else (current,)
+
+
 __all__ = [
     "DEFAULT_TTL_H",
     "INCIDENT_ID_RE",
@@ -170,7 +195,9 @@ __all__ = [
     "install_secret",
     "link_ttl",
     "make_token",
+    "previous_secret",
     "report_secret",
     "report_url",
     "token_expiry",
+    "verifying_secrets",
 ]

@@ -7,7 +7,6 @@ URL. Before bolt sees a request this route checks Slack's signature and timestam
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -16,9 +15,9 @@ from urllib.parse import parse_qs
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.request.async_request import AsyncBoltRequest
-from slack_sdk.signature import SignatureVerifier
 
 from bot.metrics import CONTENT_TYPE_LATEST
+from bot.server.guard import loads_json, slack_request_verified
 from bot.server.services import Services
 from bot.store.db import schema_status
 from handlers.alerts import add_routes as add_alert_routes
@@ -38,9 +37,9 @@ def parse_slack_body(body: str, content_type: str) -> dict[str, Any]:
     """The request as Slack meant it, or ValueError saying why it is malformed."""
     if "application/json" in content_type:
         try:
-            doc = json.loads(body)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"body is not JSON: {exc.msg}") from None
+            doc = loads_json(body)
+        except ValueError as exc:
+            raise ValueError(f"body is not JSON: {getattr(exc, 'msg', exc)}") from None
         if not isinstance(doc, dict) or "type" not in doc:
             raise ValueError("body is not a Slack event envelope (no type)")
         return doc
@@ -48,9 +47,9 @@ def parse_slack_body(body: str, content_type: str) -> dict[str, Any]:
         form = {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
         if "payload" in form:
             try:
-                payload = json.loads(form["payload"])
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"payload is not JSON: {exc.msg}") from None
+                payload = loads_json(form["payload"])
+            except ValueError as exc:
+                raise ValueError(f"payload is not JSON: {getattr(exc, 'msg', exc)}") from None
             if not isinstance(payload, dict) or "type" not in payload:
                 raise ValueError("payload has no type")
             return payload
@@ -72,8 +71,7 @@ async def slack_events(request: web.Request) -> web.StreamResponse:
         return _json_error(404, "this recon runs in Socket Mode; it takes no HTTP events")
     timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
     signature = request.headers.get("X-Slack-Signature", "")
-    verifier = SignatureVerifier(secret.get_secret_value())
-    if not timestamp or not signature or not verifier.is_valid(body, timestamp, signature):
+    if not slack_request_verified(secret.get_secret_value(), body, timestamp, signature):
         log.warning("refused a Slack request: bad or missing signature, or a stale timestamp")
         return _json_error(401, "invalid request")
     try:

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -146,10 +147,14 @@ class LokiLogSource(HttpSource):
         client: httpx.AsyncClient | None = None,
         *,
         categorize_labels: bool = True,
+        user: str | None = None,
+        password: str | None = None,
+        bearer_token: str | None = None,
     ) -> None:
         if batch < 1 or max_entries < 1:
             raise ValueError("batch and max_entries must be at least 1")
-        super().__init__(base_url, tenant, timeout_s, client)
+        super().__init__(base_url, tenant, timeout_s, client, user=user, password=password,
+                         bearer_token=bearer_token)
         self.batch = batch
         self.max_entries = max_entries
         self.categorize_labels = categorize_labels
@@ -161,22 +166,24 @@ class LokiLogSource(HttpSource):
         return h
 
     async def _get(self, params: Mapping[str, str]) -> Any:
-        url = self.base_url + QUERY_RANGE_PATH
+        # the query in the URL itself: httpx's params= would replace the base URL's query
+        url = self.url(f"{QUERY_RANGE_PATH}?{urlencode(params, quote_via=quote)}")
         try:
-            resp = await self._client.get(url, params=dict(params), headers=self._headers(), timeout=self.timeout_s)
+            resp = await self._client.get(url, headers=self._headers(), timeout=self.timeout_s)
         except httpx.TimeoutException as e:
             raise SourceUnavailable(
                 SOURCE, f"no answer from {self.base_url} within {self.timeout_s}s ({type(e).__name__})"
             ) from e
         except (httpx.TransportError, httpx.InvalidURL) as e:
-            raise SourceUnavailable(SOURCE, f"cannot reach {self.base_url}: {e or type(e).__name__}") from e
+            raise SourceUnavailable(SOURCE, f"cannot reach {self.base_url}: {self.scrub(str(e)) or type(e).__name__}"
+                                    ) from e
         if not resp.is_success:
-            body = resp.text.strip()[:ERROR_BODY_CHARS]
+            body = self.scrub(resp.text.strip())[:ERROR_BODY_CHARS]
             raise SourceError(SOURCE, f"HTTP {resp.status_code}: {body}")
         try:
             return json.loads(resp.content)
         except ValueError as e:
-            raise SourceError(SOURCE, f"malformed JSON from {url}: {e}") from e
+            raise SourceError(SOURCE, f"malformed JSON from {self.shown_url(QUERY_RANGE_PATH)}: {e}") from e
 
     async def query(self, q: LogQuery, window: Window) -> Fetched[LogEvent]:
         """All JSON log events the query matches in [window.start, window.end)."""
@@ -189,7 +196,7 @@ class LokiLogSource(HttpSource):
             raise
         except Exception as e:  # the Protocol promises SourceFailure only
             log.exception("unexpected error querying loki")
-            raise SourceError(SOURCE, f"unexpected {type(e).__name__}: {e}") from e
+            raise SourceError(SOURCE, f"unexpected {type(e).__name__}: {self.scrub(str(e))}") from e
         if skipped:
             log.info("loki: skipped %d lines that are not JSON objects", skipped)
         call = SourceCall(

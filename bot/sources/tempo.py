@@ -59,10 +59,15 @@ class TempoTraceSource(HttpSource):
         timeout_s: float = 10.0,
         client: httpx.AsyncClient | None = None,
         api: Literal["v1", "v2"] = "v2",
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        bearer_token: str | None = None,
     ) -> None:
         if api not in ("v1", "v2"):
             raise ValueError(f"api must be 'v1' or 'v2', not {api!r}")
-        super().__init__(base_url, tenant, timeout_s, client)
+        super().__init__(base_url, tenant, timeout_s, client, user=user, password=password,
+                         bearer_token=bearer_token)
         self.api = api
 
     def request_path(self, trace_id: str, window: Window) -> str:
@@ -85,7 +90,7 @@ class TempoTraceSource(HttpSource):
             raise
         except Exception as e:  # the Protocol promises SourceFailure only
             log.exception("unexpected error fetching a trace from tempo")
-            raise SourceError(SOURCE, f"unexpected {type(e).__name__}: {e}") from e
+            raise SourceError(SOURCE, f"unexpected {type(e).__name__}: {self.scrub(str(e))}") from e
         call = SourceCall(
             source=SOURCE,
             kind="trace",
@@ -101,17 +106,18 @@ class TempoTraceSource(HttpSource):
     async def _fetch(self, path: str) -> list[Span]:
         headers = self._headers()
         try:
-            resp = await self._client.get(self.base_url + path, headers=headers, timeout=self.timeout_s)
+            resp = await self._client.get(self.url(path), headers=headers, timeout=self.timeout_s)
         except httpx.TimeoutException as e:
             raise SourceUnavailable(
                 SOURCE, f"no answer from {self.base_url} within {self.timeout_s}s ({type(e).__name__})"
             ) from e
         except (httpx.TransportError, httpx.InvalidURL) as e:
-            raise SourceUnavailable(SOURCE, f"cannot reach {self.base_url}: {e or type(e).__name__}") from e
+            raise SourceUnavailable(SOURCE, f"cannot reach {self.base_url}: {self.scrub(str(e)) or type(e).__name__}"
+                                    ) from e
         if resp.status_code == 404:
             return []
         if not resp.is_success:
-            body = resp.text.strip()[:ERROR_BODY_CHARS]
+            body = self.scrub(resp.text.strip())[:ERROR_BODY_CHARS]
             raise SourceError(SOURCE, f"HTTP {resp.status_code}: {body}")
         try:
             doc: Any = json.loads(resp.content)

@@ -15,8 +15,10 @@ their group locks never make the intake wait.
 Failures stay with whoever caused them:
 
 - a batch the database refuses is written again one item at a time, so one notification
-  it cannot store (``\\u0000`` in a label or a common annotation, which jsonb refuses)
-  fails alone, as ``BadInput`` (SQLSTATE class 22), and the rest are stored;
+  it cannot store (``\\u0000`` in a label or a common annotation, which jsonb refuses; a
+  value over one of its limits) fails alone, as ``BadInput`` (SQLSTATE class 22 or 54),
+  and the rest are stored (a group key is bounded before it gets here:
+  ``bounded_group_key``);
 - anything else (the store unreachable, a timeout) fails the items of that batch with
   ``StoreError``, which the webhook answers with 503 so that the sender retries;
 - a caller that goes away (its request cancelled) does not cancel the write: its
@@ -34,6 +36,7 @@ from typing import Any
 import asyncpg
 
 from bot.alerts.model import NotificationDigest
+from bot.alerts.parse import bounded_group_key
 from bot.errors import BadInput, StoreError
 from bot.store.db import Conn, Pool
 
@@ -67,8 +70,9 @@ def intake_item(n: NotificationDigest, *, channel: str | None, route: str, subje
                 anchor_ts: str | None = None, event_id: str | None = None, retry_num: int = 0) -> dict[str, Any]:
     """One element of ``recon_alert_intake``'s ``items``: what 008's header lists."""
     return {
-        "source": n.source, "group_key": n.group_key, "status": n.status, "alertname": n.labels.get("alertname"),
-        "severity": n.severity, "labels": n.labels, "annotations": n.common_annotations,
+        "source": n.source, "group_key": bounded_group_key(n.group_key), "status": n.status,
+        "alertname": n.labels.get("alertname"), "severity": n.severity, "labels": n.labels,
+        "annotations": n.common_annotations,
         "subject": dict(subject), "channel": channel or None, "route": route, "anchor_ts": anchor_ts,
         "firing": n.firing, "alerts": n.alerts, "event_id": event_id or None, "retry_num": retry_num,
     }
@@ -245,6 +249,8 @@ class IntakeWriter:
 
 def _as_error(exc: asyncpg.PostgresError) -> Exception:
     state = str(getattr(exc, "sqlstate", "") or "")
-    if state.startswith("22"):  # data exception: this payload cannot be stored as given
+    # a data exception (22) or a value over a limit of the store (54): this payload cannot
+    # be stored as given, however often it is sent again
+    if state.startswith(("22", "54")):
         return BadInput(f"the store cannot keep this payload: {exc}")
     return StoreError(f"storing the alert notification failed: {exc}")

@@ -22,6 +22,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
+from pydantic import SecretStr
 
 from bot.diagnosis.money import format_minor
 from bot.report.tokens import install_secret, make_token
@@ -112,6 +113,29 @@ async def test_hostile_values_are_escaped(store: Store, base_url: str) -> None:
     assert status == 200
     assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<img src=x" not in html and "<b>bold</b>" not in html and "<i>U1</i>" not in html
+
+
+async def test_a_link_of_the_previous_secret_opens_until_it_is_removed(store: Store, recorded: Recorded) -> None:
+    current, previous = SecretStr("c" * 40), SecretStr("p" * 40)
+    iid = recorded.incident_id
+    expires = datetime.now(UTC) + timedelta(hours=1)
+    old_link = make_token(previous.get_secret_value().encode(), iid, expires)
+    forged = make_token(b"x" * 40, iid, expires)
+    answers = []
+    for settings in (SimpleNamespace(report_secret=current, report_secret_previous=previous),
+                     SimpleNamespace(report_secret=current, report_secret_previous=None)):
+        app = web.Application()
+        add_routes(app, ReportDeps(store=store, settings=settings))
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/incidents/{iid}"  # type: ignore[union-attr]
+        try:
+            answers.append([(await get(f"{url}?token={t}"))[0] for t in (old_link, forged)])
+        finally:
+            await runner.cleanup()
+    assert answers == [[200, 403], [403, 403]]
 
 
 # ---------------------------------------------------------------- a real browser

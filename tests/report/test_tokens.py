@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from bot.errors import ConfigError, NotAuthorized
 from bot.report.tokens import (
@@ -20,7 +20,9 @@ from bot.report.tokens import (
     report_secret,
     report_url,
     token_expiry,
+    verifying_secrets,
 )
+from bot.settings import Settings
 from bot.store.store import Store
 
 SECRET = b"k" * 32
@@ -114,3 +116,49 @@ async def test_report_link_needs_public_url(store: Store) -> None:
     token = url.split("token=")[1]
     check_token(await install_secret(store.pool), INC, token, NOW + timedelta(minutes=59))
     assert url.startswith(f"https://r.example/incidents/{INC}?token=")
+
+
+CURRENT = "c" * 40
+PREVIOUS = "p" * 32
+
+
+async def test_rotation_new_links_are_signed_with_the_current_secret_the_previous_still_opens(store: Store) -> None:
+    from bot.report.links import report_link
+
+    rotated = Settings(RECON_REPORT_SECRET=CURRENT, RECON_REPORT_SECRET_PREVIOUS=PREVIOUS,  # type: ignore[call-arg]
+                       RECON_PUBLIC_URL="https://r.example")
+    done = Settings(RECON_REPORT_SECRET=CURRENT, RECON_PUBLIC_URL="https://r.example")  # type: ignore[call-arg]
+    old_link = make_token(PREVIOUS.encode(), INC, NOW + timedelta(hours=1))
+    new_link = (await report_link(rotated, store, INC, now=NOW)).split("token=")[1]
+    secrets = await verifying_secrets(rotated, store.pool)
+    assert secrets == (CURRENT.encode(), PREVIOUS.encode())
+    check_token(secrets, INC, old_link, NOW)
+    check_token(secrets, INC, new_link, NOW)
+    check_token(CURRENT.encode(), INC, new_link, NOW)  # signed with the current one
+    assert reason(PREVIOUS.encode(), INC, new_link) == "bad"
+    # once the previous secret is removed, its links stop opening
+    after = await verifying_secrets(done, store.pool)
+    assert after == (CURRENT.encode(),)
+    with pytest.raises(ReportLinkRefused, match="not valid"):
+        check_token(after, INC, old_link, NOW)
+    with pytest.raises(ReportLinkRefused) as other:
+        check_token(secrets, "INC-20261120-zzz999", old_link, NOW)
+    assert other.value.reason == "other_incident"
+
+
+@pytest.mark.parametrize("name", ["RECON_REPORT_SECRET", "RECON_REPORT_SECRET_PREVIOUS"])
+def test_a_short_report_secret_is_refused_naming_the_setting_not_its_value(
+        name: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    short = "hunter2-is-31-bytes-long-......"
+    assert len(short) == 31
+    with pytest.raises(ValidationError) as exc:
+        Settings(**{name: short})  # type: ignore[arg-type]
+    assert f"{name} is shorter than 32 bytes" in str(exc.value) and short not in str(exc.value)
+    Settings(**{name: short + "."})  # type: ignore[arg-type]  # 32 bytes: taken
+    # recon refuses to start, and says why
+    from bot.cli import EXIT_BAD_INPUT, main
+
+    monkeypatch.setenv(name, short)
+    assert main(["migrate"]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert f"{name} is shorter than 32 bytes" in err and short not in err

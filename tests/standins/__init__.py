@@ -16,6 +16,8 @@ Every stand-in shares the knobs of ``StandIn``:
 
 * ``requests``: what it received (``RecordedRequest``: method, path, params, headers)
 * ``tenant``: when set, requests without ``X-Scope-OrgID`` get ``401 no org id``
+* ``authorization``: when set, requests without exactly this ``Authorization`` header
+  get ``401 unauthorized`` (a hosted Loki or Tempo behind basic or bearer auth)
 * ``delay_s``: wait this long before answering (timeouts, benchmarks)
 * ``fail(status, body)``, ``serve_malformed()``, ``close_connections()``,
   ``respond(status, body)``: failure modes, for every request or the next ``times``
@@ -96,6 +98,7 @@ class StandIn:
     def __init__(self, *, tenant: str | None = None, delay_s: float = 0.0) -> None:
         self.tenant = tenant
         self.delay_s = delay_s
+        self.authorization: str | None = None
         self._state = _State()
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
@@ -208,6 +211,8 @@ class StandIn:
                 body=failure.body.encode(),
                 headers={"Content-Type": failure.content_type},
             )
+        if self.authorization is not None and request.headers.get("Authorization") != self.authorization:
+            return web.Response(status=401, text="unauthorized\n")
         if self.tenant and not request.headers.get("X-Scope-OrgID"):
             return web.Response(status=401, text="no org id\n")
         return await handler(request)

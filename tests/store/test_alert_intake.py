@@ -5,10 +5,13 @@ processes never deadlock; the group locks never leak into the pool."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import random
+import string
 from collections.abc import AsyncIterator
+from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,10 +20,11 @@ import pytest
 import pytest_asyncio
 
 from bot.alerts import parse_alertmanager
+from bot.alerts.parse import MAX_GROUP_KEY_BYTES, bounded_group_key
 from bot.errors import BadInput, StoreError
 from bot.store.alerts import ALERT_JOB, STORM_JOB, AlertStore, Intake
 from bot.store.db import Pool, connect_pool
-from bot.store.intake import warm_up
+from bot.store.intake import intake_item, warm_up
 
 
 def payload(group: str, status: str = "firing", *, severity: str = "page", n_alerts: int = 1,
@@ -377,3 +381,60 @@ async def test_a_warm_up_that_fails_is_logged_and_the_connection_still_works(
         assert await conn.fetchval("select 1") == 1
     finally:
         await conn.close()
+
+
+def long_key(n: int, tail: str = "", seed: int = 1) -> str:
+    """An Alertmanager groupKey with ``n`` labels of random values (which PostgreSQL cannot
+    compress to fit an index): several thousand characters for n ~ 100."""
+    rnd = random.Random(seed)
+    labels = ", ".join(f'label_{i}="{"".join(rnd.choices(string.ascii_letters + string.digits, k=40))}"'
+                       for i in range(n))
+    return f'{{}}/{{severity="page"}}:{{{labels}{tail}}}'
+
+
+async def test_a_group_key_of_thousands_of_characters_is_stored_bounded_and_found_again(pool: Pool) -> None:
+    store = alert_store(pool)
+    key, other = long_key(100), long_key(100, ', extra="1"')  # the same first 200 characters
+    assert len(key.encode()) > 5000 and key[:200] == other[:200]
+    first = payload("long")
+    first["groupKey"] = key
+    text = json.dumps(first)
+    got = [await take_in(store, first, text=text), await take_in(store, first)]
+    second = payload("long")
+    second["groupKey"] = other
+    third = await take_in(store, second)
+    assert [g.action for g in got if g] == ["open", "repeat"]  # looked up by the same bounded key
+    assert third is not None and third.action == "open" and got[0] is not None
+    assert third.group.group_id != got[0].group.group_id
+    stored = got[0].group.group_key
+    assert stored == bounded_group_key(key) and len(stored.encode()) <= MAX_GROUP_KEY_BYTES
+    assert stored.startswith(key[:200]) and stored.endswith(hashlib.sha256(key.encode()).hexdigest())
+    async with pool.acquire() as conn:  # the payload keeps the key as received
+        kept = await conn.fetchval("select payload::json ->> 'groupKey' from alert_notifications "
+                                   "where notification_id = $1", got[0].notification_id)
+    assert kept == key
+
+
+async def test_a_value_the_store_cannot_index_fails_as_bad_input_not_unavailable(pool: Pool) -> None:
+    """SQLSTATE 54000 (a key over the index's limit) is refused for good, not retried:
+    the webhook answers 400, which Alertmanager does not send again."""
+    store = alert_store(pool)
+    n = parse_alertmanager(payload("huge")).digest()
+    item = intake_item(n, channel="C0ALERTS", route="default", subject={})
+    item["group_key"] = long_key(150)  # past bounded_group_key: what the store makes of it
+    with pytest.raises(BadInput, match="cannot keep this payload"):
+        await store.writer.submit(item, json.dumps(payload("huge")))
+
+
+async def test_migration_011_bounds_the_keys_stored_before_as_the_intake_does(pool: Pool) -> None:
+    keys = [long_key(22), long_key(30, ', name="ünïcödé 🚀"'), "short"]  # over 1024 bytes, but indexable
+    async with pool.acquire() as conn:
+        for k in keys:
+            await conn.execute("insert into alert_groups (source, group_key, status, alertname, severity, labels, "
+                               "annotations, subject, route) values ('alertmanager', $1, 'firing', 'x', 'page', "
+                               "'{}', '{}', '{}', 'default')", k)
+        sql = (resources.files("bot.store") / "migrations" / "011_alert_group_key_bounded.sql").read_text()
+        await conn.execute(sql)
+        stored = [r["group_key"] for r in await conn.fetch("select group_key from alert_groups order by group_id")]
+    assert stored == [bounded_group_key(k) for k in keys]
+    assert stored[0] != keys[0] and stored[2] == "short"
