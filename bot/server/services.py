@@ -26,7 +26,8 @@ from bot.slack.client import web_client
 from bot.slack.pace import ChannelPacer
 from bot.store.alerts import ALERT_JOB, STORM_JOB, AlertStore
 from bot.store.approvals import ApprovalStore
-from bot.store.db import connect_pool, open_store, store_url
+from bot.store.db import connect_pool
+from bot.store.opening import open_store, store_url
 from bot.store.intake import warm_up
 from bot.store.jobs import Job, JobQueue
 from bot.store.store import Store
