@@ -27,9 +27,9 @@ from bot.slack.pace import ChannelPacer
 from bot.store.alerts import ALERT_JOB, STORM_JOB, AlertStore
 from bot.store.approvals import ApprovalStore
 from bot.store.db import connect_pool
-from bot.store.opening import open_store, store_url
 from bot.store.intake import warm_up
 from bot.store.jobs import Job, JobQueue
+from bot.store.opening import open_store, store_url
 from bot.store.store import Store
 from bot.wiring import open_sources
 from bot.worker import Worker
