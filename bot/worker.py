@@ -28,6 +28,8 @@ from bot.store.jobs import NOTIFY_CHANNEL, Job, JobQueue
 
 log = logging.getLogger(__name__)
 
+# a job's consumer; a worker's ``handlers`` map job kind -> consumer (``recon serve``'s
+# registry, saying who queues and who consumes each kind: bot.server.consumers)
 JobHandler = Callable[[Job], Awaitable[Mapping[str, Any] | None]]
 
 
