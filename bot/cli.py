@@ -175,7 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _migrate(settings: Settings) -> int:
-    from bot.store.db import connect_pool, known_migrations, migrate, redact_url, store_url
+    from bot.store.db import connect_pool, known_migrations, migrate, redact_url
+    from bot.store.opening import store_url
 
     url = await store_url(settings)
     pool = await connect_pool(url, max_size=2)

@@ -39,6 +39,8 @@ from bot.store.jobs import NOTIFY_CHANNEL, Job, JobQueue, take_owner_lock
 
 log = logging.getLogger(__name__)
 
+# a job's consumer; a worker's ``handlers`` map job kind -> consumer (``recon serve``'s
+# registry, saying who queues and who consumes each kind: bot.server.consumers)
 JobHandler = Callable[[Job], Awaitable[Mapping[str, Any] | None]]
 GiveUpHandler = Callable[[Job], Awaitable[None]]
 PresenceConn: TypeAlias = "asyncpg.Connection[asyncpg.Record]"

@@ -2,7 +2,7 @@
 ``POST /alerts/grafana`` (Grafana alerting), and alert posts in watched Slack channels.
 
 Thin: check the bearer token, the size and the shape (a large body in its turn:
-``Turns``), keeping a digest of the notification (``NotificationDigest``); store it and
+``bot.store.intake.Turns``), keeping a digest of the notification (``NotificationDigest``); store it and
 queue its triage in one transaction (with the notifications that arrive meanwhile: group
 commit); answer. The body is stored as received. The triage itself runs in a worker. A
 store failure answers 503, which Alertmanager retries: nothing accepted is lost.
@@ -10,12 +10,11 @@ store failure answers 503, which Alertmanager retries: nothing accepted is lost.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
 
@@ -27,39 +26,9 @@ from bot.errors import BadInput, StoreError
 from bot.metrics import Metrics
 from bot.store.alerts import AlertStore, Intake
 from bot.store.db import canonical_json
+from bot.store.intake import Turns
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
-
-
-class Turns:
-    """Runs the CPU-bound step of concurrent requests (parsing a body) one at a time,
-    with a pass of the event loop between two of them, for bodies of ``min_chars`` or
-    more.
-
-    A storm's notifications arrive together: without turns, the loop parses every body
-    that is ready before it looks at anything else, so the replies of the intake's
-    batches (and the answers to senders whose notifications are stored) wait behind all
-    the parsing. With turns, the intake writes batch after batch while the next bodies
-    are parsed, and each sender is answered as soon as its notification is stored.
-    Turns are taken in arrival order. A small body (one alert: well under a millisecond
-    to parse) is parsed at once: a turn would cost it more than it gives the others, and
-    it would make the intake's batches smaller."""
-
-    def __init__(self, min_chars: int = 16 * 1024) -> None:
-        self.min_chars = min_chars
-        self._lock = asyncio.Lock()
-
-    async def run(self, f: Callable[[str], _T], arg: str) -> _T:
-        if len(arg) < self.min_chars:
-            return f(arg)
-        async with self._lock:
-            try:
-                return f(arg)
-            finally:
-                # still holding the turn: the loop polls for I/O and runs what is ready
-                # before the next request's turn (handed over when this one resumes)
-                await asyncio.sleep(0)
 
 
 @dataclass(slots=True)

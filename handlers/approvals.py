@@ -1,101 +1,122 @@
 """Slack listeners for approvals and the incident timeline: reactions on prompts (votes),
 their removal (retractions), the prompt's buttons, the pin reaction that adds a message
-to its incident's timeline, and ``/recon freezes`` / ``/recon unfreeze``. Thin: find the
-prompt or incident, hand the decision to ``bot.flows.approvals``."""
+to its incident's timeline, and ``/recon freezes`` / ``/recon unfreeze``. Thin: bolt's
+matchers pick the listener by the reaction (pure: no I/O before the ack); the listener
+finds the prompt or hands the message to a flow (``bot.flows.approvals``,
+``bot.flows.pin``, ``bot.flows.freezes``).
+
+A reaction no listener takes (any other emoji, or not on a message) is answered by the
+last listener, which does nothing: bolt answers an unhandled event with 404, and Slack
+would deliver it again.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
-from slack_sdk.errors import SlackApiError
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.flows.approvals import ApprovalFlow
-from bot.render.approvals import scope_lines
+from bot.flows.freezes import freezes_answer, unfreeze
+from bot.flows.pin import PinDeps, pin, thread_message
 from bot.slack.commands import ReconCommand
-from bot.store.jobs import JobQueue
 
 log = logging.getLogger(__name__)
 
+Listener = Callable[..., Awaitable[None]]
+Matcher = Callable[..., Awaitable[bool]]
 
-def register(app: AsyncApp, flow: ApprovalFlow, queue: JobQueue) -> None:
-    app.event("reaction_added")(reaction_added(flow, queue))
-    app.event("reaction_removed")(reaction_removed(flow))
+
+def register(app: AsyncApp, flow: ApprovalFlow) -> None:
+    votes, pins = vote_reaction(flow), pin_reaction(flow.settings.pin_emoji)
+    app.event("reaction_added", matchers=[on_a_message, votes])(reaction_added(flow))
+    app.event("reaction_added", matchers=[on_a_message, pins])(pinned(PinDeps(flow.store, flow.queue,
+                                                                               flow.approvals)))
+    app.event("reaction_added")(nothing)
+    app.event("reaction_removed", matchers=[on_a_message, votes])(reaction_removed(flow))
+    app.event("reaction_removed")(nothing)
     app.action("recon_approve")(button(flow, "approve"))
     app.action("recon_decline")(button(flow, "decline"))
 
 
-def reaction_added(flow: ApprovalFlow, queue: JobQueue) -> Callable[..., Any]:
-    async def handle(body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient) -> None:
-        item = event.get("item") or {}
-        channel, ts, user = str(item.get("channel") or ""), str(item.get("ts") or ""), str(event.get("user") or "")
-        reaction = str(event.get("reaction") or "")
-        if item.get("type") != "message" or not channel or not ts or not user:
+def _reaction(event: dict[str, Any]) -> tuple[str, str, str, str]:
+    """``(channel, ts, user, reaction)`` of a reaction event."""
+    item = event.get("item") or {}
+    return (str(item.get("channel") or ""), str(item.get("ts") or ""), str(event.get("user") or ""),
+            str(event.get("reaction") or ""))
+
+
+async def on_a_message(event: dict[str, Any]) -> bool:
+    """A matcher: a person's reaction to a message."""
+    channel, ts, user, _ = _reaction(event)
+    return (event.get("item") or {}).get("type") == "message" and bool(channel and ts and user)
+
+
+def vote_reaction(flow: ApprovalFlow) -> Matcher:
+    """A matcher: the reaction is a vote (``RECON_APPROVE_EMOJI`` / ``RECON_DECLINE_EMOJI``)."""
+    async def matches(event: dict[str, Any]) -> bool:
+        return flow.vote_of(_reaction(event)[3]) is not None
+
+    return matches
+
+
+def pin_reaction(pin_emoji: str) -> Matcher:
+    """A matcher: the reaction is ``RECON_PIN_EMOJI`` (any skin tone)."""
+    async def matches(event: dict[str, Any]) -> bool:
+        return _reaction(event)[3].split("::")[0] == pin_emoji
+
+    return matches
+
+
+async def nothing() -> None:
+    """Any other reaction: acked, nothing to do."""
+
+
+def reaction_added(flow: ApprovalFlow) -> Listener:
+    """A vote by reaction, when the message is an approval prompt."""
+    async def handle(body: dict[str, Any], event: dict[str, Any]) -> None:
+        channel, ts, user, reaction = _reaction(event)
+        prompt = await flow.approvals.by_message(channel, ts)
+        vote = flow.vote_of(reaction)
+        if prompt is None or vote is None:
             return
         event_key = f"slack:{body.get('event_id') or f'{channel}:{ts}:{user}:{reaction}:+'}"
-        prompt = await flow.approvals.by_message(channel, ts)
-        if prompt is not None:
-            vote = flow.vote_of(reaction)
-            if vote is not None:
-                res = await flow.on_vote(prompt, user=user, vote=vote, via="reaction", dedup_key=event_key)
-                log.info("prompt %s: %s's :%s: → %s", prompt.prompt_id, user, reaction, res.outcome)
-            return
-        if reaction.split("::")[0] == flow.settings.pin_emoji:
-            await pin(flow, queue, client, channel, ts, user)
+        res = await flow.on_vote(prompt, user=user, vote=vote, via="reaction", dedup_key=event_key)
+        log.info("prompt %s: %s's :%s: → %s", prompt.prompt_id, user, reaction, res.outcome)
 
     return handle
 
 
-async def pin(flow: ApprovalFlow, queue: JobQueue, client: AsyncWebClient, channel: str, ts: str, user: str) -> None:
-    """A pinned message of an incident's thread joins its timeline, once."""
-    try:
-        # for a reply, Slack answers with its whole thread, the parent first
-        resp = await client.conversations_replies(channel=channel, ts=ts, limit=200)
-    except SlackApiError as exc:
-        log.info("pin on %s/%s: cannot read the message: %s", channel, ts, exc.response.get("error"))
-        return
-    messages: list[dict[str, Any]] = resp.get("messages") or []
-    msg = next((m for m in messages if m.get("ts") == ts), None)
-    if msg is None or not messages:
-        return
-    parent = messages[0]
-    incident = await flow.store.incident_by_thread(channel, str(parent.get("thread_ts") or parent.get("ts")))
-    if incident is None or not await queue.first_delivery(f"pin:{channel}:{ts}"):
-        return
-    text = str(msg.get("text") or "") or "(a message with attachments or blocks)"
-    await flow.store.add_timeline_event(
-        incident_id=incident.incident_id, run_id=None, type="pinned", source="slack",
-        description=text[:500], details={"channel": channel, "message_ts": ts, "author": msg.get("user")
-                                         or msg.get("bot_id"), "pinned_by": user, "text": text[:4000]},
-        actor=user, correlation_id=incident.correlation_id)
-    log.info("pinned %s/%s to %s's timeline", channel, ts, incident.incident_id)
-    try:  # people see it was taken: a bookmark on the message
-        await client.reactions_add(channel=channel, timestamp=ts, name="bookmark")
-    except SlackApiError as exc:
-        log.info("could not mark %s/%s as pinned: %s", channel, ts, exc.response.get("error"))
+def pinned(deps: PinDeps) -> Listener:
+    """The pin reaction: the message joins its incident's timeline (``bot.flows.pin``)."""
+    async def handle(event: dict[str, Any], client: AsyncWebClient) -> None:
+        channel, ts, user, _ = _reaction(event)
+        found = await thread_message(deps, client, channel, ts)
+        if found is not None:
+            await pin(deps, client, found, user)
+
+    return handle
 
 
-def reaction_removed(flow: ApprovalFlow) -> Callable[..., Any]:
+def reaction_removed(flow: ApprovalFlow) -> Listener:
+    """A vote's reaction removed from a prompt: the vote is retracted."""
     async def handle(body: dict[str, Any], event: dict[str, Any]) -> None:
-        item = event.get("item") or {}
-        channel, ts, user = str(item.get("channel") or ""), str(item.get("ts") or ""), str(event.get("user") or "")
-        vote = flow.vote_of(str(event.get("reaction") or ""))
-        if vote is None or not channel or not ts or not user:
-            return
+        channel, ts, user, reaction = _reaction(event)
+        vote = flow.vote_of(reaction)
         prompt = await flow.approvals.by_message(channel, ts)
-        if prompt is None:
+        if prompt is None or vote is None:
             return
         key = f"slack:{body.get('event_id') or f'{channel}:{ts}:{user}:{vote}:-'}"
         res = await flow.on_retract(prompt, user=user, vote=vote, dedup_key=key)
-        log.info("prompt %s: %s removed :%s: → %s", prompt.prompt_id, user, event.get("reaction"), res.outcome)
+        log.info("prompt %s: %s removed :%s: → %s", prompt.prompt_id, user, reaction, res.outcome)
 
     return handle
 
 
-def button(flow: ApprovalFlow, vote: str) -> Callable[..., Any]:
+def button(flow: ApprovalFlow, vote: str) -> Listener:
     async def handle(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         action = (body.get("actions") or [{}])[0]
@@ -115,31 +136,18 @@ def button(flow: ApprovalFlow, vote: str) -> Callable[..., Any]:
     return handle
 
 
-async def freeze_command(flow: ApprovalFlow, cmd: ReconCommand, command: dict[str, Any], ack: AsyncAck) -> None:
-    if cmd.action == "freezes":
-        active = await flow.approvals.active_freezes()
-        if not active:
-            await ack(text=":sunny: No active freezes of manual customer-facing adjustments.")
+def freezes_listener(flow: ApprovalFlow) -> Listener:
+    """``/recon freezes`` and ``/recon unfreeze <incident>`` (``bot.flows.freezes``): the
+    answer is the ack; asking the approvers follows it."""
+    async def handle(ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext) -> None:
+        cmd: ReconCommand = context["recon"]
+        if cmd.action == "freezes":
+            await ack(text=await freezes_answer(flow))
             return
-        lines = [f"*{len(active)} active freeze(s)* of manual customer-facing adjustments:"]
-        for f in active[:20]:
-            scope = "; ".join(scope_lines(f.scope)[:5])
-            lines.append(f"• #{f.freeze_id} · incident {f.incident_id} · since {f.frozen_at:%Y-%m-%d %H:%M UTC} · "
-                         f"by {', '.join(f'<@{u}>' for u in f.approved_by)} · {scope}")
-        await ack(text="\n".join(lines)[:3000])
-        return
-    incident_id = cmd.incident_id or ""
-    incident = await flow.store.get_incident(incident_id)
-    if incident is None:
-        await ack(text=f":warning: No incident {incident_id}.")
-        return
-    active = [f for f in await flow.approvals.freezes_of(incident_id) if f.status == "active"]
-    if not active:
-        await ack(text=f":sunny: Incident {incident_id} has no active freeze.")
-        return
-    await ack(text=f":hourglass_flowing_sand: Asking the approvers to lift {len(active)} freeze(s) of {incident_id}.")
-    channel = incident.slack_channel or str(command.get("channel_id") or "")
-    thread = incident.slack_thread_ts if incident.slack_channel else None
-    for f in active:
-        await flow.request_unfreeze(f, channel, thread,
-                                    reason=f"requested by <@{command.get('user_id')}> with /recon unfreeze")
+        asked = await unfreeze(flow, cmd.incident_id or "", channel=str(command.get("channel_id") or ""),
+                               user=command.get("user_id"))
+        await ack(text=asked.answer)
+        if asked.followup is not None:
+            await asked.followup()
+
+    return handle

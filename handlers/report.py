@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -20,9 +19,8 @@ from bot.errors import StoreError
 from bot.report.data import load_report
 from bot.report.render import refusal_html, render_html
 from bot.report.tokens import INCIDENT_ID_RE, ReportLinkRefused, check_token, verifying_secrets
-
-if TYPE_CHECKING:
-    from bot.store.store import Store
+from bot.settings import Settings
+from bot.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +42,7 @@ _TITLES = {
 @dataclass(frozen=True, slots=True)
 class ReportDeps:
     store: Store
-    settings: Any  # bot.settings.Settings (report_secret)
+    settings: Settings  # report_secret: the configured link secret, if any
 
 
 _DEPS: web.AppKey[ReportDeps] = web.AppKey("report_deps", ReportDeps)
@@ -55,18 +53,8 @@ def _page(status: int, body: str) -> web.Response:
                         headers=SECURITY_HEADERS)
 
 
-def _deps(app: web.Application) -> ReportDeps:
-    deps = app.get(_DEPS)
-    if deps is not None:
-        return deps
-    from bot.server.app import SERVICES  # the running bot's services (late: app imports this module)
-
-    svc = app[SERVICES]
-    return ReportDeps(store=svc.store, settings=svc.settings)
-
-
 async def incident_report(request: web.Request) -> web.Response:
-    deps = _deps(request.app)
+    deps = request.app[_DEPS]
     incident_id = request.match_info["incident_id"]
     token = request.query.get("token")
     try:
@@ -95,11 +83,10 @@ async def incident_report(request: web.Request) -> web.Response:
     return _page(200, render_html(report))
 
 
-def add_routes(app: web.Application, deps: ReportDeps | None = None) -> None:
-    """Register ``GET /incidents/{incident_id}``. ``deps``: the store and settings; by
-    default the running bot's (``bot.server.app.SERVICES``)."""
-    if deps is not None:
-        app[_DEPS] = deps
+def add_routes(app: web.Application, deps: ReportDeps) -> None:
+    """Register ``GET /incidents/{incident_id}``, reading ``deps`` (the store and the
+    settings, given when the app is built)."""
+    app[_DEPS] = deps
     app.router.add_get("/incidents/{incident_id}", incident_report)
 
 

@@ -1,5 +1,15 @@
 """Bolt listeners for Slack: thin. Verify (bolt and the HTTP route do), parse, store
-one durable job, ack. The work itself runs in a worker (``bot.flows``)."""
+one durable job, ack. The work itself runs in a worker (``bot.flows``; who consumes
+which job: ``bot.server.consumers``).
+
+``/recon`` is one listener per subcommand, chosen by bolt: each listener's matcher
+parses the text (``bot.slack.commands.parse``) and takes its subcommand; a listener
+middleware hands the parsed command to the listener (``context["recon"]``). The last
+listener takes the rest: ``help``, and text that does not parse (the reason, then the
+usage). Slack events: ``app_mention`` (a diagnosis like ``/recon``), ``message`` (alert
+posts in watched channels), and the approvals' reactions and buttons
+(handlers/approvals.py).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -23,10 +33,14 @@ from bot.flows.slack_verify import verify_payload
 from bot.slack.commands import USAGE, ReconCommand, parse, subject_key, thread_link
 from bot.store.jobs import JobQueue, job_namespace
 from handlers.alerts import AlertIntakeDeps, alert_post
-from handlers.approvals import freeze_command
+from handlers.approvals import freezes_listener
 from handlers.approvals import register as register_approvals
 
 log = logging.getLogger(__name__)
+
+Listener = Callable[..., Awaitable[None]]
+STORE_DOWN = (":x: recon could not accept this request (its store is unavailable); nothing was started. "
+              "Please try again in a minute.")
 
 
 @dataclass(slots=True)
@@ -34,21 +48,118 @@ class SlackHandlerDeps:
     queue: JobQueue
     alerts: AlertIntakeDeps | None = None
     approvals: ApprovalFlow | None = None
-    verify: Callable[[ReconCommand, dict[str, Any], AsyncAck], Awaitable[None]] | None = None
+    verify: bool = True  # /recon verify is taken (else: it is not set up)
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
 def register(app: AsyncApp, deps: SlackHandlerDeps) -> None:
-    app.command("/recon")(recon_command(deps))
+    register_recon(app, deps)
     app.event("app_mention")(mention(deps))
     if deps.approvals is not None:
-        register_approvals(app, deps.approvals, deps.queue)
+        register_approvals(app, deps.approvals)
     # Message events arrive for every channel the bot is in: alert posts by other
     # integrations in watched channels are triaged; everything else is left alone.
     app.event("message")(message(deps))
 
 
-def message(deps: SlackHandlerDeps) -> Callable[..., Any]:
+def register_recon(app: AsyncApp, deps: SlackHandlerDeps) -> None:
+    """``/recon``: the first listener whose matcher takes the command answers it."""
+    parsed = [parsed_command]
+    freezes = freezes_listener(deps.approvals) if deps.approvals is not None else not_set_up("approvals")
+    app.command("/recon", matchers=[subcommand("freezes", "unfreeze")], middleware=parsed)(freezes)
+    verify = verify_command(deps.queue) if deps.verify else not_set_up("verification")
+    app.command("/recon", matchers=[subcommand("verify")], middleware=parsed)(verify)
+    app.command("/recon", matchers=[subcommand("diagnose")], middleware=parsed)(recon_command(deps))
+    app.command("/recon")(usage)
+
+
+def subcommand(*actions: str) -> Callable[[dict[str, Any]], Awaitable[bool]]:
+    """A matcher: the text after ``/recon`` parses, as one of ``actions``."""
+    async def matches(command: dict[str, Any]) -> bool:
+        try:
+            return parse(str(command.get("text") or "")).action in actions
+        except BadInput:
+            return False
+
+    return matches
+
+
+async def parsed_command(command: dict[str, Any], context: AsyncBoltContext,
+                         next_: Callable[[], Awaitable[None]]) -> None:
+    """A listener middleware: the parsed command, for the listener (its matcher parsed it)."""
+    context["recon"] = parse(str(command.get("text") or ""))
+    await next_()
+
+
+async def usage(ack: AsyncAck, command: dict[str, Any]) -> None:
+    """``/recon help``, and any text that does not parse: why, then the usage."""
+    try:
+        parse(str(command.get("text") or ""))
+    except BadInput as exc:
+        await ack(text=f":warning: {exc}\n\n{USAGE}")
+        return
+    await ack(text=USAGE)
+
+
+def not_set_up(what: str) -> Listener:
+    async def handle(ack: AsyncAck) -> None:
+        await ack(text=f":warning: {what} {'are' if what.endswith('s') else 'is'} not set up on this recon")
+
+    return handle
+
+
+def recon_command(deps: SlackHandlerDeps) -> Listener:
+    """``/recon <correlation_id> [since]`` / ``/recon app <id> [since]``: a diagnosis job,
+    or the one already queued or running for that subject."""
+    async def handle(ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext) -> None:
+        cmd: ReconCommand = context["recon"]
+        assert cmd.subject is not None  # the parser gives a diagnosis its subject
+        channel = str(command.get("channel_id") or "")
+        user = command.get("user_id")
+        payload = diagnosis_payload(cmd.subject, channel=channel, user=user, since=cmd.since, now=deps.now())
+        label = cmd.subject.label()
+        try:
+            job, created = await deps.queue.enqueue(DIAGNOSE, f"{DIAGNOSE}:{subject_key(cmd.subject)}", payload)
+        except StoreError:
+            log.exception("could not store /recon %s", label)
+            await ack(text=STORE_DOWN)
+            return
+        if created:
+            log.info("queued job %s: diagnose %s for %s in %s", job.job_id, label, user, channel)
+            await ack(text=f":mag: Diagnosing {label} over the last {_human(cmd.since.total_seconds())}. "
+                           "The findings will follow in a thread in this channel.")
+            return
+        parent = await deps.queue.post_get(job_namespace(job.job_id), "parent")
+        if parent is not None and parent.ts:
+            await ack(text=f":hourglass_flowing_sand: A diagnosis of {label} is already running: "
+                           f"<{thread_link(parent.channel, parent.ts)}|its thread>.")
+        else:
+            await ack(text=f":hourglass_flowing_sand: A diagnosis of {label} is already queued; "
+                           "its thread will appear shortly.")
+
+    return handle
+
+
+def verify_command(queue: JobQueue) -> Listener:
+    """``/recon verify <incident>``: stored as a job, acked, answered in the incident's thread."""
+
+    async def handle(ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext) -> None:
+        cmd: ReconCommand = context["recon"]
+        incident_id = cmd.incident_id or ""
+        payload = verify_payload(incident_id, str(command.get("channel_id") or ""), command.get("user_id"))
+        try:
+            _, created = await queue.enqueue(VERIFY, f"{VERIFY}:{incident_id}", payload)
+        except StoreError:
+            await ack(text=":x: recon could not accept this request (its store is unavailable); try again.")
+            return
+        await ack(text=(f":mag: Verifying {incident_id}: the checks run again over its scope; before against "
+                        "after follows in its thread." if created else
+                        f":hourglass_flowing_sand: A verification of {incident_id} is already running."))
+
+    return handle
+
+
+def message(deps: SlackHandlerDeps) -> Listener:
     async def handle(body: dict[str, Any], event: dict[str, Any], request: AsyncBoltRequest) -> None:
         if deps.alerts is None:
             return
@@ -66,56 +177,6 @@ def message(deps: SlackHandlerDeps) -> Callable[..., Any]:
     return handle
 
 
-def recon_command(deps: SlackHandlerDeps) -> Callable[..., Any]:
-    async def handle(ack: AsyncAck, command: dict[str, Any]) -> None:
-        text = str(command.get("text") or "")
-        try:
-            cmd = parse(text)
-        except BadInput as exc:
-            await ack(text=f":warning: {exc}\n\n{USAGE}")
-            return
-        if cmd.action in ("freezes", "unfreeze"):
-            if deps.approvals is None:
-                await ack(text=":warning: approvals are not set up on this recon")
-            else:
-                await freeze_command(deps.approvals, cmd, command, ack)
-            return
-        if cmd.action == "verify":
-            if deps.verify is None:
-                await ack(text=":warning: verification is not set up on this recon")
-            else:
-                await deps.verify(cmd, command, ack)
-            return
-        if cmd.action == "help" or cmd.subject is None:
-            await ack(text=USAGE)
-            return
-        channel = str(command.get("channel_id") or "")
-        user = command.get("user_id")
-        payload = diagnosis_payload(cmd.subject, channel=channel, user=user, since=cmd.since, now=deps.now())
-        try:
-            job, created = await deps.queue.enqueue(DIAGNOSE, f"{DIAGNOSE}:{subject_key(cmd.subject)}", payload)
-        except StoreError:
-            log.exception("could not store /recon %s", cmd.subject.label())
-            await ack(text=":x: recon could not accept this request (its store is unavailable); nothing was "
-                           "started. Please try again in a minute.")
-            return
-        label = cmd.subject.label()
-        if created:
-            log.info("queued job %s: diagnose %s for %s in %s", job.job_id, label, user, channel)
-            await ack(text=f":mag: Diagnosing {label} over the last {_human(cmd.since.total_seconds())}. "
-                           "The findings will follow in a thread in this channel.")
-            return
-        parent = await deps.queue.post_get(job_namespace(job.job_id), "parent")
-        if parent is not None and parent.ts:
-            await ack(text=f":hourglass_flowing_sand: A diagnosis of {label} is already running: "
-                           f"<{thread_link(parent.channel, parent.ts)}|its thread>.")
-        else:
-            await ack(text=f":hourglass_flowing_sand: A diagnosis of {label} is already queued; "
-                           "its thread will appear shortly.")
-
-    return handle
-
-
 _MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
 
 
@@ -128,7 +189,7 @@ def retry_num(request_headers: Mapping[str, Any]) -> int:
         return 0
 
 
-def mention(deps: SlackHandlerDeps) -> Callable[..., Any]:
+def mention(deps: SlackHandlerDeps) -> Listener:
     """``@recon <correlation_id>``: the same diagnosis as /recon, in the mention's thread
     (or its own thread). Each event is handled once, however often Slack delivers it."""
 
@@ -169,21 +230,3 @@ def _human(seconds: float) -> str:
     if seconds % 3600 == 0:
         return f"{int(seconds // 3600)}h"
     return f"{int(seconds // 60)}m"
-
-
-def verify_command(queue: JobQueue) -> Callable[[ReconCommand, dict[str, Any], AsyncAck], Awaitable[None]]:
-    """``/recon verify <incident>``: stored as a job, acked, answered in the incident's thread."""
-
-    async def handle(cmd: ReconCommand, command: dict[str, Any], ack: AsyncAck) -> None:
-        incident_id = cmd.incident_id or ""
-        payload = verify_payload(incident_id, str(command.get("channel_id") or ""), command.get("user_id"))
-        try:
-            _, created = await queue.enqueue(VERIFY, f"{VERIFY}:{incident_id}", payload)
-        except StoreError:
-            await ack(text=":x: recon could not accept this request (its store is unavailable); try again.")
-            return
-        await ack(text=(f":mag: Verifying {incident_id}: the checks run again over its scope; before against "
-                        "after follows in its thread." if created else
-                        f":hourglass_flowing_sand: A verification of {incident_id} is already running."))
-
-    return handle

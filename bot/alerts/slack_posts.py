@@ -170,116 +170,159 @@ class _Reader:
 
 def parse_alert_post(event: Mapping[str, Any]) -> AlertNotification | None:
     """An ``AlertNotification`` for an alert post by another integration, else None."""
+    if not _foreign_post(event):
+        return None
+    post = _Post()
+    post.read(event)
+    title_status, hint, title_labels = _read_titles(post)
+    drafts, truncated = _drafts(post, title_labels, hint)
+    section_statuses = {d.status for d in drafts if d.status is not None}
+    if title_status is None and not any(d.labels.get("alertname") for d in drafts) and not section_statuses:
+        return None
+    status = title_status or _fallback_status(section_statuses, post.colours)
+    alerts = _alerts(drafts, status)
+    return AlertNotification(
+        source="slack",
+        group_key=f"slack:{event['channel']}:{event['ts']}",
+        status=status,
+        receiver=None,
+        group_labels={},
+        common_labels=_intersection([a.labels for a in alerts]),
+        common_annotations=_intersection([a.annotations for a in alerts]),
+        external_url=None,
+        alerts=alerts,
+        truncated_alerts=truncated,
+        title=post.titles[0] if post.titles else None,
+    )
+
+
+def _foreign_post(event: Mapping[str, Any]) -> bool:
+    """A message another integration posted (not recon's own, not a person's), in a
+    channel at a ts."""
     if event.get("type", "message") != "message":
-        return None
+        return False
     if not event.get("bot_id") or event.get("subtype") not in (None, "bot_message"):
-        return None
+        return False
     metadata = event.get("metadata")
     if isinstance(metadata, Mapping) and str(metadata.get("event_type", "")).startswith("recon"):
-        return None
+        return False
     channel, ts = event.get("channel"), event.get("ts")
-    if not isinstance(channel, str) or not channel or not isinstance(ts, str) or not ts:
-        return None
+    return isinstance(channel, str) and bool(channel) and isinstance(ts, str) and bool(ts)
 
-    reader = _Reader()
-    titles: list[str] = []
-    colours: list[str] = []
-    common_labels: dict[str, str] = {}
-    common_annotations: dict[str, str] = {}
-    budget = [MAX_TEXT]
 
-    def feed(text: object, *, flush: bool = True) -> None:
-        if isinstance(text, str) and budget[0] > 0:
-            text = text[: budget[0]]
-            budget[0] -= len(text)
+@dataclass
+class _Post:
+    """What the parts of one post say, read in order: attachments, then blocks, then the
+    message text; at most ``MAX_TEXT`` characters of text in all."""
+
+    reader: _Reader = field(default_factory=_Reader)
+    titles: list[str] = field(default_factory=list)
+    colours: list[str] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)  # common to all its alerts
+    annotations: dict[str, str] = field(default_factory=dict)
+    budget: int = MAX_TEXT
+
+    def feed(self, text: object, *, flush: bool = True) -> None:
+        if isinstance(text, str) and self.budget > 0:
+            text = text[: self.budget]
+            self.budget -= len(text)
             for ln in text.splitlines():
-                reader.line(ln)
+                self.reader.line(ln)
         if flush:
-            reader.flush()
+            self.reader.flush()
 
-    attachments = [a for a in _list(event.get("attachments")) if isinstance(a, Mapping)]
-    blocks = [b for b in _list(event.get("blocks")) if isinstance(b, Mapping)]
-    for att in attachments:
+    def read(self, event: Mapping[str, Any]) -> None:
+        attachments = [a for a in _list(event.get("attachments")) if isinstance(a, Mapping)]
+        blocks = [b for b in _list(event.get("blocks")) if isinstance(b, Mapping)]
+        for att in attachments:
+            self.attachment(att)
+        for block in blocks:
+            self.block(block)
+        self.reader.flush()
+        if not attachments and not blocks:
+            self.feed(event.get("text"))
+        elif isinstance(event.get("text"), str) and not self.titles:
+            # Blocks-based posts often repeat the title as the notification text.
+            first = event["text"].strip().splitlines()[:1]
+            if first and _title_status(_clean_line(first[0]))[0] is not None:
+                self.titles.append(_clean_line(first[0]))
+        if not self.titles and self.reader.status_text:
+            self.titles.append(self.reader.status_text)  # a status line in the text is the title
+
+    def attachment(self, att: Mapping[str, Any]) -> None:
         title = att.get("title")
         if isinstance(title, str) and title.strip():
-            titles.append(_clean_line(title))
+            self.titles.append(_clean_line(title))
         colour = att.get("color")
         if isinstance(colour, str):
-            colours.append(colour.strip().lower())
+            self.colours.append(colour.strip().lower())
         for f in _list(att.get("fields")):
             if isinstance(f, Mapping) and isinstance(f.get("title"), str) and isinstance(f.get("value"), str):
-                _classify(f["title"], f["value"], common_labels, common_annotations)
-        feed(att.get("pretext"))
-        feed(att.get("text"))
+                _classify(f["title"], f["value"], self.labels, self.annotations)
+        self.feed(att.get("pretext"))
+        self.feed(att.get("text"))
         if not (isinstance(title, str) and title.strip()) and not att.get("text"):
-            feed(att.get("fallback"))
-    for block in blocks:
+            self.feed(att.get("fallback"))
+
+    def block(self, block: Mapping[str, Any]) -> None:
         btype = block.get("type")
         if btype == "header":
             t = _text_of(block.get("text"))
             if t.strip():
-                titles.append(_clean_line(t))
+                self.titles.append(_clean_line(t))
         elif btype == "section":  # one alert may span several sections: no flush
-            feed(_text_of(block.get("text")), flush=False)
+            self.feed(_text_of(block.get("text")), flush=False)
             for f in _list(block.get("fields")):
-                feed(_text_of(f), flush=False)
+                self.feed(_text_of(f), flush=False)
         elif btype == "rich_text":
-            feed("".join(_rich_text(block.get("elements"), depth=0)), flush=False)
+            self.feed("".join(_rich_text(block.get("elements"), depth=0)), flush=False)
         elif btype == "context":
             for el in _list(block.get("elements")):
-                feed(_text_of(el), flush=False)
+                self.feed(_text_of(el), flush=False)
         elif btype == "divider":
-            reader.flush()
-    reader.flush()
-    if not attachments and not blocks:
-        feed(event.get("text"))
-    elif isinstance(event.get("text"), str) and not titles:
-        # Blocks-based posts often repeat the title as the notification text.
-        first = event["text"].strip().splitlines()[:1]
-        if first and _title_status(_clean_line(first[0]))[0] is not None:
-            titles.append(_clean_line(first[0]))
+            self.reader.flush()
 
-    if not titles and reader.status_text:
-        titles.append(reader.status_text)  # a status line in the text is the title
 
-    # The title: status, key=value pairs, and the first bare word (alertname when grouped by it).
-    title = titles[0] if titles else None
+def _read_titles(post: _Post) -> tuple[Status | None, str | None, dict[str, str]]:
+    """The titles' status, key=value pairs, and the first bare word (the alertname when
+    grouped by it); else the status and hint the text carried."""
     title_status: Status | None = None
     hint: str | None = None
     title_labels: dict[str, str] = {}
-    for t in titles:
+    for t in post.titles:
         st, rest = _title_status(t)
         for m in _KV.finditer(t):
             value = next(g for g in (m.group(2), m.group(3), m.group(4)) if g is not None)
-            _classify(m.group(1), value, title_labels, common_annotations, lower_only=True)
+            _classify(m.group(1), value, title_labels, post.annotations, lower_only=True)
         if st is not None and title_status is None:
             title_status, hint = st, _first_word(rest)
-    if title_status is None and reader.status_seen is not None:
-        title_status = reader.status_seen
-    hint = hint or reader.alertname_hint
+    if title_status is None and post.reader.status_seen is not None:
+        title_status = post.reader.status_seen
+    return title_status, hint or post.reader.alertname_hint, title_labels
 
-    drafts = reader.drafts[:MAX_ALERTS]
-    truncated = max(0, len(reader.drafts) - MAX_ALERTS)
+
+def _drafts(post: _Post, title_labels: Mapping[str, str], hint: str | None) -> tuple[list[_Draft], int]:
+    """The alerts read (at most ``MAX_ALERTS``; how many more), each with the post's
+    common labels and annotations, and the alertname hint when none has one."""
+    drafts = post.reader.drafts[:MAX_ALERTS]
+    truncated = max(0, len(post.reader.drafts) - MAX_ALERTS)
     for k, v in title_labels.items():
-        common_labels.setdefault(k, v)
+        post.labels.setdefault(k, v)
     if not drafts:
         drafts = [_Draft()]
     for d in drafts:
-        for k, v in common_labels.items():
+        for k, v in post.labels.items():
             d.labels.setdefault(k, v)
-        for k, v in common_annotations.items():
+        for k, v in post.annotations.items():
             d.annotations.setdefault(k, v)
     if hint and _ALERTNAME.fullmatch(hint) and not any("alertname" in d.labels for d in drafts):
         for d in drafts:
             d.labels["alertname"] = hint
+    return drafts, truncated
 
-    has_alertname = any(d.labels.get("alertname") for d in drafts)
-    section_statuses = {d.status for d in drafts if d.status is not None}
-    if title_status is None and not has_alertname and not section_statuses:
-        return None
 
-    status = title_status or _fallback_status(section_statuses, colours)
-
+def _alerts(drafts: list[_Draft], status: Status) -> list[Alert]:
+    """One ``Alert`` per draft with safe labels; a repeated label set counts once."""
     alerts: list[Alert] = []
     seen: set[str] = set()
     for d in drafts:
@@ -288,32 +331,9 @@ def parse_alert_post(event: Mapping[str, Any]) -> AlertNotification | None:
         if labels and fp in seen:
             continue
         seen.add(fp)
-        alerts.append(
-            Alert(
-                status=d.status or status,
-                labels=labels,
-                annotations=dict(d.annotations),
-                starts_at=None,
-                ends_at=None,
-                fingerprint=fp,
-                generator_url=d.generator_url,
-            )
-        )
-    common = _intersection([a.labels for a in alerts])
-    common_ann = _intersection([a.annotations for a in alerts])
-    return AlertNotification(
-        source="slack",
-        group_key=f"slack:{channel}:{ts}",
-        status=status,
-        receiver=None,
-        group_labels={},
-        common_labels=common,
-        common_annotations=common_ann,
-        external_url=None,
-        alerts=alerts,
-        truncated_alerts=truncated,
-        title=title,
-    )
+        alerts.append(Alert(status=d.status or status, labels=labels, annotations=dict(d.annotations),
+                            starts_at=None, ends_at=None, fingerprint=fp, generator_url=d.generator_url))
+    return alerts
 
 
 # ---------------------------------------------------------------- helpers

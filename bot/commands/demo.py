@@ -24,8 +24,9 @@ from bot.scenario.evidence_files import write_evidence
 from bot.scenario.generate import build_platform, demo_spec
 from bot.scenario.load import load_billing
 from bot.settings import Settings
-from bot.store.db import open_store, redact_url, store_url
+from bot.store.db import redact_url
 from bot.store.embedded import ensure_embedded
+from bot.store.opening import open_store, store_url
 from bot.wiring import DEMO_BILLING_DB, demo_billing_url, open_sources
 
 DEMO_CHANNEL = "#billing-incidents"

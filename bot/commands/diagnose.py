@@ -49,7 +49,7 @@ async def run_diagnose(settings: Settings, args: argparse.Namespace) -> int:
 
     store: Store | None = None
     if not args.no_record:
-        from bot.store.db import open_store
+        from bot.store.opening import open_store
 
         try:
             store = await open_store(settings, max_size=4)

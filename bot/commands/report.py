@@ -48,7 +48,7 @@ def run(settings: Any, args: argparse.Namespace) -> int:
 
 
 async def _run(settings: Any, args: argparse.Namespace) -> int:
-    from bot.store.db import open_store
+    from bot.store.opening import open_store
 
     incident_id = args.incident_id.strip()
     if not INCIDENT_ID_RE.fullmatch(incident_id):

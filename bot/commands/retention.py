@@ -59,7 +59,7 @@ def run(settings: Any, args: argparse.Namespace) -> int:
 
 
 async def _run(settings: Any, days: int, dry_run: bool) -> RetentionRun | None:
-    from bot.store.db import open_store
+    from bot.store.opening import open_store
 
     store = await open_store(settings, max_size=2)
     try:

@@ -39,7 +39,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         raise BadInput(f"{args.incident_id!r} is not an incident id like INC-20261120-abc123")
     from pathlib import Path
 
-    from bot.store.db import open_store
+    from bot.store.opening import open_store
 
     out = sys.stderr if args.json else sys.stdout
     store = await open_store(settings, max_size=4)

@@ -23,6 +23,7 @@ from bot.store.db import schema_status
 from handlers.alerts import add_routes as add_alert_routes
 from handlers.api import ApiDeps
 from handlers.api import add_routes as add_api_routes
+from handlers.report import ReportDeps
 from handlers.report import add_routes as add_report_routes
 
 log = logging.getLogger(__name__)
@@ -135,5 +136,5 @@ def build_app(svc: Services) -> web.Application:
     add_alert_routes(app, svc.alert_intake)
     token = svc.settings.api_token.get_secret_value() if svc.settings.api_token else None
     add_api_routes(app, ApiDeps(approvals=svc.approvals.approvals, token=token))
-    add_report_routes(app)
+    add_report_routes(app, ReportDeps(store=svc.store, settings=svc.settings))
     return app

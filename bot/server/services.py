@@ -12,29 +12,28 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.alerts.routing import RoutingTable, load_routes
-from bot.flows.alert_triage import AlertDeps, run_alert_job, run_storm_job
+from bot.flows.alert_triage import AlertDeps
 from bot.flows.approvals import ApprovalFlow
 from bot.flows.diagnose import SourceSet
 from bot.flows.given_up import given_up_reporter
-from bot.flows.slack_diagnosis import KIND as DIAGNOSE
-from bot.flows.slack_diagnosis import SlackDiagnosisDeps, run_diagnosis_job
-from bot.flows.slack_verify import KIND as VERIFY
-from bot.flows.slack_verify import run_verify_job
+from bot.flows.slack_diagnosis import SlackDiagnosisDeps
 from bot.metrics import Metrics
+from bot.server.consumers import JobConsumers
 from bot.settings import Settings
 from bot.slack.approvers import Approvers
 from bot.slack.client import web_client
 from bot.slack.pace import ChannelPacer
-from bot.store.alerts import ALERT_JOB, STORM_JOB, AlertStore
+from bot.store.alerts import AlertStore
 from bot.store.approvals import ApprovalStore
-from bot.store.db import connect_pool, open_store, store_url
+from bot.store.db import connect_pool
 from bot.store.intake import warm_up
-from bot.store.jobs import Job, JobQueue
+from bot.store.jobs import JobQueue
+from bot.store.opening import open_store, store_url
 from bot.store.store import Store
 from bot.wiring import open_sources
 from bot.worker import Worker
 from handlers.alerts import AlertIntakeDeps
-from handlers.slack import SlackHandlerDeps, register, verify_command
+from handlers.slack import SlackHandlerDeps, register
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +67,7 @@ def build_bolt(settings: Settings, client: AsyncWebClient, queue: JobQueue,
         process_before_response=False,
         logger=logging.getLogger("recon.bolt"),
     )
-    register(app, SlackHandlerDeps(queue=queue, alerts=alert_intake, approvals=approvals,
-                                   verify=verify_command(queue)))
+    register(app, SlackHandlerDeps(queue=queue, alerts=alert_intake, approvals=approvals))
     return app
 
 
@@ -119,20 +117,8 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
                                    slack=client, pacer=pacer,
                                    approvals=approvals, metrics=metrics)
 
-            async def diagnose(job: Job) -> dict[str, object]:
-                return dict(await run_diagnosis_job(job, deps))
-
-            async def alert(job: Job) -> dict[str, object]:
-                return dict(await run_alert_job(job, alert_deps))
-
-            async def storm(job: Job) -> dict[str, object]:
-                return dict(await run_storm_job(job, alert_deps))
-
-            async def verify(job: Job) -> dict[str, object]:
-                return dict(await run_verify_job(job, deps))
-
-            handlers = {DIAGNOSE: diagnose, ALERT_JOB: alert, STORM_JOB: storm, VERIFY: verify}
-            worker = Worker(queue, handlers, listen_url=url, lease_s=settings.job_lease_s,
+            consumers = JobConsumers(diagnosis=deps, alerts=alert_deps)
+            worker = Worker(queue, consumers.handlers(), listen_url=url, lease_s=settings.job_lease_s,
                             slots=settings.worker_slots, poll_s=settings.worker_poll_s,
                             grace_s=settings.shutdown_grace_s, metrics=metrics,
                             before_claim=alerts.writer.quiet, on_give_up=given_up_reporter(queue, client))

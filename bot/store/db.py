@@ -10,8 +10,9 @@
   (``StoreError``) when an applied migration's file changed (checksum) or the database
   has a version this code does not know.
 - ``schema_status(pool)``: ``(current, latest)`` for readiness checks.
-- ``open_store(settings)``: ``DATABASE_URL``, or the embedded server's database
-  ``recon`` (created when missing); migrated; wrapped in a ``Store``.
+
+Opening the store itself (where it lives, migrated, wrapped in a ``Store``) is
+``bot.store.opening``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from decimal import Decimal
 from functools import cache
 from importlib import resources
 from pathlib import PurePath
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, TypeAlias
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from uuid import UUID
 
@@ -38,10 +39,6 @@ from asyncpg.pool import PoolConnectionProxy
 
 from bot.errors import StoreError
 from bot.sqlfiles import Queries
-
-if TYPE_CHECKING:
-    from bot.settings import Settings
-    from bot.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -376,34 +373,3 @@ async def schema_status(target: Pool | Conn) -> tuple[int, int]:
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
         raise StoreError(f"cannot read the store's schema version: {exc}") from exc
     return current, latest
-
-
-# ------------------------------------------------------------------ the store
-
-
-async def store_url(settings: Settings) -> str:
-    """``DATABASE_URL``, or the URL of database ``recon`` on the embedded server."""
-    if settings.database_url is not None:
-        return settings.database_url.get_secret_value()
-    from bot.store.embedded import ensure_database, ensure_embedded
-
-    server = await ensure_embedded(settings.pgdata_dir)
-    await ensure_database(server.base_uri, "recon")
-    return server.url_for("recon")
-
-
-async def open_store(settings: Settings, *, max_size: int = 10) -> Store:
-    """The store, migrated: ``DATABASE_URL`` if set, else the embedded server."""
-    from bot.store.store import Store
-
-    url = await store_url(settings)
-    pool = await connect_pool(url, max_size=max_size, acquire_timeout_s=settings.store_acquire_timeout_s,
-                              statement_timeout_ms=settings.store_statement_timeout_ms)
-    try:
-        applied = await migrate(pool)
-    except BaseException:
-        await pool.close()
-        raise
-    if applied:
-        log.info("store schema brought up to date: %s", ", ".join(applied))
-    return Store(pool)

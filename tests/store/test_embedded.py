@@ -17,13 +17,14 @@ import pytest_asyncio
 
 from bot.errors import EmbeddedPostgresError, StoreError
 from bot.settings import Settings
-from bot.store.db import open_store, schema_status
+from bot.store.db import schema_status
 from bot.store.embedded import (
     ensure_database,
     ensure_embedded,
     stop_embedded,
     stop_embedded_sync,
 )
+from bot.store.opening import open_store
 
 CHILD = """
 import sys

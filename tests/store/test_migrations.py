@@ -15,11 +15,11 @@ from bot.store.db import (
     connect_pool,
     known_migrations,
     migrate,
-    open_store,
     redact_url,
     schema_status,
     with_database,
 )
+from bot.store.opening import open_store
 
 ALL = [m.name for m in known_migrations()]
 LATEST = known_migrations()[-1].version

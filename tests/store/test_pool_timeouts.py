@@ -15,8 +15,9 @@ from pydantic import SecretStr
 from bot.errors import StoreError
 from bot.settings import Settings
 from bot.store.alerts import AlertStore
-from bot.store.db import Pool, connect_pool, open_store
+from bot.store.db import Pool, connect_pool
 from bot.store.jobs import JobQueue
+from bot.store.opening import open_store
 
 
 @pytest_asyncio.fixture

@@ -1,4 +1,4 @@
-"""``handlers.alerts.Turns``: the webhook's parsing, one body at a time, with a pass of
+"""``bot.store.intake.Turns``: the webhook's parsing, one body at a time, with a pass of
 the event loop between two bodies (so that the intake's replies are not kept waiting
 behind a whole storm of parsing)."""
 
@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from handlers.alerts import Turns
+from bot.store.intake import Turns
 
 
 async def test_turns_run_in_arrival_order_with_the_loop_in_between() -> None:
