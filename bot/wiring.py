@@ -19,7 +19,7 @@ from pathlib import Path
 import asyncpg
 
 from bot.errors import EmbeddedPostgresError
-from bot.flows.diagnose import SourceSet
+from bot.flows.diagnosis import SourceSet
 from bot.settings import Settings
 from bot.sources.billing import PostgresBillingReader
 from bot.sources.loki import LokiLogSource

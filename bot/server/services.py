@@ -14,7 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.alerts.routing import RoutingTable, load_routes
 from bot.flows.alert_triage import AlertDeps, run_alert_job, run_storm_job
 from bot.flows.approvals import ApprovalFlow
-from bot.flows.diagnose import SourceSet
+from bot.flows.diagnosis import SourceSet
 from bot.flows.slack_diagnosis import KIND as DIAGNOSE
 from bot.flows.slack_diagnosis import SlackDiagnosisDeps, run_diagnosis_job
 from bot.flows.slack_verify import KIND as VERIFY
