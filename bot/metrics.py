@@ -16,7 +16,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from bot.flows.diagnose import StepReport
+from bot.flows.steps_report import StepReport
 from bot.sources.protocols import SourceCall
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]

@@ -20,7 +20,7 @@ import asyncpg
 from pydantic import SecretStr
 
 from bot.errors import EmbeddedPostgresError
-from bot.flows.diagnose import SourceSet
+from bot.flows.diagnosis import SourceSet
 from bot.settings import Settings
 from bot.sources.billing import PostgresBillingReader
 from bot.sources.loki import LokiLogSource

@@ -17,19 +17,21 @@ from typing import TextIO
 import asyncpg
 
 from bot.diagnosis.model import Subject, Window
-from bot.flows.run import run_recorded
+from bot.flows.run import RecordedRun, open_incident, run_recorded
 from bot.flows.thread import ThreadObserver
 from bot.render.slack import Message, blocks_to_text
 from bot.scenario.evidence_files import write_evidence
-from bot.scenario.generate import build_platform, demo_spec
+from bot.scenario.generate import Platform, build_platform, demo_spec
 from bot.scenario.load import load_billing
 from bot.settings import Settings
 from bot.store.db import redact_url
 from bot.store.embedded import ensure_embedded
 from bot.store.opening import open_store, store_url
+from bot.store.store import Store
 from bot.wiring import DEMO_BILLING_DB, demo_billing_url, open_sources
 
 DEMO_CHANNEL = "#billing-incidents"
+DEMO_WINDOW = timedelta(days=7)
 
 
 class TerminalThread:
@@ -66,18 +68,13 @@ def _say(out: TextIO, text: str) -> None:
     print(text, file=out, flush=True)
 
 
-async def run_demo(settings: Settings, *, seed: int = 7, out: TextIO | None = None) -> int:
-    out = out or sys.stdout
-    t0 = time.perf_counter()
-    now = datetime.now(UTC).replace(microsecond=0)
-    _say(out, "recon demo: a billing incident, end to end, on this machine\n")
-
+async def _seed(settings: Settings, now: datetime, seed: int, out: TextIO) -> Platform:
+    """Steps 1 to 3: the embedded server, the demo billing database, the offline evidence."""
     _say(out, f"[1/5] Embedded PostgreSQL in {settings.pgdata_dir} …")
     server = await ensure_embedded(settings.pgdata_dir)
     _say(out, f"      {'reused the running server' if server.reused else 'started'} (pid {server.pid})")
 
     platform = build_platform(demo_spec(), now=now, seed=seed)
-    cid = platform.disputed_correlation_id
     _say(out, f"[2/5] Seeding the demo billing database `{DEMO_BILLING_DB}` …")
     url = await demo_billing_url(settings, create=True)
     assert url is not None
@@ -100,44 +97,43 @@ async def run_demo(settings: Settings, *, seed: int = 7, out: TextIO | None = No
     _say(out, f"[3/5] Writing offline logs (logcli jsonl) and traces (Tempo JSON) to {folder} …")
     write_evidence(platform, folder)
     _say(out, f"      {len(platform.logs):,} log lines, {len({s.trace_id for s in platform.spans})} traces")
+    return platform
 
-    _say(out, "[4/5] Opening the store (incidents, timeline, evidence) …")
-    store = await open_store(settings, max_size=4)
-    surl = await store_url(settings)
-    try:
-        subject = Subject(correlation_id=cid)
-        window = Window(now - timedelta(days=7), now)
-        _say(out, f"[5/5] A customer disputes a charge quoting correlation id {cid}.\n"
-                  f"      Someone types `/recon {cid}` in {DEMO_CHANNEL}; the thread reads:\n")
-        previous = await store.find_open_incident(correlation_id=cid)
-        if previous is not None and previous.origin == "demo":
-            # the billing data was just re-seeded: an earlier demo incident is closed, not reused
-            await store.add_timeline_event(incident_id=previous.incident_id, run_id=None, type="closed",
-                                           source="demo", description="closed: the demo platform was re-seeded")
-            await store.set_incident_status(previous.incident_id, "closed")
-        async with open_sources(settings, folder) as sources:
-            incident, _ = await store.get_or_create_incident(
-                title=f"Billing diagnosis: {subject.label()}", origin="demo", correlation_id=cid)
-            thread = ThreadObserver(TerminalThread(out), subject, incident_id=incident.incident_id,
-                                    incident_url=None, requested_by="U0DEMO")
-            await thread.start()
-            rec = await run_recorded(store=store, sources=sources, subject=subject, window=window, now=now,
-                                     origin="demo", observers=[thread], row_cap=settings.evidence_row_cap,
-                                     actor="U0DEMO")
-            await thread.finish(rec.outcome.diagnosis)
-        d = rec.outcome.diagnosis
-        assert rec.incident is not None and rec.recorder is not None
-        timeline = await store.timeline(rec.incident.incident_id)
-        evidence = await store.evidence(rec.incident.incident_id, rec.run_id)
-    finally:
-        await store.close()
 
+async def _close_previous(store: Store, cid: str) -> None:
+    previous = await store.find_open_incident(correlation_id=cid)
+    if previous is not None and previous.origin == "demo":
+        # the billing data was just re-seeded: an earlier demo incident is closed, not reused
+        await store.add_timeline_event(incident_id=previous.incident_id, run_id=None, type="closed",
+                                       source="demo", description="closed: the demo platform was re-seeded")
+        await store.set_incident_status(previous.incident_id, "closed")
+
+
+async def _diagnose(settings: Settings, store: Store, subject: Subject, now: datetime, out: TextIO) -> RecordedRun:
+    """The disputed call diagnosed as `/recon` would, the thread printed as it goes."""
+    assert subject.correlation_id is not None
+    await _close_previous(store, subject.correlation_id)
+    async with open_sources(settings, settings.demo_evidence_dir) as sources:
+        opened = await open_incident(store, subject, "demo")
+        thread = ThreadObserver(TerminalThread(out), subject, incident_id=opened.incident.incident_id,
+                                incident_url=None, requested_by="U0DEMO")
+        await thread.start()
+        rec = await run_recorded(store=store, sources=sources, subject=subject, window=Window(now - DEMO_WINDOW, now),
+                                 now=now, origin="demo", observers=[thread], row_cap=settings.evidence_row_cap,
+                                 actor="U0DEMO", incident=opened)
+        await thread.finish(rec.outcome.diagnosis)
+    return rec
+
+
+def _summary(out: TextIO, platform: Platform, rec: RecordedRun, recorded: tuple[int, int], surl: str) -> None:
+    d, cid = rec.outcome.diagnosis, platform.disputed_correlation_id
+    assert rec.incident is not None
     subject_instances = set(d.identifiers.app_instance_ids)
     want = {(e.check, e.app_instance_id) for e in platform.expected if e.app_instance_id in subject_instances}
     got = {(f.check, f.app_instance_id) for f in d.findings}
     _say(out, "\nWhat was recorded")
-    _say(out, f"  incident {rec.incident.incident_id}, diagnosis run {rec.run_id}: {len(timeline)} timeline events, "
-              f"{len(evidence)} evidence records (each: what was asked, the window, when, rows with count and "
+    _say(out, f"  incident {rec.incident.incident_id}, diagnosis run {rec.run_id}: {recorded[0]} timeline events, "
+              f"{recorded[1]} evidence records (each: what was asked, the window, when, rows with count and "
               f"digest)")
     _say(out, f"  store: {redact_url(surl)}")
     _say(out, f"  look:  psql '{surl}' -c \"select started_at, type, description from timeline_events "
@@ -146,5 +142,28 @@ async def run_demo(settings: Settings, *, seed: int = 7, out: TextIO | None = No
     _say(out, f"\nPlanted drift on the disputed call's instances: {len(want)}; found: {len(got & want)}"
               f"{'' if got >= want else ' — MISSED: ' + str(sorted(want - got))}"
               f"{'' if got <= want else '; unexpected: ' + str(sorted(got - want))}")
+
+
+async def run_demo(settings: Settings, *, seed: int = 7, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    t0 = time.perf_counter()
+    now = datetime.now(UTC).replace(microsecond=0)
+    _say(out, "recon demo: a billing incident, end to end, on this machine\n")
+    platform = await _seed(settings, now, seed, out)
+    cid = platform.disputed_correlation_id
+
+    _say(out, "[4/5] Opening the store (incidents, timeline, evidence) …")
+    store = await open_store(settings, max_size=4)
+    surl = await store_url(settings)
+    try:
+        _say(out, f"[5/5] A customer disputes a charge quoting correlation id {cid}.\n"
+                  f"      Someone types `/recon {cid}` in {DEMO_CHANNEL}; the thread reads:\n")
+        rec = await _diagnose(settings, store, Subject(correlation_id=cid), now, out)
+        assert rec.incident is not None
+        timeline = await store.timeline(rec.incident.incident_id)
+        evidence = await store.evidence(rec.incident.incident_id, rec.run_id)
+    finally:
+        await store.close()
+    _summary(out, platform, rec, (len(timeline), len(evidence)), surl)
     _say(out, f"done in {time.perf_counter() - t0:.1f} s")
-    return 0 if d.complete else 3
+    return 0 if rec.outcome.diagnosis.complete else 3

@@ -20,7 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.alerts.model import severity_rank
 from bot.diagnosis.model import Subject, Window
 from bot.flows.approvals import ApprovalFlow
-from bot.flows.diagnose import SourceSet
+from bot.flows.diagnosis import SourceSet
 from bot.flows.run import run_recorded
 from bot.flows.thread import ThreadObserver
 from bot.metrics import Metrics

@@ -11,13 +11,19 @@ from dataclasses import fields, is_dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.flows.diagnose import StepReport
+from pydantic import BaseModel
+
 from bot.flows.serial import Serial
+from bot.flows.steps_report import StepReport
 from bot.sources.protocols import SourceCall
 from bot.store.store import Phase, Store
 
 log = logging.getLogger(__name__)
 THREAD_ROWS = 200  # bigger row sets are converted (and digested) off the event loop
+
+
+def _rows(items: Sequence[BaseModel]) -> list[dict[str, Any]]:
+    return [i.model_dump(mode="json") for i in items]
 
 
 def as_row(item: Any) -> dict[str, Any]:
@@ -80,23 +86,23 @@ class Recorder:
                     break
         await self._timeline("step_finished", "recon", f"{report.title}: {report.state}",
                              {"step": report.name, "state": report.state, "lines": report.lines[:50]})
-        if report.name == "reconciliation":
-            for f in report.findings:
-                await self._timeline("finding", f.owning_layer, f.summary, f.model_dump(mode="json"))
-            impact = report.data.get("impact") or []
-            corrections = report.data.get("corrections") or []
-            if report.findings:
-                self._record_made("summary", "customer_impact", impact, "customer-visible impact by tenant, "
-                                  "project and app instance")
-            for fu in report.data.get("follow_ups") or []:
-                await self._timeline("follow_up", fu["owning_layer"],
-                                     f"follow-up for {fu['owning_layer']}: {', '.join(fu['checks'])}", fu)
-            if corrections:
-                self._record_made("proposal", "proposed_corrections", corrections,
-                                  "ledger entries proposed for the approved correction procedure (not applied)")
-                await self._timeline("corrections_proposed", "recon",
-                                     f"{len(corrections)} corrective ledger entries proposed (not applied)",
-                                     {"count": len(corrections)})
+        v = report.verdict
+        if v is None:
+            return
+        for f in report.findings:
+            await self._timeline("finding", f.owning_layer, f.summary, f.model_dump(mode="json"))
+        if report.findings:
+            self._record_made("summary", "customer_impact", _rows(v.impact), "customer-visible impact by tenant, "
+                              "project and app instance")
+        for fu in v.follow_ups:
+            await self._timeline("follow_up", fu.owning_layer,
+                                 f"follow-up for {fu.owning_layer}: {', '.join(fu.checks)}", fu.model_dump(mode="json"))
+        if v.corrections:
+            self._record_made("proposal", "proposed_corrections", _rows(v.corrections),
+                              "ledger entries proposed for the approved correction procedure (not applied)")
+            await self._timeline("corrections_proposed", "recon",
+                                 f"{len(v.corrections)} corrective ledger entries proposed (not applied)",
+                                 {"count": len(v.corrections)})
 
     async def source_call(self, step: str, call: SourceCall, items: Sequence[Any], error: str | None) -> None:
         if call.kind == "trace" and not self.trace_id and call.params.get("trace_id"):

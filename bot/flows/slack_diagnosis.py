@@ -17,8 +17,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.diagnosis.model import Subject, Window
 from bot.flows.approvals import ApprovalFlow
-from bot.flows.diagnose import SourceSet
-from bot.flows.run import incident_title, run_recorded
+from bot.flows.diagnosis import SourceSet
+from bot.flows.run import open_incident, run_recorded
 from bot.flows.thread import ThreadObserver
 from bot.metrics import Metrics
 from bot.report.links import incident_link
@@ -65,10 +65,8 @@ async def run_diagnosis_job(job: Job, deps: SlackDiagnosisDeps) -> Mapping[str, 
     abandoned = await deps.store.abandon_runs(job.job_id, "an earlier attempt of this job stopped before finishing")
     if abandoned:
         log.info("job %s: resuming; earlier run(s) %s marked failed", job.job_id, abandoned)
-    incident, _ = await deps.store.get_or_create_incident(
-        title=incident_title(subject), origin="slack", correlation_id=subject.correlation_id,
-        app_instance_id=subject.app_instance_id, org_id=subject.org_id, project_id=subject.project_id,
-    )
+    opened = await open_incident(deps.store, subject, "slack")
+    incident = opened.incident
     await deps.queue.set_incident(job.job_id, incident.incident_id)
     sink = SlackThread(deps.slack, deps.queue, job_namespace(job.job_id), p["channel"], job_id=job.job_id)
     thread = ThreadObserver(sink, subject, incident_id=incident.incident_id,
@@ -78,7 +76,8 @@ async def run_diagnosis_job(job: Job, deps: SlackDiagnosisDeps) -> Mapping[str, 
     try:
         rec = await run_recorded(store=deps.store, sources=deps.sources, subject=subject, window=window, now=end,
                                  origin="slack", observers=[thread], row_cap=deps.settings.evidence_row_cap,
-                                 actor=p.get("user") or "recon", job_id=job.job_id, metrics=deps.metrics)
+                                 actor=p.get("user") or "recon", job_id=job.job_id, metrics=deps.metrics,
+                                 incident=opened)
     except Exception:
         await thread.fail()
         raise

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from bot.diagnosis.model import Diagnosis, Subject
-from bot.flows.diagnose import STEP_TITLES, StepReport
 from bot.flows.serial import Serial
+from bot.flows.steps_report import STEP_TITLES, StepReport
 from bot.render.slack import Message, follow_ups_message, parent_message, step_message
 from bot.sources.protocols import SourceCall
 
@@ -74,9 +74,8 @@ class ThreadObserver:
         msg = step_message(report, self._index, len(STEP_TITLES), self.incident_url)
         key = f"step:{report.name}"
         self._posts.submit(lambda: self.sink.post_reply(msg, key=key))
-        if report.name == "reconciliation" and report.data.get("follow_ups"):
-            fmsg = follow_ups_message(report.data["follow_ups"], report.data.get("corrections") or [],
-                                      self.incident_url)
+        if report.verdict is not None and report.verdict.follow_ups:
+            fmsg = follow_ups_message(report.verdict.follow_ups, report.verdict.corrections, self.incident_url)
             self._posts.submit(lambda: self.sink.post_reply(fmsg, key="follow-ups"))
 
     async def source_call(self, step: str, call: SourceCall, items: Sequence[Any], error: str | None) -> None:

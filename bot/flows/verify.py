@@ -11,8 +11,8 @@ from typing import Any
 
 from bot.diagnosis.model import CheckName, Diagnosis, Subject, Window
 from bot.errors import BadInput
-from bot.flows.diagnose import SourceSet
-from bot.flows.run import RecordedRun, run_recorded
+from bot.flows.diagnosis import SourceSet
+from bot.flows.run import OpenedIncident, RecordedRun, run_recorded
 from bot.metrics import Metrics
 from bot.store.store import Incident, Store
 
@@ -100,8 +100,8 @@ async def verify(*, store: Store, sources: SourceSet, incident_id: str, now: dat
     span = (before.window.end - before.window.start) if before else timedelta(days=7)
     rec = await run_recorded(store=store, sources=sources, subject=subject, window=Window(now - span, now), now=now,
                              origin=incident.origin, observers=observers, row_cap=row_cap, actor=actor,
-                             org_scope=org_scope, phase="after", incident_id=incident_id, metrics=metrics,
-                             job_id=job_id)
+                             org_scope=org_scope, phase="after", incident=OpenedIncident(incident, created=False),
+                             metrics=metrics, job_id=job_id)
     after = rec.outcome.diagnosis
     criteria = evaluate(before, after)
     recovered = all(c.holds for c in criteria)

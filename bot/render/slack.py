@@ -7,12 +7,13 @@ report, never cut mid-structure. Every message has a plain-text fallback.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.diagnosis.model import CHECKS, Diagnosis, Finding, Subject
+from bot.diagnosis.model import CHECKS, Correction, Diagnosis, Finding, FollowUp, Subject
 from bot.diagnosis.money import format_minor
-from bot.flows.diagnose import StepReport
+from bot.flows.steps_report import StepReport
 from bot.render.templating import render_json
 
 MAX_BLOCKS = 50
@@ -119,8 +120,8 @@ def step_message(report: StepReport, index: int, total: int, incident_url: str |
     head = f"{mark} *{index}/{total} {esc(report.title)}*"
     if lines:
         head += "\n" + "\n".join(f"• {x}" for x in lines)
-    if report.name == "reconciliation":
-        by_check = report.data.get("by_check", {})
+    if report.verdict is not None:
+        by_check = report.verdict.by_check
         head += "\n" + "\n".join(
             f"{CHECK_MARK[c in by_check]} `{c}`" + (f" — {by_check[c]} finding(s)" if c in by_check else "")
             for c in CHECKS
@@ -174,19 +175,19 @@ def blocks_to_text(blocks: list[dict[str, Any]]) -> str:
     return text
 
 
-def follow_ups_message(follow_ups: list[dict[str, Any]], corrections: list[dict[str, Any]],
+def follow_ups_message(follow_ups: Sequence[FollowUp], corrections: Sequence[Correction],
                        incident_url: str | None = None) -> Message:
     """Who must fix what, and the corrective ledger entries proposed (never applied)."""
     lines = ["*Follow-ups* (one per owning layer)"]
     for fu in follow_ups:
-        impact = ", ".join(format_minor(v, k) for k, v in sorted(fu.get("impact", {}).items()) if v)
-        lines.append(f"• `{fu['owning_layer']}` — {esc(fu['fix'])}\n   checks: {', '.join(fu['checks'])} · "
-                     f"{len(fu['app_instance_ids'])} instance(s)" + (f" · impact {esc(impact)}" if impact else ""))
+        impact = ", ".join(format_minor(v, k) for k, v in sorted(fu.impact.items()) if v)
+        lines.append(f"• `{fu.owning_layer}` — {esc(fu.fix)}\n   checks: {', '.join(fu.checks)} · "
+                     f"{len(fu.app_instance_ids)} instance(s)" + (f" · impact {esc(impact)}" if impact else ""))
     blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}}]
     if corrections:
         shown = corrections[:15]
-        rows = [f"• {c['action'].replace('_', ' ')} {format_minor(c['amount_minor'], c['currency'])} "
-                f"{_target(c)} · {c['org_id']}/{c['project_id']} · corr `{c.get('correlation_id') or '-'}`"
+        rows = [f"• {c.action.replace('_', ' ')} {format_minor(c.amount_minor, c.currency)} "
+                f"{_target(c)} · {c.org_id}/{c.project_id} · corr `{c.correlation_id or '-'}`"
                 for c in shown]
         more = f"\n… {len(corrections) - len(shown)} more in the report" if len(corrections) > len(shown) else ""
         text = ("*Proposed corrections* for the approved correction procedure — recon does not apply them:\n"
@@ -198,10 +199,10 @@ def follow_ups_message(follow_ups: list[dict[str, Any]], corrections: list[dict[
                    blocks=blocks)
 
 
-def _target(c: dict[str, Any]) -> str:
-    if c.get("reverses_entry_id"):
-        return f"of `{c['reverses_entry_id']}`"
-    return f"for `{c.get('usage_record_id')}`"
+def _target(c: Correction) -> str:
+    if c.reverses_entry_id:
+        return f"of `{c.reverses_entry_id}`"
+    return f"for `{c.usage_record_id}`"
 
 
 def verification_message(v: dict[str, Any], incident_url: str | None = None) -> Message:

@@ -8,7 +8,7 @@ from typing import Any, TextIO
 
 from bot.diagnosis.model import Diagnosis
 from bot.diagnosis.money import format_minor
-from bot.flows.diagnose import StepReport
+from bot.flows.steps_report import StepReport
 from bot.sources.protocols import SourceCall
 
 MARK = {"ok": "ok", "partial": "PARTIAL", "failed": "FAILED", "skipped": "skipped"}

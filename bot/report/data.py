@@ -7,20 +7,8 @@ rows kept and a before/after comparison per query; the findings and the customer
 of the latest diagnosis; usage against ledger per app instance; approval prompts with
 their votes and audit; and the incident's freezes. Queries: ``bot/report/sql/``.
 
-**Usage against ledger** (``InstanceCharge``), computed from the evidence rows the latest
-finished run recorded (usage rows and ledger entries, deduplicated by id):
-
-- ``usage_rows``: usage rows of the instance that recon saw;
-- ``charged_minor``: what the customer is charged for them: ``usage`` debits naming those
-  rows, less the ``reversal`` credits that reverse such a debit (refunds and promo
-  credits are deliberate concessions and left out, as the checks do);
-- ``expected_minor``: ``charged_minor`` less the net customer impact the diagnosis found
-  for the instance (overcharged − undercharged); equal to the charge when recon found no
-  drift on it.
-
-Evidence keeps at most ``RECON_EVIDENCE_ROW_CAP`` rows per record, and at scale the
-billing database screens usage rows (``suspect_usage``): then the figures cover only the
-rows recorded, and ``complete`` is false with the reason in ``notes``.
+**Usage against ledger**: ``bot.report.charges``. **Org / project**: the incident's own,
+else the one org and project all the latest diagnosis's findings sit in.
 """
 
 from __future__ import annotations
@@ -37,14 +25,15 @@ from pydantic import ValidationError
 
 from bot.diagnosis.model import Diagnosis, Finding, ImpactRow
 from bot.errors import StoreError
+from bot.flows.steps_report import STEP_TITLES
+from bot.report.charges import InstanceCharge, UsageVsLedger, usage_vs_ledger
 from bot.sqlfiles import Queries
 from bot.store.db import Pool, canonical_json
 from bot.store.store import EvidenceRecord, Incident, TimelineEvent
 
 Q = Queries("bot.report", "sql")
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
-SCREENED_QUERIES = frozenset({"suspect_usage"})
-STEP_ORDER = ("logs", "billing_rows", "trace", "pivot", "attribution", "reconciliation")
+STEP_ORDER = tuple(STEP_TITLES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,31 +88,6 @@ class RunEvidence:
     @property
     def has_after(self) -> bool:
         return bool(self.after)
-
-
-@dataclass(frozen=True, slots=True)
-class InstanceCharge:
-    """Usage against ledger for one app instance and currency (see the module doc)."""
-
-    app_instance_id: str | None
-    org_id: str
-    project_id: str
-    currency: str
-    usage_rows: int
-    charged_minor: int
-    expected_minor: int
-
-    @property
-    def difference_minor(self) -> int:
-        """Positive: the customer pays more than expected."""
-        return self.charged_minor - self.expected_minor
-
-
-@dataclass(frozen=True, slots=True)
-class UsageVsLedger:
-    instances: tuple[InstanceCharge, ...]
-    complete: bool
-    notes: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +166,8 @@ class IncidentReport:
     prompts: tuple[ApprovalPrompt, ...]
     freezes: tuple[Freeze, ...]
     notes: tuple[str, ...] = field(default=())
+    org_id: str | None = None  # the incident's, else the one its findings name (module doc)
+    project_id: str | None = None
 
     @property
     def findings(self) -> list[Finding]:
@@ -259,69 +225,44 @@ async def load_report(store_pool: Pool, incident_id: str) -> IncidentReport | No
                                                                           freezes)))
 
 
-def build_report(
-    inc: Mapping[str, Any],
-    runs: Sequence[Mapping[str, Any]],
-    timeline: Sequence[Mapping[str, Any]],
-    evidence: Sequence[Mapping[str, Any]],
-    prompts: Sequence[Mapping[str, Any]],
-    events: Sequence[Mapping[str, Any]],
-    freezes: Sequence[Mapping[str, Any]],
-) -> IncidentReport:
-    """The report from the rows of the report queries (pure)."""
-    incident = Incident(**{k: inc[k] for k in Incident.__dataclass_fields__})
-    notes: list[str] = []
+def _run_summary(r: Mapping[str, Any]) -> RunSummary:
+    result = _jsonish(r["result"])
+    findings: list[Any] = result.get("findings", []) if isinstance(result, dict) else []
+    checks: list[str] = []
+    for f in findings:
+        c = f.get("check") if isinstance(f, dict) else None
+        if isinstance(c, str) and c not in checks:
+            checks.append(c)
+    return RunSummary(
+        run_id=int(r["run_id"]), status=r["status"], complete=r["complete"], scope=r["scope"],
+        freeze_recommended=r["freeze_recommended"], findings=len(findings), checks=tuple(checks),
+        error=r["error"], window_start=r["window_start"], window_end=r["window_end"],
+        started_at=r["started_at"], finished_at=r["finished_at"], duration_ms=r["duration_ms"],
+    )
 
-    summaries: list[RunSummary] = []
-    diagnosis: Diagnosis | None = None
-    diagnosis_error: str | None = None
-    latest_run_id: int | None = None
-    for r in runs:
-        result = _jsonish(r["result"])
-        findings: list[Any] = result.get("findings", []) if isinstance(result, dict) else []
-        checks: list[str] = []
-        for f in findings:
-            c = f.get("check") if isinstance(f, dict) else None
-            if isinstance(c, str) and c not in checks:
-                checks.append(c)
-        summaries.append(RunSummary(
-            run_id=int(r["run_id"]), status=r["status"], complete=r["complete"], scope=r["scope"],
-            freeze_recommended=r["freeze_recommended"], findings=len(findings), checks=tuple(checks),
-            error=r["error"], window_start=r["window_start"], window_end=r["window_end"],
-            started_at=r["started_at"], finished_at=r["finished_at"], duration_ms=r["duration_ms"],
-        ))
-    for r in reversed(runs):  # the newest run with a result
+
+def _latest_diagnosis(runs: Sequence[Mapping[str, Any]]) -> tuple[Diagnosis | None, int | None, list[str]]:
+    """The newest run's result that parses: (diagnosis, its run id, why newer ones did not)."""
+    errors: list[str] = []
+    for r in reversed(runs):
         result = _jsonish(r["result"])
         if result is None:
             continue
         try:
-            diagnosis = Diagnosis.model_validate(result)
-            latest_run_id = int(r["run_id"])
+            return Diagnosis.model_validate(result), int(r["run_id"]), errors
         except ValidationError as exc:
-            diagnosis_error = f"run {r['run_id']}: the stored result does not parse ({exc.error_count()} errors)"
-            notes.append(diagnosis_error)
-            continue
-        break
+            errors.append(f"run {r['run_id']}: the stored result does not parse ({exc.error_count()} errors)")
+    return None, None, errors
 
-    events_tl = tuple(
-        TimelineEvent(**_fields(row, TimelineEvent.__dataclass_fields__, ("details",)))
-        for row in timeline
-    )
-    records = [
-        EvidenceRecord(**_fields(row, EvidenceRecord.__dataclass_fields__, ("params", "rows")))
-        for row in evidence
-    ]
-    grouped = group_evidence(records)
-    latest_records = [e for e in records if e.run_id == latest_run_id] if latest_run_id is not None else []
-    uvl = usage_vs_ledger(latest_records, diagnosis)
 
+def _prompts(prompts: Sequence[Mapping[str, Any]], events: Sequence[Mapping[str, Any]]) -> tuple[ApprovalPrompt, ...]:
     by_prompt: dict[int, list[ApprovalEvent]] = defaultdict(list)
     for e in events:
         by_prompt[int(e["prompt_id"])].append(ApprovalEvent(
             event_id=int(e["event_id"]), type=e["type"], user_id=e["user_id"], vote=e["vote"], via=e["via"],
             details=_jsonish(e["details"]) or {}, created_at=e["created_at"],
         ))
-    prompt_list = tuple(
+    return tuple(
         ApprovalPrompt(
             prompt_id=int(p["prompt_id"]), kind=p["kind"], channel=p["channel"], thread_ts=p["thread_ts"],
             message_ts=p["message_ts"], scope=_jsonish(p["scope"]) or {}, reason=p["reason"],
@@ -333,20 +274,54 @@ def build_report(
         )
         for p in prompts
     )
-    freeze_list = tuple(
-        Freeze(
-            freeze_id=int(f["freeze_id"]), status=f["status"], reason=f["reason"],
-            approved_by=tuple(f["approved_by"] or ()), prompt_id=f["prompt_id"], frozen_at=f["frozen_at"],
-            lifted_at=f["lifted_at"], lifted_by=tuple(f["lifted_by"] or ()), lift_prompt_id=f["lift_prompt_id"],
-            scopes=tuple(FreezeScope(s["org_id"], s.get("project_id"), s.get("app_instance_id"))
-                         for s in _jsonish(f["scopes"]) or []),
-        )
-        for f in freezes
+
+
+def _freeze(f: Mapping[str, Any]) -> Freeze:
+    return Freeze(
+        freeze_id=int(f["freeze_id"]), status=f["status"], reason=f["reason"],
+        approved_by=tuple(f["approved_by"] or ()), prompt_id=f["prompt_id"], frozen_at=f["frozen_at"],
+        lifted_at=f["lifted_at"], lifted_by=tuple(f["lifted_by"] or ()), lift_prompt_id=f["lift_prompt_id"],
+        scopes=tuple(FreezeScope(s["org_id"], s.get("project_id"), s.get("app_instance_id"))
+                     for s in _jsonish(f["scopes"]) or []),
     )
+
+
+def org_and_project(incident: Incident, diagnosis: Diagnosis | None) -> tuple[str | None, str | None]:
+    """The incident's org and project; else the one pair every finding names."""
+    if incident.org_id:
+        return incident.org_id, incident.project_id
+    pairs = {(f.org_id, f.project_id) for f in diagnosis.findings} if diagnosis else set()
+    if len(pairs) == 1:
+        return next(iter(pairs))
+    return None, None
+
+
+def build_report(
+    inc: Mapping[str, Any],
+    runs: Sequence[Mapping[str, Any]],
+    timeline: Sequence[Mapping[str, Any]],
+    evidence: Sequence[Mapping[str, Any]],
+    prompts: Sequence[Mapping[str, Any]],
+    events: Sequence[Mapping[str, Any]],
+    freezes: Sequence[Mapping[str, Any]],
+) -> IncidentReport:
+    """The report from the rows of the report queries (pure)."""
+    incident = Incident(**{k: inc[k] for k in Incident.__dataclass_fields__})
+    diagnosis, latest_run_id, errors = _latest_diagnosis(runs)
+    records = [
+        EvidenceRecord(**_fields(row, EvidenceRecord.__dataclass_fields__, ("params", "rows")))
+        for row in evidence
+    ]
+    latest_records = [e for e in records if e.run_id == latest_run_id] if latest_run_id is not None else []
+    org_id, project_id = org_and_project(incident, diagnosis)
     return IncidentReport(
-        incident=incident, runs=tuple(summaries), latest_run_id=latest_run_id, diagnosis=diagnosis,
-        diagnosis_error=diagnosis_error, timeline=events_tl, evidence=grouped, usage_vs_ledger=uvl,
-        prompts=prompt_list, freezes=freeze_list, notes=tuple(notes),
+        incident=incident, runs=tuple(_run_summary(r) for r in runs), latest_run_id=latest_run_id,
+        diagnosis=diagnosis, diagnosis_error=errors[-1] if errors else None,
+        timeline=tuple(TimelineEvent(**_fields(row, TimelineEvent.__dataclass_fields__, ("details",)))
+                       for row in timeline),
+        evidence=group_evidence(records), usage_vs_ledger=usage_vs_ledger(latest_records, diagnosis),
+        prompts=_prompts(prompts, events), freezes=tuple(_freeze(f) for f in freezes),
+        notes=tuple(errors), org_id=org_id, project_id=project_id,
     )
 
 
@@ -389,95 +364,6 @@ def _step_rank(step: str) -> int:
         return STEP_ORDER.index(step)
     except ValueError:
         return len(STEP_ORDER)
-
-
-def _int(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0
-
-
-def usage_vs_ledger(records: Sequence[EvidenceRecord], diagnosis: Diagnosis | None) -> UsageVsLedger:
-    """Per app instance: usage rows seen, the customer-visible charge, the expected charge."""
-    usage: dict[str, Mapping[str, Any]] = {}
-    ledger: dict[str, Mapping[str, Any]] = {}
-    notes: list[str] = []
-    complete = True
-    for e in records:
-        if e.kind != "sql":
-            continue
-        rows = [r for r in e.rows if isinstance(r, dict)]
-        kinds_here = set()
-        for r in rows:
-            if "usage_record_id" in r and "quantity" in r and "period_start" in r:
-                usage.setdefault(str(r["usage_record_id"]), r)
-                kinds_here.add("usage")
-            elif "ledger_entry_id" in r and "amount_minor" in r:
-                ledger.setdefault(str(r["ledger_entry_id"]), r)
-                kinds_here.add("ledger")
-        if e.truncated and kinds_here:
-            complete = False
-            notes.append(f"{e.request}: {len(e.rows)} of {e.row_count} rows recorded (row cap)")
-        if e.request in SCREENED_QUERIES:
-            complete = False
-            notes.append(f"{e.request}: the billing database screened the usage rows; only the doubtful ones "
-                         "were read")
-        if e.error and e.source == "billing":
-            complete = False
-            notes.append(f"{e.request}: {e.error}")
-
-    # the charge: usage debits on known rows, less the reversals of those debits
-    debit_of: dict[str, str] = {}  # ledger entry id -> usage row id
-    charged: dict[tuple[str, str], int] = defaultdict(int)  # (usage row id, currency) -> minor
-    unmatched = 0
-    for lid, entry in ledger.items():
-        if entry.get("kind") == "usage" and entry.get("direction") == "debit":
-            uid = entry.get("usage_record_id")
-            if uid is not None and str(uid) in usage:
-                debit_of[lid] = str(uid)
-                charged[(str(uid), str(entry.get("currency") or ""))] += _int(entry.get("amount_minor"))
-            else:
-                unmatched += 1
-    for entry in ledger.values():
-        if entry.get("kind") == "reversal" and entry.get("direction") == "credit":
-            target = entry.get("reverses_entry_id")
-            if target is not None and str(target) in debit_of:
-                uid = debit_of[str(target)]
-                charged[(uid, str(entry.get("currency") or ""))] -= _int(entry.get("amount_minor"))
-    if unmatched:
-        notes.append(f"{unmatched} usage debit(s) name no usage row recon saw; they are not in the chart")
-
-    Key = tuple[str | None, str, str, str]  # instance, org, project, currency
-    rows_per: dict[tuple[str | None, str, str], int] = defaultdict(int)
-    money: dict[Key, int] = defaultdict(int)
-    for u in usage.values():
-        inst = u.get("app_instance_id")
-        ident = (str(inst) if inst is not None else None, str(u.get("org_id")), str(u.get("project_id")))
-        rows_per[ident] += 1
-    for (uid, currency), amount in charged.items():
-        u = usage[uid]
-        inst = u.get("app_instance_id")
-        money[(str(inst) if inst is not None else None, str(u.get("org_id")), str(u.get("project_id")),
-               currency)] += amount
-    net_impact: dict[Key, int] = defaultdict(int)
-    for row in diagnosis.impact if diagnosis else []:
-        net_impact[(row.app_instance_id, row.org_id, row.project_id, row.currency)] += (
-            row.overcharged_minor - row.undercharged_minor)
-    keys: set[Key] = set(money) | set(net_impact)
-    for ident in rows_per:
-        if not any(k[:3] == ident for k in keys):
-            keys.add((*ident, ""))  # usage but no charge at all: currency unknown
-    instances = [
-        InstanceCharge(
-            app_instance_id=k[0], org_id=k[1], project_id=k[2], currency=k[3],
-            usage_rows=rows_per.get((k[0], k[1], k[2]), 0), charged_minor=money.get(k, 0),
-            expected_minor=money.get(k, 0) - net_impact.get(k, 0),
-        )
-        for k in keys
-    ]
-    instances.sort(key=lambda c: (c.currency, c.org_id, c.project_id, c.app_instance_id or ""))
-    return UsageVsLedger(tuple(instances), complete, tuple(dict.fromkeys(notes)))
 
 
 __all__ = [

@@ -14,7 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.alerts.routing import RoutingTable, load_routes
 from bot.flows.alert_triage import AlertDeps
 from bot.flows.approvals import ApprovalFlow
-from bot.flows.diagnose import SourceSet
+from bot.flows.diagnosis import SourceSet
 from bot.flows.given_up import given_up_reporter
 from bot.flows.slack_diagnosis import SlackDiagnosisDeps
 from bot.metrics import Metrics

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from bot.diagnosis.model import Finding, Subject, Window
-from bot.flows.diagnose import SourceSet, diagnose
+from bot.flows.diagnosis import SourceSet, diagnose
 from bot.scenario.generate import Expected, Platform, ScenarioSpec, build_platform
 from bot.sources.billing import PostgresBillingReader
 from bot.sources.offline import OfflineEvidence

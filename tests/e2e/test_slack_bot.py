@@ -134,6 +134,25 @@ async def test_recon_posts_a_thread_step_by_step_and_records_it(
     assert n_posts == 1 + STEPS + 2 and run["status"] == "done" and run["job_id"] is not None
 
 
+async def test_a_new_incident_is_opened_once_and_its_timeline_says_so(
+    bot: InProcessBot, http: httpx.AsyncClient, slack_standin: SlackStandIn, live: LoadedPlatform, store_url: str
+) -> None:
+    """The job opens the incident and hands it to the run: the run must not find it
+    "already open" (it used to open it a second time and say so)."""
+    cid = live.platform.disputed_correlation_id
+    r = await post(http, f"{bot.url}/slack/events", slash_command(text=cid, channel_id=CHANNEL, user_id="U0ONCALL"))
+    assert r.status_code == 200
+    await jobs_settled(store_url, 1)
+    conn = await asyncpg.connect(store_url)
+    try:
+        incidents = await conn.fetchval("select count(*) from incidents")
+        started = await conn.fetch("select description from timeline_events where type = 'diagnosis_started'")
+    finally:
+        await conn.close()
+    assert incidents == 1 and len(started) == 1
+    assert started[0]["description"] == f"diagnosis of correlation_id {cid} requested (incident opened)"
+
+
 async def test_second_recon_for_a_running_subject_points_to_its_thread(
     bot: InProcessBot, http: httpx.AsyncClient, slack_standin: SlackStandIn, live: LoadedPlatform
 ) -> None:

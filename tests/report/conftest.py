@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest_asyncio
 
 from bot.diagnosis.model import Diagnosis, Subject, Window
-from bot.flows.diagnose import SourceSet
+from bot.flows.diagnosis import SourceSet
 from bot.flows.run import run_recorded
 from bot.scenario.generate import Platform, build_platform, demo_spec
 from bot.sources.billing import PostgresBillingReader

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import asyncpg
 
-from bot.report.data import load_report
+from bot.diagnosis.model import Diagnosis, Finding, Subject, WindowOut
+from bot.report.data import load_report, org_and_project
+from bot.report.render import render_html, render_markdown
 from bot.sources.protocols import SourceCall
-from bot.store.store import Store
+from bot.store.store import Incident, Store
 from tests.report.conftest import Recorded
 
 
@@ -110,3 +113,26 @@ async def test_after_phase_is_compared_with_before(store: Store, recorded: Recor
     assert by["components"].status == "changed" and by["components"].after_count == 1
     assert by["rate_cards"].status == "before only"
     assert len(r.evidence[0].after) == 2
+
+
+async def test_org_and_project_come_from_the_findings_when_the_incident_has_none(
+        store: Store, recorded: Recorded) -> None:
+    """A correlation-id incident names no org: the report shows the one its findings sit in."""
+    r = await load_report(store.pool, recorded.incident_id)
+    assert r is not None and r.incident.org_id is None
+    (pair,) = {(f.org_id, f.project_id) for f in recorded.diagnosis.findings}
+    assert (r.org_id, r.project_id) == pair and pair[0] and pair[1]
+    assert f"| org / project | {pair[0]} / {pair[1]} |" in render_markdown(r)
+    assert f"org: {pair[0]} / {pair[1]}" in render_html(r)
+
+
+def test_org_and_project_stay_empty_for_findings_in_two_orgs_and_the_incident_s_own_win() -> None:
+    inc = Incident(**{k: None for k in Incident.__dataclass_fields__})
+    window = WindowOut(start=datetime(2026, 11, 1, tzinfo=UTC), end=datetime(2026, 11, 2, tzinfo=UTC))
+    d = Diagnosis(subject=Subject(correlation_id="c-1"), window=window, findings=[
+        Finding(check="wrong_source", owning_layer="billing_worker", summary="x", app_instance_id=None, org_id=org,
+                project_id="prj-1")
+        for org in ("org-a", "org-b")])
+    assert org_and_project(inc, d) == (None, None)
+    assert org_and_project(inc, d.model_copy(update={"findings": d.findings[:1]})) == ("org-a", "prj-1")
+    assert org_and_project(replace(inc, org_id="org-z", project_id=None), d) == ("org-z", None)

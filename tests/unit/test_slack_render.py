@@ -10,7 +10,7 @@ import pytest
 
 from bot.diagnosis.model import Diagnosis, Finding, ImpactRow, Subject, WindowOut
 from bot.errors import BadInput
-from bot.flows.diagnose import StepReport
+from bot.flows.steps_report import StepReport, Verdict
 from bot.render.slack import MAX_BLOCKS, parent_message, step_message
 from bot.slack.commands import parse
 
@@ -37,7 +37,7 @@ def test_a_reply_with_many_long_findings_stays_within_slack_limits() -> None:
     rep = StepReport(name="reconciliation", title="Reconciliation checklist",
                      lines=[f"line {i} " + "y" * 400 for i in range(80)],
                      findings=[finding(i, "z" * 5000) for i in range(120)],
-                     data={"by_check": {"wrong_source": 120}})
+                     verdict=Verdict(by_check={"wrong_source": 120}))
     msg = step_message(rep, 6, 6, "https://recon.example/incidents/INC-1")
     assert len(msg.blocks) <= MAX_BLOCKS
     assert all(len(t) <= 3000 for t in texts(msg.blocks))

@@ -1,0 +1,107 @@
+"""What every step may use: the subject, the window, the sources, the observer, and the
+one way to call a source (``Context.call``: a failure becomes a note and a partial step,
+never an exception; every call, answered or not, goes to the observer). And ``Step``,
+the shape of one runbook step."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from bot.diagnosis.model import SourceState, Subject, Window
+from bot.errors import SourceFailure
+from bot.flows.diagnosis.state import RunState
+from bot.flows.steps_report import Observer, StepReport
+from bot.sources.protocols import BillingReader, Fetched, LogSource, SourceCall, TraceSource
+
+T = TypeVar("T")
+Source = str  # "loki" | "tempo" | "billing"
+
+
+@dataclass(slots=True)
+class SourceSet:
+    """The three sources; ``None`` means not configured, with the reason why."""
+
+    logs: LogSource | None
+    traces: TraceSource | None
+    billing: BillingReader | None
+    missing: dict[str, str] = field(default_factory=dict)
+    # work a long-running process does once before it takes requests (an evidence
+    # folder's index), so that the first diagnosis does not do it in the middle of a storm
+    warm_up: tuple[Callable[[], Awaitable[object]], ...] = ()
+
+    async def prepare(self) -> None:
+        for step in self.warm_up:
+            await step()
+
+
+@dataclass(slots=True)
+class Context:
+    """One diagnosis's fixed inputs and what it says about its sources as it goes."""
+
+    subject: Subject
+    window: Window
+    now: datetime
+    sources: SourceSet
+    observer: Observer
+    # a whole org (project): its instances come from the billing database, rows are screened
+    org_scope: tuple[str, str | None] | None = None
+    health: dict[Source, SourceState] = field(default_factory=lambda: {"loki": "ok", "tempo": "ok", "billing": "ok"})
+    searched: list[str] = field(default_factory=list)  # what was looked up, for "no findings" answers
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for name, reason in self.sources.missing.items():
+            self.health[name] = "unavailable"
+            self.notes.append(f"{name}: {reason}")
+
+    def why_missing(self, source: Source) -> str:
+        return self.sources.missing.get(source, "not configured")
+
+    @property
+    def span_label(self) -> str:
+        """The window's length as a person says it: ``7d``, ``6h``."""
+        seconds = (self.window.end - self.window.start).total_seconds()
+        return f"{seconds / 86400:g}d" if seconds >= 86400 else f"{seconds / 3600:g}h"
+
+    def _fail(self, source: Source, exc: SourceFailure) -> None:
+        if self.health[source] == "ok":
+            self.health[source] = "unavailable" if exc.status == "unavailable" else "error"
+        note = f"{source}: {exc.reason}"
+        if note not in self.notes:
+            self.notes.append(note)
+
+    async def call(self, rep: StepReport, source: Source, make: Callable[[], Awaitable[Fetched[T]]],
+                   describe: str) -> list[T] | None:
+        """The items ``make`` fetched, or None when the source failed (said in ``rep``)."""
+        try:
+            got = await make()
+        except SourceFailure as exc:
+            self._fail(source, exc)
+            rep.state = "partial"
+            rep.lines.append(f"{describe}: {exc.status}: {exc.reason}")
+            failed = SourceCall(source=source, kind="error", request=describe)
+            await self.observer.source_call(rep.name, failed, [], f"{exc.status}: {exc.reason}")
+            return None
+        rep.calls.append(got.call)
+        await self.observer.source_call(rep.name, got.call, got.items, None)
+        return got.items
+
+
+StepFn = Callable[["Context", RunState, StepReport], Coroutine[Any, Any, None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One runbook step. ``fetch`` reads the sources into the state (it may run before
+    the step's turn, once the steps it ``needs`` are done); ``report`` tells what the
+    state now holds, in the step's turn (lines, findings; pure). ``then``: reading that
+    must wait for the step's report, kept under the step's name."""
+
+    name: str
+    fetch: StepFn
+    report: Callable[[Context, RunState, StepReport], None]
+    needs: tuple[str, ...] = ()
+    then: StepFn | None = None

@@ -1,0 +1,92 @@
+"""Step 4, ``pivot``: every app instance the evidence names (or, for an org, every
+instance in scope); Loki again by app_instance_id; the instances' metadata."""
+
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+
+from bot.diagnosis import core
+from bot.diagnosis.model import LogEvent
+from bot.flows.diagnosis.context import Context, Step
+from bot.flows.diagnosis.state import RunState
+from bot.flows.steps_report import StepReport
+from bot.sources import logql
+from bot.sources.protocols import LogSource
+
+MAX_PIVOT_INSTANCES = 50
+PIVOT_CONCURRENCY = 8
+SHOWN = 12
+
+
+async def _instance_ids(ctx: Context, state: RunState, rep: StepReport) -> list[str]:
+    aid, billing = ctx.subject.app_instance_id, ctx.sources.billing
+    ids, _ = core.identifiers(state.logs.events, state.rows.usage, state.rows.ledger, state.trace.spans or [],
+                              [aid] if aid else [])
+    instance_ids = list(ids.app_instance_ids)
+    if billing is not None and ctx.org_scope is not None:
+        org, project = ctx.org_scope
+        got = await ctx.call(rep, "billing", partial(billing.instances_in_scope, org, project, ctx.window),
+                             "instances_in_scope")
+        state.pivot.instances = got or []
+        instance_ids = sorted({*instance_ids, *(i.app_instance_id for i in state.pivot.instances)})
+    if len(instance_ids) > MAX_PIVOT_INSTANCES and ctx.org_scope is None:
+        ctx.notes.append(f"{len(instance_ids)} app instances named; pivoting on the first {MAX_PIVOT_INSTANCES}")
+        instance_ids = instance_ids[:MAX_PIVOT_INSTANCES]
+    return instance_ids
+
+
+async def _metadata(ctx: Context, state: RunState, rep: StepReport) -> None:
+    billing, ids, pivot = ctx.sources.billing, state.pivot.instance_ids, state.pivot
+    if billing is None or not ids:
+        return
+    if not pivot.instances:
+        got_i, got_c = await asyncio.gather(
+            ctx.call(rep, "billing", partial(billing.app_instances, ids), "app_instances"),
+            ctx.call(rep, "billing", partial(billing.components, ids), "components"),
+        )
+        pivot.instances = got_i or []
+    else:
+        got_c = await ctx.call(rep, "billing", partial(billing.components, ids), "components")
+    pivot.components = got_c or []
+
+
+async def _logs(ctx: Context, state: RunState, rep: StepReport, src: LogSource) -> None:
+    limit = asyncio.Semaphore(PIVOT_CONCURRENCY)
+
+    async def one(iid: str) -> list[LogEvent] | None:
+        q = logql.by_app_instance_id(iid)
+        async with limit:
+            return await ctx.call(rep, "loki", partial(src.query, q, ctx.window), f"Loki {q.logql}")
+
+    state.pivot.logs_asked = True
+    for got in await asyncio.gather(*(one(iid) for iid in state.pivot.instance_ids)):
+        if got is None:
+            state.logs_available = False
+        else:
+            state.pivot.logs.extend(got)
+
+
+async def fetch(ctx: Context, state: RunState, rep: StepReport) -> None:
+    state.pivot.instance_ids = await _instance_ids(ctx, state, rep)
+    # an org's instances have no logs worth reading one by one: the database screens them
+    src = ctx.sources.logs if ctx.org_scope is None else None
+    if src is None:
+        await _metadata(ctx, state, rep)
+    else:
+        await asyncio.gather(_metadata(ctx, state, rep), _logs(ctx, state, rep, src))
+
+
+def report(ctx: Context, state: RunState, rep: StepReport) -> None:
+    ids = state.pivot.instance_ids
+    if state.pivot.logs_asked and ids:
+        ctx.searched.append(f"Loki by app_instance_id for {len(ids)} instance(s): {len(state.pivot.logs)} lines")
+    found = {i.app_instance_id for i in state.pivot.instances}
+    unknown = [i for i in ids if i not in found]
+    rep.lines.append(f"{len(ids)} app instance(s): {', '.join(ids[:SHOWN]) or 'none'}"
+                     + (" …" if len(ids) > SHOWN else ""))
+    if unknown and ctx.sources.billing is not None and ctx.health["billing"] == "ok":
+        rep.lines.append(f"not in billing.app_instances: {', '.join(unknown[:10])}")
+
+
+STEP = Step("pivot", fetch, report, needs=("logs", "billing_rows", "trace"))

@@ -1,0 +1,74 @@
+"""Step 6, ``reconciliation``: the ledger entries of the rows (and debits without a row)
+against the rows; completeness and uniqueness; every check's findings, the corrections
+the approved procedure would post, and one follow-up per owning layer."""
+
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+
+from bot.diagnosis import core
+from bot.diagnosis.checks import RECONCILIATION_CHECKS, propose_corrections, run_checks, sort_findings
+from bot.diagnosis.followups import follow_ups
+from bot.flows.diagnosis.attribution import evidence
+from bot.flows.diagnosis.context import Context, Step
+from bot.flows.diagnosis.state import Reconciliation, RunState
+from bot.flows.steps_report import StepReport, Verdict
+
+
+async def fetch(ctx: Context, state: RunState, rep: StepReport) -> None:
+    billing, instances, corr_ledger = ctx.sources.billing, state.pivot.instances, state.rows.ledger
+    if billing is None or not (instances or corr_ledger):
+        return
+    usage = state.attribution.usage
+    if ctx.org_scope is not None:
+        pairs = sorted({(i.org_id, i.project_id) for i in instances} | {(e.org_id, e.project_id) for e in corr_ledger})
+        orphan_call = ctx.call(rep, "billing", partial(billing.orphan_debits, pairs, ctx.window), "orphan_debits")
+    else:
+        # debits of the subject's calls whose usage row does not exist
+        cids = sorted({c for c in (ctx.subject.correlation_id, *(u.correlation_id for u in usage)) if c})
+        orphan_call = ctx.call(rep, "billing", partial(billing.orphan_debits_by_correlation, cids, ctx.window),
+                               "orphan_debits_by_correlation")
+    row_ids = [u.usage_record_id for u in usage]
+    got_ledger, got_orphans = await asyncio.gather(
+        ctx.call(rep, "billing", partial(billing.ledger_for_usage, row_ids), "ledger_for_usage"),
+        orphan_call,
+    )
+    ledger, orphans = got_ledger or [], got_orphans or []
+    have = {e.ledger_entry_id for e in ledger}
+    for entry in [*orphans, *corr_ledger]:
+        if entry.ledger_entry_id not in have:
+            ledger.append(entry)
+            have.add(entry.ledger_entry_id)
+    r = state.reconciliation
+    r.read, r.ledger, r.orphans = True, ledger, len(orphans)
+
+
+def verdict(r: Reconciliation) -> Verdict:
+    by_check: dict[str, int] = {}
+    for f in r.findings:
+        by_check[f.check] = by_check.get(f.check, 0) + 1
+    return Verdict(impact=core.impact_of(r.findings), follow_ups=r.follow_ups, corrections=r.corrections,
+                   by_check=by_check)
+
+
+def report(ctx: Context, state: RunState, rep: StepReport) -> None:
+    r = state.reconciliation
+    r.findings = list(state.attribution.findings)
+    if r.read:
+        rep.lines.append(f"{len(r.ledger)} ledger entries ({r.orphans} debit(s) without a usage row)")
+        if not state.logs_available and state.pivot.instances:
+            ctx.notes.append("logs unavailable: the owning layer of missing usage is not confirmed")
+        ev = evidence(ctx, state, r.ledger)
+        r.findings = sort_findings([*state.attribution.findings, *run_checks(ev, RECONCILIATION_CHECKS)])
+        r.corrections = propose_corrections(ev, r.findings)
+    r.follow_ups = follow_ups(r.findings)
+    rep.findings = r.findings
+    rep.verdict = verdict(r)
+    if ctx.sources.billing is None:
+        rep.state = "failed"
+    elif ctx.health["billing"] != "ok":
+        rep.state = "partial"
+
+
+STEP = Step("reconciliation", fetch, report, needs=("billing_rows", "pivot", "attribution"))
