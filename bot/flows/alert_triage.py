@@ -21,7 +21,7 @@ from bot.alerts.model import severity_rank
 from bot.diagnosis.model import Subject, Window
 from bot.flows.approvals import ApprovalFlow
 from bot.flows.diagnosis import SourceSet
-from bot.flows.run import run_recorded
+from bot.flows.run import OpenedIncident, run_recorded
 from bot.flows.thread import ThreadObserver
 from bot.metrics import Metrics
 from bot.render.alerts import alert_message, event_reply, storm_summary, verdict_of, verdict_reply
@@ -163,7 +163,7 @@ async def _open(n: Notification, g: AlertGroup, deps: AlertDeps, sink: SlackThre
                 job_id: int) -> None:
     subject = Subject.model_validate(g.subject) if g.subject else None
     s = subject or Subject()
-    incident, _ = await deps.store.get_or_create_incident(
+    incident, created = await deps.store.get_or_create_incident(
         title=f"Alert {g.alertname or g.group_key}: {s.label() if subject else 'no subject'}", origin="alert",
         correlation_id=s.correlation_id, app_instance_id=s.app_instance_id, org_id=s.org_id,
         project_id=s.project_id, alert_group=g.incident_key,
@@ -197,7 +197,8 @@ async def _open(n: Notification, g: AlertGroup, deps: AlertDeps, sink: SlackThre
                                      window=Window(end - DEFAULT_WINDOW, end), now=end, origin="alert",
                                      observers=observers, row_cap=deps.settings.evidence_row_cap,
                                      actor="alertmanager" if g.source != "slack" else "slack-alert",
-                                     org_scope=org_scope, metrics=deps.metrics, job_id=job_id)
+                                     org_scope=org_scope, metrics=deps.metrics, job_id=job_id,
+                                     incident=OpenedIncident(incident, created))
             if narrator is not None:
                 await narrator.drain()
             verdict = verdict_of(rec.outcome.diagnosis, incident.incident_id)

@@ -158,8 +158,13 @@ async def test_one_thread_per_group_repeat_resolve_refire(
         actions = [r["action"] for r in await conn.fetch("select action from alert_notifications order by 1")]
         inc = await conn.fetchrow("select origin, subject_kind from incidents where incident_id = $1",
                                   g["incident_id"])
+        runs = await conn.fetch("select incident_id from diagnosis_runs")
+        incidents = await conn.fetchval("select count(*) from incidents")
     finally:
         await conn.close()
+    # the diagnosis is recorded into the alert group's incident, not a second one of its subject
+    assert runs and {r["incident_id"] for r in runs} == {g["incident_id"]}
+    assert incidents == 1
     assert (g["notifications"], g["generation"]) == (4, 1)
     assert sorted(actions) == sorted(["open", "repeat", "resolve", "refire"])
     assert (inc["origin"], inc["subject_kind"]) == ("alert", "alert_group")
