@@ -12,6 +12,13 @@
 - ``fresh_database`` (function): the URL of an empty database (no store schema), for
   loading other schemas (the billing schema) or testing migrations; dropped afterwards.
 - ``fast_tmp`` (function): a temp dir on tmpfs when available, deleted afterwards.
+- ``demo_loaded`` (function): the demo platform as of ``tests.constants.NOW`` loaded into
+  ``fresh_database``, its logs and traces an offline evidence folder (``LoadedPlatform``).
+- ``loki_standin``, ``tempo_standin``, ``slack_standin``, ``real_alertmanager_factory``:
+  the loopback stand-ins of ``tests/standins``.
+
+Helpers shared by several folders: ``load`` (a platform into a billing database and an
+evidence folder) and ``every_injection``.
 
 Usage::
 
@@ -27,15 +34,26 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import pytest
 import pytest_asyncio
 
+from bot.scenario.evidence_files import write_evidence
+from bot.scenario.generate import FLAVOURS, Injection, Platform, build_platform, demo_spec
+from bot.scenario.load import load_billing
 from bot.store.db import connect, connect_pool, migrate, with_database
 from bot.store.embedded import ensure_embedded, stop_embedded
 from bot.store.store import Store
+from tests.constants import NOW
+from tests.standins.alertmanager import real_alertmanager_factory
+from tests.standins.loki import loki_standin
+from tests.standins.slack import slack_standin
+from tests.standins.tempo import tempo_standin
+
+__all__ = ["loki_standin", "real_alertmanager_factory", "slack_standin", "tempo_standin"]
 
 
 def fast_tmp_dir(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
@@ -154,13 +172,34 @@ async def fresh_database(
         await _drop_db(pg_admin, name)
 
 
+@dataclass(frozen=True, slots=True)
+class LoadedPlatform:
+    platform: Platform
+    billing_url: str
+    evidence: Path
 
-# The loopback stand-ins of Loki, Tempo and Slack's Web API, for every test folder.
-from tests.standins.loki import loki_standin  # noqa: E402
-from tests.standins.slack import slack_standin  # noqa: E402
-from tests.standins.tempo import tempo_standin  # noqa: E402
 
-__all__ = ["loki_standin", "slack_standin", "tempo_standin"]
-from tests.standins.alertmanager import real_alertmanager_factory  # noqa: E402
+async def load(platform: Platform, url: str, folder: Path) -> LoadedPlatform:
+    """``platform``'s billing rows into the database at ``url``, its logs and traces into ``folder``."""
+    conn = await asyncpg.connect(url)
+    try:
+        await load_billing(conn, platform, replace=True)
+    finally:
+        await conn.close()
+    write_evidence(platform, folder)
+    return LoadedPlatform(platform, url, folder)
 
-__all__ += ["real_alertmanager_factory"]
+
+@pytest_asyncio.fixture
+async def demo_loaded(fresh_database: str, tmp_path: Path) -> AsyncIterator[LoadedPlatform]:
+    yield await load(build_platform(demo_spec(), now=NOW, seed=7), fresh_database, tmp_path / "evidence")
+
+
+def every_injection(*, alternate_hours: bool = False) -> list[Injection]:
+    """One injection of every flavour of every check, each an hour long, or with
+    ``alternate_hours`` 1 and 2 hours long by turns within a check."""
+    return [
+        Injection(check, flavour, hours=1 + n % 2 if alternate_hours else 1)
+        for check, flavours in FLAVOURS.items()
+        for n, flavour in enumerate(flavours)
+    ]

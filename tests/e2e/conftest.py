@@ -1,50 +1,78 @@
-"""Fixtures for end-to-end tests: a generated platform loaded into a real billing
-database, with its logs and traces written as an offline evidence folder."""
+"""Fixtures and helpers of the end-to-end tests.
+
+- ``grid_loaded``: a 2x2x4 grid platform with every injection, loaded like ``demo_loaded``
+  (tests/conftest.py).
+- ``live``: the demo platform as of now (``live_platform``), loaded: a diagnosis through
+  Slack ends its window now.
+- ``bot``: ``recon serve`` in this process on ``live``, with the file's ``bot_settings``
+  (none by default; a test file overrides that fixture to give its own).
+- ``http``: an HTTP client.
+- ``live_env``: ``bot_env`` for a loaded platform; ``thread_done``: whether a channel's
+  first thread is complete.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
+import httpx
+import pytest
 import pytest_asyncio
 
-from bot.scenario.evidence_files import write_evidence
-from bot.scenario.generate import FLAVOURS, Injection, Platform, ScenarioSpec, build_platform, demo_spec
-from bot.scenario.load import load_billing
-
-NOW = datetime(2026, 11, 20, 12, 17, 31, tzinfo=UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class LoadedPlatform:
-    platform: Platform
-    billing_url: str
-    evidence: Path
-
-
-def every_injection() -> list[Injection]:
-    return [Injection(check, flavour) for check, flavours in FLAVOURS.items() for flavour in flavours]
-
-
-async def load(platform: Platform, url: str, folder: Path) -> LoadedPlatform:
-    conn = await asyncpg.connect(url)
-    try:
-        await load_billing(conn, platform, replace=True)
-    finally:
-        await conn.close()
-    write_evidence(platform, folder)
-    return LoadedPlatform(platform, url, folder)
-
-
-@pytest_asyncio.fixture
-async def demo_loaded(fresh_database: str, tmp_path: Path) -> AsyncIterator[LoadedPlatform]:
-    yield await load(build_platform(demo_spec(), now=NOW, seed=7), fresh_database, tmp_path / "evidence")
+from bot.scenario.generate import ScenarioSpec, build_platform
+from tests.conftest import LoadedPlatform, every_injection, load
+from tests.constants import NOW
+from tests.e2e.slackbot import STEPS, InProcessBot, bot_env, bot_in_process, live_platform
+from tests.standins.slack import SlackStandIn
 
 
 @pytest_asyncio.fixture
 async def grid_loaded(fresh_database: str, tmp_path: Path) -> AsyncIterator[LoadedPlatform]:
     spec = ScenarioSpec.grid(2, 2, 4, injections=every_injection())
     yield await load(build_platform(spec, now=NOW, seed=11), fresh_database, tmp_path / "evidence")
+
+
+@pytest_asyncio.fixture
+async def live(fresh_database: str, tmp_path: Path) -> LoadedPlatform:
+    return await load(live_platform(), fresh_database, tmp_path / "evidence")
+
+
+def live_env(live: LoadedPlatform, store_url: str, slack: SlackStandIn, **extra: str) -> dict[str, str]:
+    """``bot_env`` for the bot on ``live``'s billing database and evidence."""
+    return bot_env(store_url, live.billing_url, live.evidence, slack, **extra)
+
+
+@pytest.fixture
+def bot_settings() -> dict[str, str]:
+    """Settings the ``bot`` fixture adds to ``bot_env``'s: none here; a file overrides this."""
+    return {}
+
+
+@pytest_asyncio.fixture
+async def bot(live: LoadedPlatform, store_url: str, slack_standin: SlackStandIn,
+              bot_settings: dict[str, str]) -> AsyncIterator[InProcessBot]:
+    """The bot in this process. With an app token it runs in Socket Mode: no signing secret,
+    and ready once its socket is connected."""
+    env = live_env(live, store_url, slack_standin, **bot_settings)
+    socket_mode = "SLACK_APP_TOKEN" in env
+    if socket_mode:
+        env.pop("SLACK_SIGNING_SECRET")
+    async with bot_in_process(env) as b:
+        if socket_mode:
+            await slack_standin.wait_socket_connected()
+        yield b
+
+
+@pytest_asyncio.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=20) as c:
+        yield c
+
+
+def thread_done(slack: SlackStandIn, channel: str) -> bool:
+    """The channel's first thread has every step, and its parent says drift was found."""
+    msgs = slack.messages(channel)
+    return bool(msgs) and len(slack.thread(channel, msgs[0].ts)) >= 1 + STEPS and \
+        "Drift found" in json.dumps(msgs[0].blocks)

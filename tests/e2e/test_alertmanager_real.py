@@ -4,14 +4,13 @@ pushed through its API become one thread per group; resolving them is shown ther
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import asyncpg
-import pytest_asyncio
+import pytest
 
-from tests.e2e.conftest import LoadedPlatform, load
-from tests.e2e.slackbot import STEPS, InProcessBot, bot_env, bot_in_process, live_platform
+from tests.conftest import LoadedPlatform
+from tests.e2e.slackbot import STEPS, InProcessBot
 from tests.standins.alertmanager import RealAlertmanager
 from tests.standins.slack import SlackStandIn
 
@@ -19,17 +18,9 @@ TOKEN = "am-bearer-for-tests"
 CHANNEL = "C0AMREAL"
 
 
-@pytest_asyncio.fixture
-async def live(fresh_database: str, tmp_path: Path) -> LoadedPlatform:
-    return await load(live_platform(), fresh_database, tmp_path / "evidence")
-
-
-@pytest_asyncio.fixture
-async def bot(live: LoadedPlatform, store_url: str, slack_standin: SlackStandIn) -> AsyncIterator[InProcessBot]:
-    env = bot_env(store_url, live.billing_url, live.evidence, slack_standin, ALERT_WEBHOOK_TOKEN=TOKEN,
-                  RECON_ALERT_CHANNEL=CHANNEL, RECON_SLACK_RATE_PER_S="1000")
-    async with bot_in_process(env) as b:
-        yield b
+@pytest.fixture
+def bot_settings() -> dict[str, str]:
+    return {"ALERT_WEBHOOK_TOKEN": TOKEN, "RECON_ALERT_CHANNEL": CHANNEL, "RECON_SLACK_RATE_PER_S": "1000"}
 
 
 async def test_real_alertmanager_groups_become_threads_and_resolve_there(

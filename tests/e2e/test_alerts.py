@@ -8,17 +8,17 @@ import asyncio
 import copy
 import itertools
 import json
-from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-import pytest_asyncio
 
-from tests.e2e.conftest import LoadedPlatform, load
-from tests.e2e.slackbot import STEPS, InProcessBot, bot_env, bot_in_process, live_platform
+from tests.conftest import LoadedPlatform
+from tests.e2e.conftest import live_env, thread_done
+from tests.e2e.slackbot import STEPS, InProcessBot, bot_in_process
 from tests.standins.slack import SlackStandIn
 from tests.standins.slack_requests import event_callback, message, post
 
@@ -28,6 +28,9 @@ LEDGER = "C0LEDGER"
 WATCHED = "C0WATCHED"
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "alerts"
 ROUTES = json.dumps([{"name": "ledger", "match": {"alertname": "UsageLedgerMismatch"}, "channel": LEDGER}])
+SETTINGS = {"ALERT_WEBHOOK_TOKEN": TOKEN, "RECON_ALERT_CHANNEL": ALERTS, "RECON_ALERT_ROUTES": ROUTES,
+            "RECON_WATCH_CHANNELS": WATCHED, "RECON_SLACK_RATE_PER_S": "1000"}
+env_for = partial(live_env, **SETTINGS)  # env_for(live, store_url, slack, **extra): this file's bots
 
 
 def fixture(name: str) -> dict[str, Any]:
@@ -51,39 +54,15 @@ def am_payload(live: LoadedPlatform, *, group: str = "g1", status: str = "firing
     }
 
 
-@pytest_asyncio.fixture
-async def live(fresh_database: str, tmp_path: Path) -> LoadedPlatform:
-    return await load(live_platform(), fresh_database, tmp_path / "evidence")
-
-
-def env_for(live: LoadedPlatform, store_url: str, slack: SlackStandIn, **extra: str) -> dict[str, str]:
-    return bot_env(store_url, live.billing_url, live.evidence, slack, ALERT_WEBHOOK_TOKEN=TOKEN,
-                   RECON_ALERT_CHANNEL=ALERTS, RECON_ALERT_ROUTES=ROUTES, RECON_WATCH_CHANNELS=WATCHED,
-                   RECON_SLACK_RATE_PER_S="1000", **extra)
-
-
-@pytest_asyncio.fixture
-async def bot(live: LoadedPlatform, store_url: str, slack_standin: SlackStandIn) -> AsyncIterator[InProcessBot]:
-    async with bot_in_process(env_for(live, store_url, slack_standin)) as b:
-        yield b
-
-
-@pytest_asyncio.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=20) as c:
-        yield c
+@pytest.fixture
+def bot_settings() -> dict[str, str]:
+    return SETTINGS
 
 
 async def send(http: httpx.AsyncClient, bot: InProcessBot, doc: Any, *, path: str = "alertmanager",
                token: str | None = TOKEN) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return await http.post(f"{bot.url}/alerts/{path}", json=doc, headers=headers)
-
-
-def thread_complete(slack: SlackStandIn, channel: str) -> bool:
-    msgs = slack.messages(channel)
-    return bool(msgs) and len(slack.thread(channel, msgs[0].ts)) >= 1 + STEPS and \
-        "Drift found" in json.dumps(msgs[0].blocks)
 
 
 async def test_tokens_sizes_and_shapes(bot: InProcessBot, http: httpx.AsyncClient, live: LoadedPlatform) -> None:
@@ -133,7 +112,7 @@ async def test_one_thread_per_group_repeat_resolve_refire(
     doc = am_payload(live)
     r = await send(http, bot, doc)
     assert r.status_code == 200 and r.json()["action"] == "open"
-    await slack_standin.wait_for(lambda _: thread_complete(slack_standin, ALERTS), timeout=30)
+    await slack_standin.wait_for(lambda _: thread_done(slack_standin, ALERTS), timeout=30)
     parent = slack_standin.messages(ALERTS)[0]
     assert "AppRuntimeMeteringDrift" in json.dumps(parent.blocks) and "FIRING" in json.dumps(parent.blocks)
     # the same notification again (a retry, a repeat_interval): no new message, the parent's counts move
@@ -175,7 +154,7 @@ async def test_refire_after_the_window_opens_a_new_thread(
 ) -> None:
     async with bot_in_process(env_for(live, store_url, slack_standin, RECON_ALERT_REOPEN_S="0")) as b:
         await send(http, b, am_payload(live))
-        await slack_standin.wait_for(lambda _: thread_complete(slack_standin, ALERTS), timeout=30)
+        await slack_standin.wait_for(lambda _: thread_done(slack_standin, ALERTS), timeout=30)
         await send(http, b, am_payload(live, status="resolved"))
         r = await send(http, b, am_payload(live))
         assert r.json()["action"] == "open"
@@ -190,7 +169,7 @@ async def test_concurrent_duplicates_make_one_thread_and_routing_picks_the_chann
     doc = am_payload(live, alertname="UsageLedgerMismatch", group="ledger")
     results = await asyncio.gather(*(send(http, bot, doc) for _ in range(6)))
     assert sorted(r.json()["action"] for r in results) == ["open"] + ["repeat"] * 5
-    await slack_standin.wait_for(lambda _: thread_complete(slack_standin, LEDGER), timeout=30)
+    await slack_standin.wait_for(lambda _: thread_done(slack_standin, LEDGER), timeout=30)
     assert len(slack_standin.messages(LEDGER)) == 1 and slack_standin.messages(ALERTS) == []
 
 
@@ -203,7 +182,7 @@ async def test_grafana_webhook(bot: InProcessBot, http: httpx.AsyncClient, slack
     doc["commonLabels"]["correlation_id"] = cid
     r = await send(http, bot, doc, path="grafana")
     assert r.status_code == 200, r.text
-    await slack_standin.wait_for(lambda _: any(thread_complete(slack_standin, c) for c in (ALERTS, LEDGER)),
+    await slack_standin.wait_for(lambda _: any(thread_done(slack_standin, c) for c in (ALERTS, LEDGER)),
                                  timeout=30)
 
 

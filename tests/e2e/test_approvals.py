@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
+from functools import partial
 
 import asyncpg
 import httpx
-import pytest_asyncio
 
-from tests.e2e.conftest import LoadedPlatform, load
-from tests.e2e.slackbot import InProcessBot, bot_env, bot_in_process, live_platform
+from tests.conftest import LoadedPlatform
+from tests.e2e.conftest import live_env
+from tests.e2e.slackbot import InProcessBot, bot_in_process
 from tests.standins.slack import Message, SlackStandIn
 from tests.standins.slack_requests import (
     block_actions,
@@ -31,20 +30,8 @@ API_TOKEN = "api-token-for-tests"
 APPROVER, SECOND, MEMBER, STRANGER = "U0APPROVER1", "U0APPROVER2", "U0GROUPMEMBER", "U0RANDOM"
 
 
-@pytest_asyncio.fixture
-async def live(fresh_database: str, tmp_path: Path) -> LoadedPlatform:
-    return await load(live_platform(), fresh_database, tmp_path / "evidence")
-
-
-def env_for(live: LoadedPlatform, store_url: str, slack: SlackStandIn, **extra: str) -> dict[str, str]:
-    return bot_env(store_url, live.billing_url, live.evidence, slack,
-                   RECON_APPROVERS=f"{APPROVER},{SECOND},S0APPROVERS", RECON_API_TOKEN=API_TOKEN, **extra)
-
-
-@pytest_asyncio.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=20) as c:
-        yield c
+# env_for(live, store_url, slack, **extra): this file's bots
+env_for = partial(live_env, RECON_APPROVERS=f"{APPROVER},{SECOND},S0APPROVERS", RECON_API_TOKEN=API_TOKEN)
 
 
 async def prompt_of(bot: InProcessBot, http: httpx.AsyncClient, slack: SlackStandIn, live: LoadedPlatform,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from datetime import timedelta
@@ -17,7 +16,9 @@ import asyncpg
 import jsonschema
 import pytest
 
-from tests.e2e.conftest import NOW, LoadedPlatform
+from tests.conftest import LoadedPlatform
+from tests.constants import NOW
+from tests.standins import dead_url
 
 RECON = [sys.executable, "-m", "bot"]
 
@@ -28,14 +29,6 @@ def schema() -> dict[str, Any]:
 
 def validate(doc: dict[str, Any]) -> None:
     jsonschema.Draft202012Validator(schema(), format_checker=jsonschema.FormatChecker()).validate(doc)
-
-
-def dead_url() -> str:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return f"http://127.0.0.1:{port}"
 
 
 def run(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:

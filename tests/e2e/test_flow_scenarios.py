@@ -16,7 +16,8 @@ from bot.flows.diagnosis import SourceSet, diagnose
 from bot.scenario.generate import Expected, Platform, ScenarioSpec, build_platform
 from bot.sources.billing import PostgresBillingReader
 from bot.sources.offline import OfflineEvidence
-from tests.e2e.conftest import NOW, LoadedPlatform, every_injection, load
+from tests.conftest import LoadedPlatform, every_injection, load
+from tests.constants import NOW
 
 Key = tuple[str, str | None, str]
 

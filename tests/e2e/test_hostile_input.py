@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest_asyncio
 
-from tests.e2e.conftest import LoadedPlatform, load
+from tests.conftest import LoadedPlatform, load
 from tests.e2e.slackbot import InProcessBot, bot_env, bot_in_process, live_platform
 from tests.standins.slack import SlackStandIn
 from tests.standins.slack_requests import DEFAULT_SIGNING_SECRET, sign, signature, url_verification

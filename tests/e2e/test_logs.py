@@ -8,17 +8,11 @@ import signal
 from pathlib import Path
 
 import httpx
-import pytest_asyncio
 
-from tests.e2e.conftest import LoadedPlatform, load
-from tests.e2e.slackbot import STEPS, bot_env, jobs_settled, live_platform, start_bot_process
+from tests.conftest import LoadedPlatform
+from tests.e2e.slackbot import STEPS, bot_env, jobs_settled, start_bot_process
 from tests.standins.slack import SlackStandIn
 from tests.standins.slack_requests import DEFAULT_SIGNING_SECRET, post, slash_command
-
-
-@pytest_asyncio.fixture
-async def live(fresh_database: str, tmp_path: Path) -> LoadedPlatform:
-    return await load(live_platform(), fresh_database, tmp_path / "evidence")
 
 
 async def test_json_log_lines_carry_incident_and_correlation_ids(

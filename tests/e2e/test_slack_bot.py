@@ -4,16 +4,15 @@ Web API stand-in that records every call, the real store."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
-import pytest_asyncio
 
-from tests.e2e.conftest import LoadedPlatform, load
-from tests.e2e.slackbot import STEPS, InProcessBot, bot_env, bot_in_process, jobs_settled, live_platform
+from tests.conftest import LoadedPlatform
+from tests.e2e.conftest import thread_done
+from tests.e2e.slackbot import STEPS, InProcessBot, jobs_settled
 from tests.standins.slack import SlackStandIn
 from tests.standins.slack_requests import (
     app_mention,
@@ -26,35 +25,11 @@ from tests.standins.slack_requests import (
 CHANNEL = "C0INCIDENT"
 
 
-@pytest_asyncio.fixture
-async def live(fresh_database: str, tmp_path: Path) -> LoadedPlatform:
-    return await load(live_platform(), fresh_database, tmp_path / "evidence")
-
-
-@pytest_asyncio.fixture
-async def bot(live: LoadedPlatform, store_url: str, slack_standin: SlackStandIn) -> AsyncIterator[InProcessBot]:
-    async with bot_in_process(bot_env(store_url, live.billing_url, live.evidence, slack_standin)) as b:
-        yield b
-
-
-@pytest_asyncio.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as c:
-        yield c
-
-
 def answer(r: httpx.Response) -> str:
     """What the person who typed the command sees (bolt answers an ack with text as text/plain)."""
     if r.headers.get("content-type", "").startswith("application/json"):
         return str(r.json().get("text", ""))
     return r.text
-
-
-def thread_done(slack: SlackStandIn, channel: str = CHANNEL) -> bool:
-    msgs = slack.messages(channel)
-    if not msgs:
-        return False
-    return len(slack.thread(channel, msgs[0].ts)) >= 1 + STEPS and "Drift found" in json.dumps(msgs[0].blocks)
 
 
 async def test_url_verification(bot: InProcessBot, http: httpx.AsyncClient) -> None:
@@ -96,7 +71,7 @@ async def test_recon_posts_a_thread_step_by_step_and_records_it(
     assert cid
     r = await post(http, f"{bot.url}/slack/events", slash_command(text=cid, channel_id=CHANNEL, user_id="U0ONCALL"))
     assert r.status_code == 200 and "Diagnosing" in answer(r)
-    await slack_standin.wait_for(lambda _: thread_done(slack_standin), timeout=30)
+    await slack_standin.wait_for(lambda _: thread_done(slack_standin, CHANNEL), timeout=30)
     parent = slack_standin.messages(CHANNEL)[0]
     thread = slack_standin.thread(CHANNEL, parent.ts)
     titles = ["Logs by correlation id", "Billing rows by correlation id", "Trace stages", "App-instance pivot",
@@ -165,7 +140,7 @@ async def test_second_recon_for_a_running_subject_points_to_its_thread(
     assert "Diagnosing" in answer(r1)
     assert "already running" in answer(r2)
     assert slack_standin.messages(CHANNEL)[0].ts.replace(".", "") in answer(r2)
-    await slack_standin.wait_for(lambda _: thread_done(slack_standin), timeout=30)
+    await slack_standin.wait_for(lambda _: thread_done(slack_standin, CHANNEL), timeout=30)
     assert len(slack_standin.messages(CHANNEL)) == 1  # no twin thread
 
 
@@ -179,7 +154,7 @@ async def test_retry_storm_of_one_mention_is_handled_once(
     for n in (1, 2, 3):
         responses.append(await post(http, f"{bot.url}/slack/events", req.retried(n, "http_timeout")))
     assert all(r.status_code == 200 for r in responses)
-    await slack_standin.wait_for(lambda _: thread_done(slack_standin), timeout=30)
+    await slack_standin.wait_for(lambda _: thread_done(slack_standin, CHANNEL), timeout=30)
     conn = await asyncpg.connect(store_url)
     try:
         assert await conn.fetchval("select count(*) from jobs") == 1
@@ -202,7 +177,7 @@ async def test_429_storm_delays_but_drops_nothing_and_keeps_order(
     assert cid
     slack_standin.rate_limit("chat.postMessage", times=3, retry_after=1)
     await post(http, f"{bot.url}/slack/events", slash_command(text=cid, channel_id=CHANNEL))
-    await slack_standin.wait_for(lambda _: thread_done(slack_standin), timeout=40)
+    await slack_standin.wait_for(lambda _: thread_done(slack_standin, CHANNEL), timeout=40)
     calls = slack_standin.calls_to("chat.postMessage")
     limited = [c for c in calls if c.status == 429]
     assert len(limited) == 3
@@ -247,7 +222,7 @@ async def test_no_token_or_signing_secret_in_any_log_line(
     assert cid
     await post(http, f"{bot.url}/slack/events", slash_command(text=cid, channel_id=CHANNEL))
     await post(http, f"{bot.url}/slack/events", slash_command(text="x").resigned(bad_signature=True))
-    await slack_standin.wait_for(lambda _: thread_done(slack_standin), timeout=30)
+    await slack_standin.wait_for(lambda _: thread_done(slack_standin, CHANNEL), timeout=30)
     logged = caplog.text + "".join(str(r.args) for r in caplog.records)
     assert len(caplog.records) > 10  # something was logged
     for secret in ("xoxb-recon-test-token", DEFAULT_SIGNING_SECRET):
@@ -260,7 +235,7 @@ async def test_recon_verify_answers_in_the_incident_thread(
     cid = live.platform.disputed_correlation_id
     assert cid
     await post(http, f"{bot.url}/slack/events", slash_command(text=cid, channel_id=CHANNEL))
-    await slack_standin.wait_for(lambda _: thread_done(slack_standin), timeout=30)
+    await slack_standin.wait_for(lambda _: thread_done(slack_standin, CHANNEL), timeout=30)
     await jobs_settled(store_url, 1)
     conn = await asyncpg.connect(store_url)
     try:
@@ -285,7 +260,7 @@ async def test_metrics_count_what_happened(
     assert cid
     slack_standin.rate_limit("chat.postMessage", times=1, retry_after=1)
     await post(http, f"{bot.url}/slack/events", slash_command(text=cid, channel_id=CHANNEL))
-    await slack_standin.wait_for(lambda _: thread_done(slack_standin), timeout=30)
+    await slack_standin.wait_for(lambda _: thread_done(slack_standin, CHANNEL), timeout=30)
     await jobs_settled(store_url, 1)
     r = await http.get(f"{bot.url}/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")

@@ -13,17 +13,12 @@ import asyncpg
 import httpx
 import pytest_asyncio
 
-from tests.e2e.conftest import LoadedPlatform, load
-from tests.e2e.slackbot import STEPS, BotProcess, bot_env, jobs_settled, live_platform, start_bot_process
+from tests.conftest import LoadedPlatform
+from tests.e2e.slackbot import STEPS, BotProcess, bot_env, jobs_settled, start_bot_process
 from tests.standins.slack import SlackStandIn
 from tests.standins.slack_requests import post, slash_command
 
 CHANNEL = "C0DURABLE"
-
-
-@pytest_asyncio.fixture
-async def live(fresh_database: str, tmp_path: Path) -> LoadedPlatform:
-    return await load(live_platform(), fresh_database, tmp_path / "evidence")
 
 
 @pytest_asyncio.fixture

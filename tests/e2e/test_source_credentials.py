@@ -16,7 +16,8 @@ import asyncpg
 from bot.report.data import load_report
 from bot.report.render import render_html
 from bot.store.db import connect_pool
-from tests.e2e.conftest import NOW, LoadedPlatform
+from tests.conftest import LoadedPlatform
+from tests.constants import NOW
 from tests.standins.loki import LokiStandIn
 from tests.standins.tempo import TempoStandIn
 

@@ -14,11 +14,12 @@ import pytest_asyncio
 from bot.diagnosis.model import Diagnosis, Subject, Window
 from bot.flows.diagnosis import SourceSet
 from bot.flows.run import run_recorded
-from bot.scenario.generate import Platform, build_platform, demo_spec
+from bot.scenario.generate import Platform
 from bot.sources.billing import PostgresBillingReader
 from bot.sources.offline import OfflineEvidence
 from bot.store.store import Store
-from tests.e2e.conftest import NOW, load
+from tests.conftest import LoadedPlatform
+from tests.constants import NOW
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +80,10 @@ async def add_approvals(store: Store, incident_id: str, instances: list[tuple[st
 
 
 @pytest_asyncio.fixture
-async def recorded(store: Store, fresh_database: str, tmp_path: Path) -> AsyncIterator[Recorded]:
+async def recorded(store: Store, demo_loaded: LoadedPlatform) -> AsyncIterator[Recorded]:
     """The demo platform's disputed call diagnosed and recorded in ``store``."""
-    platform = build_platform(demo_spec(), now=NOW, seed=7)
-    loaded = await load(platform, fresh_database, tmp_path / "evidence")
+    loaded = demo_loaded
+    platform = loaded.platform
     cid = platform.disputed_correlation_id
     assert cid is not None
     offline = OfflineEvidence(loaded.evidence)

@@ -20,7 +20,7 @@ import pytest
 from bot.report.data import load_report
 from bot.report.render import render_html, render_markdown
 from bot.store.store import Store
-from tests.e2e.conftest import NOW
+from tests.constants import NOW
 from tests.report.cli_runner import command
 from tests.report.conftest import Recorded
 

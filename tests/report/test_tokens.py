@@ -27,7 +27,7 @@ from bot.store.store import Store
 
 SECRET = b"k" * 32
 INC = "INC-20261120-abc123"
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # this file's own clock: links expire counted from it
 
 
 def reason(secret: bytes, incident: str, token: str | None, now: datetime = NOW) -> str:

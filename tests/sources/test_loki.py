@@ -14,12 +14,11 @@ from bot.errors import SourceError, SourceUnavailable
 from bot.sources.logql import LogQuery, by_app_instance_id, by_correlation_id
 from bot.sources.loki import LokiLogSource
 from bot.sources.otlp import datetime_to_ns
+from tests.constants import T0, WINDOW
 from tests.standins import dead_url
 from tests.standins.loki import LokiStandIn, parse_logql
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "loki"
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-WINDOW = Window(T0 - timedelta(hours=1), T0 + timedelta(hours=1))
 Q = by_correlation_id("corr-123")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,13 +17,12 @@ from bot.sources.loki import LokiLogSource
 from bot.sources.offline import OfflineEvidence, parse_rfc3339_ns
 from bot.sources.otlp import datetime_to_ns
 from bot.sources.tempo import TempoTraceSource
+from tests.constants import T0, TRACE, WINDOW
 from tests.standins.loki import LokiStandIn, to_rfc3339_nano
 from tests.standins.tempo import TempoStandIn
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures"
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-WINDOW = Window(T0 - timedelta(hours=1), T0 + timedelta(hours=1))
-TRACE_A = "0af7651916cd43dd8448eb211c80319c"
+TRACE_A = TRACE
 TRACE_B = "00000000000000000000000000c0ffee"
 EVIL = 'c1"} | line_format "x" | correlation_id=~".+'
 

@@ -17,10 +17,9 @@ from bot.sources.otlp import (
     ns_to_datetime,
     parse_trace_json,
 )
+from tests.constants import T0, TRACE
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "tempo"
-TRACE = "0af7651916cd43dd8448eb211c80319c"
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def load(name: str) -> Any:

@@ -16,19 +16,12 @@ import pytest
 
 from bot.diagnosis.checks import BillingEvidence, run_checks
 from bot.diagnosis.model import AppInstance, Finding, Window
-from bot.scenario import ALL_CORRECT_CASES, FLAVOURS, Injection, ScenarioSpec, build_platform
+from bot.scenario import ALL_CORRECT_CASES, ScenarioSpec, build_platform
 from bot.scenario.load import load_billing
 from bot.sources.billing import PostgresBillingReader
+from tests.conftest import every_injection
 
-NOW = datetime(2026, 3, 2, 12, 30, tzinfo=UTC)
-
-
-def every_injection() -> list[Injection]:
-    return [
-        Injection(check, flavour, hours=1 + n % 2)
-        for check, flavours in FLAVOURS.items()
-        for n, flavour in enumerate(flavours)
-    ]
+NOW = datetime(2026, 3, 2, 12, 30, tzinfo=UTC)  # this file's own clock: its platforms are its own
 
 
 async def full_findings(
@@ -72,7 +65,7 @@ async def screened_findings(
 async def test_screened_findings_equal_full_findings(fresh_database: str, seed: int) -> None:
     spec = ScenarioSpec.grid(
         orgs=3, projects_per_org=2, instances_per_project=3,
-        injections=every_injection(), correct_cases=ALL_CORRECT_CASES,
+        injections=every_injection(alternate_hours=True), correct_cases=ALL_CORRECT_CASES,
     )
     platform = build_platform(spec, now=NOW, seed=seed)
     conn = await asyncpg.connect(fresh_database)
@@ -117,7 +110,7 @@ async def test_split_screening_and_events_shared_across_instances(
 
     spec = ScenarioSpec.grid(
         orgs=3, projects_per_org=2, instances_per_project=3,
-        injections=every_injection(), correct_cases=ALL_CORRECT_CASES,
+        injections=every_injection(alternate_hours=True), correct_cases=ALL_CORRECT_CASES,
     )
     platform = build_platform(spec, now=NOW, seed=7)
     window = platform.window(7)

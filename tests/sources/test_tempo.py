@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -14,13 +14,13 @@ import pytest
 from bot.diagnosis.model import Span, Window
 from bot.errors import BadInput, SourceError, SourceUnavailable
 from bot.sources.tempo import TempoTraceSource
+from tests.constants import T0, TRACE
 from tests.standins import dead_url
 from tests.standins.tempo import TempoStandIn
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "tempo"
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
+# this file's own window, not tests.constants.WINDOW: its ends are not whole seconds (start rounds down, end up)
 WINDOW = Window(T0 - timedelta(hours=1, microseconds=500), T0 + timedelta(hours=1, microseconds=500))
-TRACE = "0af7651916cd43dd8448eb211c80319c"
 MISSING = "ffffffffffffffffffffffffffffffff"
 SPANS = [
     Span(TRACE, "b7ad6b7169203331", None, "gpuaas-api", "POST /v1/app-instances/{id}/start", "ok",

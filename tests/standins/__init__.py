@@ -34,11 +34,11 @@ import socket
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Literal
+from typing import Literal, Self
 
 from aiohttp import web
 
-__all__ = ["Failure", "RecordedRequest", "StandIn", "dead_port", "dead_url"]
+__all__ = ["Failure", "LoopbackServer", "RecordedRequest", "StandIn", "dead_port", "dead_url"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -87,37 +87,30 @@ class _State:
     failure: Failure | None = None
 
 
-class StandIn:
-    """Base of the stand-ins: server lifecycle, request log, tenancy, delay, failures.
+class LoopbackServer:
+    """An aiohttp server on an ephemeral port of 127.0.0.1: ``start()``/``stop()`` or
+    ``async with``. Subclasses build their ``application()``."""
 
-    Subclasses implement ``routes()``; ``tenant_of(request)`` gives the tenant a
-    request asked for (``None`` when no tenant is configured)."""
+    name = "server"
 
-    name = "stand-in"
-
-    def __init__(self, *, tenant: str | None = None, delay_s: float = 0.0) -> None:
-        self.tenant = tenant
-        self.delay_s = delay_s
-        self.authorization: str | None = None
-        self._state = _State()
+    def __init__(self) -> None:
         self._runner: web.AppRunner | None = None
-        self._closing = asyncio.Event()
+        self._closing = asyncio.Event()  # set when stopping: wakes what waits (delays, sockets)
         self.port = 0
 
-    # ------------------------------------------------------------ lifecycle
-
     @property
-    def url(self) -> str:
-        """Base URL, e.g. ``http://127.0.0.1:41234`` (no trailing slash)."""
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>`` (no trailing slash)."""
         if not self.port:
             raise RuntimeError(f"{self.name} is not started")
         return f"http://127.0.0.1:{self.port}"
 
+    def application(self) -> web.Application:
+        raise NotImplementedError
+
     async def start(self) -> None:
-        app = web.Application(middlewares=[self._middleware])
-        app.add_routes(self.routes())
         self._closing = asyncio.Event()
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5, access_log=None)
+        self._runner = web.AppRunner(self.application(), handle_signals=False, shutdown_timeout=0.5, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -131,7 +124,7 @@ class StandIn:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> StandIn:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -139,6 +132,32 @@ class StandIn:
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.stop()
+
+
+class StandIn(LoopbackServer):
+    """Base of the stand-ins: request log, tenancy, delay, failures.
+
+    Subclasses implement ``routes()``; ``tenant_of(request)`` gives the tenant a
+    request asked for (``None`` when no tenant is configured)."""
+
+    name = "stand-in"
+
+    def __init__(self, *, tenant: str | None = None, delay_s: float = 0.0) -> None:
+        super().__init__()
+        self.tenant = tenant
+        self.delay_s = delay_s
+        self.authorization: str | None = None  # when set, a request without this Authorization gets 401
+        self._state = _State()
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:41234`` (no trailing slash)."""
+        return self.base_url
+
+    def application(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware])
+        app.add_routes(self.routes())
+        return app
 
     def routes(self) -> list[web.RouteDef]:
         raise NotImplementedError

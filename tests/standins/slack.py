@@ -56,12 +56,13 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
 import pytest
 from aiohttp import web
+
+from tests.standins import LoopbackServer
 
 __all__ = [
     "BOT_ID",
@@ -254,7 +255,7 @@ class _SlackError(Exception):
 # ---------------------------------------------------------------- the server
 
 
-class SlackStandIn:
+class SlackStandIn(LoopbackServer):
     """The Slack Web API on ``127.0.0.1`` (see the module docstring)."""
 
     name = "slack stand-in"
@@ -271,6 +272,7 @@ class SlackStandIn:
         """``ts_base``: the first message ts is ``ts_base`` + ``ts_step_us`` µs, then one
         step per message (``"1700000000.000100"``, ``"1700000000.000200"``, …); ``None``
         uses the wall clock (still strictly increasing)."""
+        super().__init__()
         self.delay_s = delay_s
         self.strict_thread_ts = strict_thread_ts
         self.replies_default_limit = replies_default_limit
@@ -291,18 +293,8 @@ class SlackStandIn:
         self.socket_connections: list[web.WebSocketResponse] = []
         self.socket_acks: list[dict[str, Any]] = []
         self._envelope_seq = itertools.count(1)
-        self._closing = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     # ------------------------------------------------------------ lifecycle
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:<port>`` (no trailing slash)."""
-        if not self.port:
-            raise RuntimeError(f"{self.name} is not started")
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def url(self) -> str:
@@ -313,7 +305,7 @@ class SlackStandIn:
         """A ``response_url`` on this server; JSON posted there lands in ``responses(name)``."""
         return f"{self.base_url}/response_url/{name}"
 
-    async def start(self) -> None:
+    def application(self) -> web.Application:
         app = web.Application(client_max_size=8 * 1024 * 1024)
         app.add_routes(
             [
@@ -322,29 +314,7 @@ class SlackStandIn:
                 web.get("/socket", self._socket),
             ]
         )
-        self._closing = asyncio.Event()
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or []
-        self.port = int(sockets[0].getsockname()[1])
-
-    async def stop(self) -> None:
-        self._closing.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> SlackStandIn:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
+        return app
 
     # ------------------------------------------------------------ failure modes
 

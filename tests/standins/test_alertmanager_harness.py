@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 
 from bot.alerts import AlertNotification, parse_alertmanager
+from tests.standins import LoopbackServer
 from tests.standins.alertmanager import RealAlertmanager, real_alertmanager_factory  # noqa: F401
 
 TOKEN = "am-test-token-5f2c"
@@ -27,36 +28,26 @@ class Delivery:
     body: dict[str, Any]
 
 
-class Receiver:
+class Receiver(LoopbackServer):
     """An aiohttp webhook receiver on 127.0.0.1 putting each delivery on a queue."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.deliveries: asyncio.Queue[Delivery] = asyncio.Queue()
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/alerts"
+        return f"{self.base_url}/alerts"
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = json.loads(await request.read())
         await self.deliveries.put(Delivery({k.lower(): v for k, v in request.headers.items()}, body))
         return web.Response(status=200)
 
-    async def start(self) -> None:
+    def application(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/alerts", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = getattr(site, "_server", None)
-        self.port = int((getattr(server, "sockets", None) or [])[0].getsockname()[1])
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        return app
 
     async def next(self, am: RealAlertmanager) -> Delivery:
         try:

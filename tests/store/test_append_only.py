@@ -11,7 +11,7 @@ from bot.diagnosis.model import Window
 from bot.sources.protocols import SourceCall
 from bot.store.store import Store
 
-T0 = datetime(2025, 3, 1, tzinfo=UTC)
+T0 = datetime(2025, 3, 1, tzinfo=UTC)  # this file's own clock: its runs are made by hand
 
 
 async def _seed(store: Store) -> str:

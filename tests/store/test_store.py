@@ -18,7 +18,7 @@ from bot.sources.protocols import SourceCall
 from bot.store.db import canonical_json, digest_rows
 from bot.store.store import Store, new_incident_id
 
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)  # this file's own clock: its runs are made by hand
 WINDOW = Window(T0 - timedelta(days=7), T0)
 
 

@@ -22,9 +22,9 @@ from bot.diagnosis.model import (
     Window,
 )
 from bot.diagnosis.money import expected_minor
+from tests.constants import H
 
-NOW = datetime(2026, 11, 20, 12, 30, tzinfo=UTC)
-H = timedelta(hours=1)
+NOW = datetime(2026, 11, 20, 12, 30, tzinfo=UTC)  # this file's own clock: its evidence is built by hand
 T0 = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)  # started at midnight, 10 full hours by 10:00
 WINDOW = Window(NOW - timedelta(days=7), NOW)
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)

@@ -41,9 +41,10 @@ from bot.scenario import (
     demo_spec,
 )
 from bot.scenario.evidence_files import write_evidence
+from tests.conftest import every_injection
+from tests.constants import H
 
-NOW = datetime(2026, 3, 10, 14, 37, 12, 345678, tzinfo=UTC)
-H = timedelta(hours=1)
+NOW = datetime(2026, 3, 10, 14, 37, 12, 345678, tzinfo=UTC)  # this file's own clock, not on a whole second
 EXP = {"USD": 2, "EUR": 2, "JPY": 0}
 HEX32 = re.compile(r"[0-9a-f]{32}")
 
@@ -54,9 +55,8 @@ def demo() -> Platform:
 
 
 def all_flavours_spec() -> ScenarioSpec:
-    injections = [Injection(c, f) for c, fs in FLAVOURS.items() for f in fs]
     return ScenarioSpec.grid(
-        3, 2, 3, injections=injections, correct_cases=ALL_CORRECT_CASES
+        3, 2, 3, injections=every_injection(), correct_cases=ALL_CORRECT_CASES
     )
 
 

@@ -4,7 +4,6 @@ plain-text fallback is always there; the /recon parser."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 import pytest
 
@@ -13,8 +12,7 @@ from bot.errors import BadInput
 from bot.flows.steps_report import StepReport, Verdict
 from bot.render.slack import MAX_BLOCKS, parent_message, step_message
 from bot.slack.commands import parse
-
-T = datetime(2026, 11, 20, tzinfo=UTC)
+from tests.constants import T
 
 
 def finding(i: int, summary: str = "x") -> Finding:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
 from bot.diagnosis.model import CheckName, Diagnosis, Finding, Identifiers, Subject, WindowOut
 from bot.flows.verify import evaluate
-
-T = datetime(2026, 11, 20, tzinfo=UTC)
+from tests.constants import T
 
 
 def diag(*checks: CheckName, complete: bool = True, instances: tuple[str, ...] = ("ai-1",)) -> Diagnosis:
