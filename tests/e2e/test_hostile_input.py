@@ -34,12 +34,6 @@ async def bot(fresh_database: str, tmp_path: Path, store_url: str,
         yield b
 
 
-@pytest_asyncio.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=20) as c:
-        yield c
-
-
 def deep(depth: int = DEEP) -> str:
     return "[" * depth + "]" * depth
 
