@@ -49,11 +49,13 @@ _BOOLS = {"true": True, "false": False, "": None}
 class ExportInvalid(BadInput):
     """The export cannot be read: says which line and column, and why."""
 
-    def __init__(self, reason: str, line: int | None = None, column: str | None = None) -> None:
-        where = ""
+    def __init__(self, reason: str, line: int | None = None, column: str | None = None, *,
+                 label: str = "") -> None:
+        where = label
         if line is not None:
-            where = f"line {line}" + (f", column {column}" if column else "") + ": "
+            where += f"line {line}" + (f", column {column}" if column else "") + ": "
         super().__init__(f"usage export {where}{reason}")
+        self.label = label
         self.line = line
         self.column = column
         self.reason = reason
@@ -61,9 +63,11 @@ class ExportInvalid(BadInput):
 
 @dataclass(slots=True)
 class ExportFile:
-    """A seekable export and what its first full read found."""
+    """A seekable export (one file, or one fetched body per month) and what its first full
+    read found. Several parts are read as one export: one org, their lines together, one
+    SHA-256 over all their bytes in order."""
 
-    stream: IO[bytes]
+    parts: list[tuple[str, IO[bytes]]]  # (label for messages, stream)
     origin: str
     max_bytes: int = DEFAULT_MAX_BYTES
     expected_org: str | None = None
@@ -75,29 +79,36 @@ class ExportFile:
     projects: set[str] = field(default_factory=set)
 
     def close(self) -> None:
-        self.stream.close()
+        for _, stream in self.parts:
+            stream.close()
 
     def lines(self) -> Iterator[tuple[int, ExportLine]]:
         """Every line, checked; the first full pass also digests the bytes and counts."""
-        self.stream.seek(0)
-        tap = _Tap(self.stream, self.max_bytes)
-        text = io.TextIOWrapper(io.BufferedReader(tap, _CHUNK), encoding="utf-8-sig", newline="")
+        sha, size, n = hashlib.sha256(), 0, 0
         parser = _LineParser(self.expected_org)
-        n = 0
-        try:
-            reader = csv.reader(text, strict=True)
-            parser.header(next(reader, None))
-            for rec in reader:
-                if not rec:
-                    continue  # a blank line
-                line = parser.parse(rec, reader.line_num)
-                n += 1
-                yield reader.line_num, line
-        except UnicodeDecodeError:
-            raise ExportInvalid("the file is not UTF-8 text", None) from None
-        except csv.Error as e:
-            raise ExportInvalid(f"not CSV as RFC 4180 has it ({e})", parser.last_line + 1) from None
-        self.sha256, self.size, self.count = tap.sha.hexdigest(), tap.size, n
+        for label, stream in self.parts:
+            stream.seek(0)
+            tap = _Tap(stream, self.max_bytes - size, sha, self.max_bytes)
+            text = io.TextIOWrapper(io.BufferedReader(tap, _CHUNK), encoding="utf-8-sig", newline="")
+            parser.start(label)
+            try:
+                reader = csv.reader(text, strict=True)
+                parser.header(next(reader, None))
+                for rec in reader:
+                    if rec:  # else a blank line
+                        n += 1
+                        yield reader.line_num, parser.parse(rec, reader.line_num)
+            except UnicodeDecodeError:
+                raise ExportInvalid("the file is not UTF-8 text", label=label) from None
+            except csv.Error as e:
+                raise ExportInvalid(f"not CSV as RFC 4180 has it ({e})", parser.last_line + 1,
+                                    label=label) from None
+            except ExportInvalid as e:
+                if not label or e.label:
+                    raise
+                raise ExportInvalid(e.reason, e.line, e.column, label=label) from None
+            size += tap.size
+        self.sha256, self.size, self.count = sha.hexdigest(), size, n
         self.org_id = parser.org_id or self.expected_org
         self.months, self.projects = parser.months, parser.projects
 
@@ -120,7 +131,7 @@ def open_export(source: Path | bytes | IO[bytes], origin: str, *, max_bytes: int
         stream = source
     else:
         stream = _spool(source, max_bytes)
-    return ExportFile(stream, origin, max_bytes=max_bytes, expected_org=expected_org)
+    return ExportFile([("", stream)], origin, max_bytes=max_bytes, expected_org=expected_org)
 
 
 def _spool(src: IO[bytes], max_bytes: int) -> IO[bytes]:
@@ -136,9 +147,9 @@ def _spool(src: IO[bytes], max_bytes: int) -> IO[bytes]:
 class _Tap(io.RawIOBase):
     """Reads through to a binary stream, hashing and counting, refusing past the cap."""
 
-    def __init__(self, src: IO[bytes], max_bytes: int) -> None:
-        self.src, self.max_bytes = src, max_bytes
-        self.sha = hashlib.sha256()
+    def __init__(self, src: IO[bytes], max_bytes: int, sha: Any = None, cap: int | None = None) -> None:
+        self.src, self.max_bytes, self.cap = src, max_bytes, cap or max_bytes
+        self.sha = sha if sha is not None else hashlib.sha256()
         self.size = 0
 
     def readable(self) -> bool:
@@ -149,7 +160,7 @@ class _Tap(io.RawIOBase):
         n = len(data)
         self.size += n
         if self.size > self.max_bytes:
-            raise ExportInvalid(f"the file is larger than {self.max_bytes:,} bytes")
+            raise ExportInvalid(f"the file is larger than {self.cap:,} bytes")
         self.sha.update(data)
         b[:n] = data
         return n
@@ -163,7 +174,13 @@ class _Tap(io.RawIOBase):
 class _LineParser:
     """Checks one record at a time against the header; caches repeated values."""
 
+    def start(self, label: str) -> None:
+        """A new part: its own header follows."""
+        self.label = label
+        self.last_line = 1
+
     def __init__(self, expected_org: str | None) -> None:
+        self.label = ""
         self.org_id = expected_org
         self.months: set[str] = set()
         self.projects: set[str] = set()
