@@ -36,7 +36,7 @@ from bot.export.lines import COLUMNS, ExportLine
 
 #: The largest export read from a file or a URL (a Slack file has its own, smaller cap).
 DEFAULT_MAX_BYTES = 1 << 30
-MAX_FIELD_CHARS = 4096
+MAX_ID_CHARS = 128
 _CHUNK = 1 << 20
 
 _MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
@@ -212,12 +212,11 @@ class _LineParser:
         self.last_line = line
         if len(rec) != self.width:
             raise ExportInvalid(f"{len(rec)} fields where the header has {self.width}", line)
-        if max(map(len, rec)) > MAX_FIELD_CHARS:
-            self._too_long(rec, line)
         (eid, month, org, project, kind, amount, currency, urid, source, aid, comp, cp, mode, scope, backend, rclass,
          start, qty, unit) = self.pick(rec)
-        if not eid:
-            raise ExportInvalid("no ledger_entry_id", line, "ledger_entry_id")
+        if not eid or len(eid) > MAX_ID_CHARS:
+            raise ExportInvalid(f"a ledger_entry_id of {len(eid)} characters (1 to {MAX_ID_CHARS})", line,
+                                "ledger_entry_id")
         if month not in self.months:
             self._month(month, line)
         if org != self.org_id:
@@ -242,12 +241,6 @@ class _LineParser:
             comp or None, self._bool(cp, line), mode or None, scope or None, backend or None, rclass or None,
             self._time(start, line) if start else None, self._decimal(qty, line) if qty else None, unit or None,
         )
-
-    def _too_long(self, rec: list[str], line: int) -> None:
-        for col, i in zip(COLUMNS, self.index, strict=True):
-            if len(rec[i]) > MAX_FIELD_CHARS:
-                raise ExportInvalid(f"a value of {len(rec[i]):,} characters (at most {MAX_FIELD_CHARS:,})",
-                                    line, col)
 
     def _month(self, month: str, line: int) -> None:
         if not _MONTH.fullmatch(month):

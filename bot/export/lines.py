@@ -83,8 +83,13 @@ def differences(shown: ExportLine, stored: ExportLine) -> list[tuple[str, object
     return [(c, a, b) for c, a, b in zip(COLUMNS, shown, stored, strict=True) if a != b]
 
 
-def show(value: object) -> str:
-    """A value as the export would print it, for people."""
+def show(value: object, limit: int = 64) -> str:
+    """A value as the export would print it, for people (cut to ``limit`` characters)."""
+    text = _show(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _show(value: object) -> str:
     if value is None:
         return "(empty)"
     if isinstance(value, bool):

@@ -59,16 +59,15 @@ class Tally:
         ("differs", "missing", "unknown", "repeated"), 0))
     entries: int = 0
 
-    def add_line(self, line: ExportLine) -> None:
-        key = hash(line.ledger_entry_id)
-        if key in self.lines:
-            self.copies[key] = self.copies.get(key, 1) + 1
-            return
-        self.lines[key] = hash(line)
-
-    def add_lines(self, lines: Iterable[ExportLine]) -> None:
-        for line in lines:
-            self.add_line(line)
+    def add_lines(self, numbered: Iterable[tuple[int, ExportLine]]) -> None:
+        """Each ``(line number, line)`` of the file (the hot loop: two hashes and a dict)."""
+        lines, copies = self.lines, self.copies
+        for _, line in numbered:
+            key = hash(line[0])
+            if key in lines:
+                copies[key] = copies.get(key, 1) + 1
+            else:
+                lines[key] = hash(line)
 
     def add_entries(self, rows: Sequence[Sequence[Any]]) -> None:
         pop, counts = self.lines.pop, self.counts

@@ -57,7 +57,7 @@ async def reconcile_export(export: ExportFile, billing: BillingReader, *, projec
 
 
 def _first_pass(export: ExportFile, tally: Tally) -> None:
-    tally.add_lines(line for _, line in export.lines())
+    tally.add_lines(export.lines())
 
 
 def _second_pass(export: ExportFile, tally: Tally, wanted: set[int]) -> list[Break]:

@@ -54,7 +54,7 @@ def test_a_good_file_reads_typed_lines() -> None:
     ("billing_month", "2026-13", "'2026-13' is not a month (YYYY-MM)"),
     ("currency", "usd", "'usd' is not an ISO 4217 currency code"),
     ("org_id", "org-other", "a line of org 'org-other' in an export of org-acme"),
-    ("ledger_entry_id", "", "no ledger_entry_id"),
+    ("ledger_entry_id", "", "a ledger_entry_id of 0 characters"),
 ])
 def test_a_malformed_value_names_its_line_and_column(column: str, value: str, words: str) -> None:
     bad = with_value(column, f'"{value}"' if "," in value else value)
@@ -123,6 +123,7 @@ def test_quoted_fields_across_lines_count_physical_lines() -> None:
     assert e.value.line == 5  # header 1, the odd record 2-3, GOOD 4, the bad one 5
 
 
-def test_an_overlong_value_is_refused() -> None:
-    e = refused(body(with_value("component", "c" * 5000)))
-    assert (e.line, e.column) == (2, "component")
+def test_an_overlong_id_or_field_is_refused() -> None:
+    e = refused(body(with_value("ledger_entry_id", "e" * 129)))
+    assert (e.line, e.column) == (2, "ledger_entry_id")
+    assert "not CSV" in str(refused(body(with_value("component", "c" * 200_000))))  # csv's own field limit
