@@ -59,7 +59,7 @@ class Tally:
         ("differs", "missing", "unknown", "repeated"), 0))
     entries: int = 0
 
-    def add_lines(self, numbered: Iterable[tuple[int, ExportLine]]) -> None:
+    def add_lines(self, numbered: Iterable[tuple[int, tuple[Any, ...]]]) -> None:
         """Each ``(line number, line)`` of the file (the hot loop: two hashes and a dict)."""
         lines, copies = self.lines, self.copies
         for _, line in numbered:
@@ -100,7 +100,8 @@ class Tally:
 
 
 def details(tally: Tally, wanted: set[int], lines: Iterable[tuple[int, ExportLine]]) -> list[Break]:
-    """The breaks in words, from a second pass over the file's ``(line number, line)``."""
+    """The breaks in words, from a second pass over the file's ``(line number, line)`` (only
+    the wanted lines need be given)."""
     out: list[Break] = [Break("missing", e.ledger_entry_id, stored=e) for e in tally.missing]
     seen: set[int] = set()
     for no, line in lines:

@@ -57,8 +57,8 @@ async def reconcile_export(export: ExportFile, billing: BillingReader, *, projec
 
 
 def _first_pass(export: ExportFile, tally: Tally) -> None:
-    tally.add_lines(export.lines())
+    tally.add_lines(export.tuples())
 
 
 def _second_pass(export: ExportFile, tally: Tally, wanted: set[int]) -> list[Break]:
-    return details(tally, wanted, export.lines())
+    return details(tally, wanted, export.lines(only=wanted))
