@@ -39,7 +39,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import starmap
 from typing import Any, TypeVar
@@ -379,7 +379,7 @@ class PostgresBillingReader:
         return Fetched(items, call)
 
     async def _fetch(self, name: str, sql: str, args: tuple[Any, ...]) -> list[asyncpg.Record]:
-        try:
+        with self._failures(name):
             pool = await self._get_pool()
             async with pool.acquire(timeout=self._connect_timeout_s) as conn:
                 local = dict(_QUERY_SETTINGS.get(name, {}))
@@ -389,17 +389,60 @@ class PostgresBillingReader:
                     # connection settings do it all: one round trip
                     rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
                     return rows
-                # BEGIN and the SET LOCALs in one simple query (values are ours, not input)
-                await conn.execute("begin read only; " + "".join(
-                    f"set local {k} = '{v}'; " for k, v in local.items()))
-                try:
+                async with self._read_only(conn, local):
                     rows = await conn.fetch(sql, *args)
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        await conn.execute("rollback")
-                    raise
-                await conn.execute("commit")
                 return rows
+
+    async def scan_export_entries(
+        self, org_id: str, project_id: str | None, months: Sequence[str],
+        sink: Callable[[Sequence[Sequence[Any]]], None], *, batch: int = 20_000,
+    ) -> SourceCall:
+        """Every ledger entry of the org (and project) posted in these months, as the usage
+        export shows it (``export_entries.sql``), handed to ``sink`` a batch at a time
+        through a server-side cursor: an org-month of a million entries is never a list."""
+        name = "export_entries"
+        months = sorted(set(months))
+        params = {"org_id": org_id, "project_id": project_id, "months": months}
+        started_at = datetime.now(UTC)
+        t0 = time.perf_counter()
+        if months:
+            lo = datetime.strptime(months[0], "%Y-%m").replace(tzinfo=UTC)
+            last = datetime.strptime(months[-1], "%Y-%m").replace(tzinfo=UTC)
+            hi = (last + timedelta(days=32)).replace(day=1)
+            args = (org_id, project_id, lo, hi, months)
+            with self._failures(name):
+                pool = await self._get_pool()
+                async with pool.acquire(timeout=self._connect_timeout_s) as conn:
+                    local = {} if self._owns_pool else {"statement_timeout": str(self._timeout_ms), **_SETTINGS}
+                    async with self._read_only(conn, local, always=True):
+                        cursor = await conn.cursor(QUERIES[name], *args)
+                        while rows := await cursor.fetch(batch):
+                            sink(rows)  # type: ignore[arg-type]  # a Record is a sequence
+        return SourceCall(source=SOURCE, kind="sql", request=name, params=params, started_at=started_at,
+                          duration_ms=(time.perf_counter() - t0) * 1000.0, via="postgres")
+
+    @contextlib.asynccontextmanager
+    async def _read_only(self, conn: Any, local: dict[str, str], *,
+                         always: bool = False) -> AsyncIterator[None]:
+        """A read-only transaction, BEGIN and the SET LOCALs in one simple query (the values
+        are ours, not input)."""
+        if not local and not always:
+            yield
+            return
+        await conn.execute("begin read only; " + "".join(f"set local {k} = '{v}'; " for k, v in local.items()))
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await conn.execute("rollback")
+            raise
+        await conn.execute("commit")
+
+    @contextlib.contextmanager
+    def _failures(self, name: str) -> Iterator[None]:
+        """asyncpg's errors as the source errors of bot.errors, password scrubbed."""
+        try:
+            yield
         except asyncpg.exceptions.QueryCanceledError as e:
             raise SourceError(
                 SOURCE, f"query {name} cancelled after the statement timeout "

@@ -10,7 +10,7 @@ how long it took; the flow records that as evidence. Failures raise
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -138,3 +138,12 @@ class BillingReader(Protocol):
     async def billing_accounts(self, org_ids: Sequence[str]) -> Fetched[BillingAccount]: ...
 
     async def rate_cards(self, currencies: Sequence[str]) -> Fetched[RateCard]: ...
+
+    async def scan_export_entries(
+        self, org_id: str, project_id: str | None, months: Sequence[str],
+        sink: Callable[[Sequence[Sequence[Any]]], None],
+    ) -> SourceCall:
+        """Every ledger entry of the org (and project) posted in these UTC months (``YYYY-MM``)
+        as the usage export shows it (``bot.export.lines.expected_line``'s row), a batch at a
+        time to ``sink``; never the whole set at once."""
+        ...
