@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.diagnosis.model import Diagnosis, Subject, Window
+from bot.export.request import ExportRequest
 from bot.flows.diagnosis import Outcome, SourceSet, diagnose
 from bot.flows.record import Fanout, Recorder
 from bot.flows.steps_report import Observer
@@ -125,6 +126,7 @@ async def run_recorded(
     row_cap: int = 200,
     actor: str = "recon",
     org_scope: tuple[str, str | None] | None = None,
+    export: ExportRequest | None = None,
     job_id: int | None = None,
     phase: Phase = "before",
     incident: OpenedIncident | None = None,
@@ -145,7 +147,7 @@ async def run_recorded(
     observer: Observer = Fanout(*obs)
     bind(incident_id=rec.incident.incident_id if rec else None, correlation_id=subject.correlation_id)
     try:
-        outcome = await diagnose(subject, window, now, sources, observer, org_scope=org_scope)
+        outcome = await diagnose(subject, window, now, sources, observer, org_scope=org_scope, export=export)
     except BaseException as exc:
         _count(metrics, "failed", started)
         if rec is not None:

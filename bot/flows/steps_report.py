@@ -21,6 +21,7 @@ STEP_TITLES = {
     "trace": "Trace stages",
     "pivot": "App-instance pivot",
     "attribution": "Attribution",
+    "export": "Usage export",
     "reconciliation": "Reconciliation checklist",
 }
 

@@ -43,7 +43,6 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import starmap
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
 
 import asyncpg
 
@@ -58,6 +57,8 @@ from bot.diagnosis.model import (
 )
 from bot.errors import SourceError, SourceUnavailable
 from bot.gcpause import gc_paused
+from bot.sources.billing_args import coverage, describe_url, no_reset, partition, sample
+from bot.sources.billing_args import ids as ids_of
 from bot.sources.protocols import Coverage, Fetched, SourceCall
 from bot.sqlfiles import Queries
 
@@ -109,24 +110,6 @@ def floor_hour(t: datetime) -> datetime:
     return t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def _describe_url(url: str) -> tuple[str, str | None]:
-    """(host/db for people, the password to scrub from messages) of a postgres URL."""
-    try:
-        parts = urlsplit(url)
-        password = unquote(parts.password) if parts.password else None
-        host = parts.hostname or ""
-        if parts.port:
-            host = f"{host}:{parts.port}"
-        if not host:  # unix socket: ?host=/path
-            for kv in parts.query.split("&"):
-                if kv.startswith("host="):
-                    host = unquote(kv[5:])
-        db = parts.path.lstrip("/") or (parts.username or "")
-        return f"{host or 'localhost'}/{db}", password
-    except ValueError:
-        return "?", None
-
-
 class PostgresBillingReader:
     """``BillingReader`` over an asyncpg pool (given, or created from a URL and owned).
 
@@ -155,7 +138,7 @@ class PostgresBillingReader:
             self._url: str | None = pool_or_url
             self._pool: asyncpg.Pool | None = None
             self._owns_pool = True
-            where, self._password = _describe_url(pool_or_url)
+            where, self._password = describe_url(pool_or_url)
         else:
             self._url = None
             self._pool = pool_or_url
@@ -213,9 +196,9 @@ class PostgresBillingReader:
         )
 
     async def app_instances(self, app_instance_ids: Sequence[str]) -> Fetched[AppInstance]:
-        ids = _ids(app_instance_ids)
+        ids = ids_of(app_instance_ids)
         return await self._run(
-            "app_instances", AppInstance, (ids,), {"app_instance_ids": _sample(ids)}, None
+            "app_instances", AppInstance, (ids,), {"app_instance_ids": sample(ids)}, None
         )
 
     async def instances_in_scope(
@@ -230,34 +213,34 @@ class PostgresBillingReader:
         )
 
     async def components(self, app_instance_ids: Sequence[str]) -> Fetched[Component]:
-        ids = _ids(app_instance_ids)
+        ids = ids_of(app_instance_ids)
         return await self._run(
-            "components", Component, (ids,), {"app_instance_ids": _sample(ids)}, None
+            "components", Component, (ids,), {"app_instance_ids": sample(ids)}, None
         )
 
     async def usage_for_instances(
         self, app_instance_ids: Sequence[str], window: Window
     ) -> Fetched[UsageRecord]:
-        ids = _ids(app_instance_ids)
+        ids = ids_of(app_instance_ids)
         start = floor_hour(window.start)
         return await self._run(
             "usage_for_instances",
             UsageRecord,
             (ids, start, window.end),
-            {"app_instance_ids": _sample(ids), "period_start_from": start.isoformat()},
+            {"app_instance_ids": sample(ids), "period_start_from": start.isoformat()},
             window,
         )
 
     async def usage_by_ids(self, usage_record_ids: Sequence[str]) -> Fetched[UsageRecord]:
-        ids = _ids(usage_record_ids)
+        ids = ids_of(usage_record_ids)
         return await self._run(
-            "usage_by_ids", UsageRecord, (ids,), {"usage_record_ids": _sample(ids)}, None
+            "usage_by_ids", UsageRecord, (ids,), {"usage_record_ids": sample(ids)}, None
         )
 
     async def ledger_for_usage(self, usage_record_ids: Sequence[str]) -> Fetched[LedgerEntry]:
-        ids = _ids(usage_record_ids)
+        ids = ids_of(usage_record_ids)
         return await self._run(
-            "ledger_for_usage", LedgerEntry, (ids,), {"usage_record_ids": _sample(ids)}, None
+            "ledger_for_usage", LedgerEntry, (ids,), {"usage_record_ids": sample(ids)}, None
         )
 
     async def orphan_debits(
@@ -277,7 +260,7 @@ class PostgresBillingReader:
     async def orphan_debits_by_correlation(
         self, correlation_ids: Sequence[str], window: Window
     ) -> Fetched[LedgerEntry]:
-        ids = _ids(correlation_ids)
+        ids = ids_of(correlation_ids)
         start = window.start - LEDGER_CORRELATION_SLACK
         end = window.end + LEDGER_CORRELATION_SLACK
         return await self._run(
@@ -285,7 +268,7 @@ class PostgresBillingReader:
             LedgerEntry,
             (ids, start, end),
             {
-                "correlation_ids": _sample(ids),
+                "correlation_ids": sample(ids),
                 "posted_from": start.isoformat(),
                 "posted_to": end.isoformat(),
             },
@@ -303,10 +286,10 @@ class PostgresBillingReader:
         as many connections: the server's cores share the work, and the union of the
         parts is exactly what one query over all of them returns.
         """
-        ids = _ids(app_instance_ids)
+        ids = ids_of(app_instance_ids)
         start = floor_hour(window.start)
-        params = {"app_instance_ids": _sample(ids), "period_start_from": start.isoformat()}
-        parts = _partition(ids, min(SCREEN_PARTS, self._max_size), SCREEN_PART_MIN)
+        params = {"app_instance_ids": sample(ids), "period_start_from": start.isoformat()}
+        parts = partition(ids, min(SCREEN_PARTS, self._max_size), SCREEN_PART_MIN)
         if len(parts) == 1:
             return await self._run(
                 "suspect_usage", UsageRecord, (parts[0], start, window.end), params, window
@@ -327,24 +310,24 @@ class PostgresBillingReader:
     async def usage_coverage(
         self, app_instance_ids: Sequence[str], window: Window
     ) -> Fetched[Coverage]:
-        ids = _ids(app_instance_ids)
+        ids = ids_of(app_instance_ids)
         start = floor_hour(window.start)
         return await self._run(
             "usage_coverage",
-            _coverage,
+            coverage,
             (ids, start, window.end),
-            {"app_instance_ids": _sample(ids), "period_start_from": start.isoformat()},
+            {"app_instance_ids": sample(ids), "period_start_from": start.isoformat()},
             window,
         )
 
     async def billing_accounts(self, org_ids: Sequence[str]) -> Fetched[BillingAccount]:
-        ids = _ids(org_ids)
+        ids = ids_of(org_ids)
         return await self._run(
             "billing_accounts", BillingAccount, (ids,), {"org_ids": ids}, None
         )
 
     async def rate_cards(self, currencies: Sequence[str]) -> Fetched[RateCard]:
-        cur = _ids(currencies)
+        cur = ids_of(currencies)
         return await self._run("rate_cards", RateCard, (cur,), {"currencies": cur}, None)
 
     # ------------------------------------------------------------------ machinery
@@ -483,7 +466,7 @@ class PostgresBillingReader:
                     },
                     # nothing to reset: the reader never changes session state (its
                     # SET LOCALs end with their transaction); saves a round trip per call
-                    reset=_no_reset,
+                    reset=no_reset,
                 )
             return self._pool
 
@@ -494,40 +477,3 @@ class PostgresBillingReader:
         if self._url:
             msg = msg.replace(self._url, self.label)
         return msg
-
-
-async def _no_reset(conn: asyncpg.Connection) -> None:
-    """The pool's reset on release: nothing (an open transaction is rolled back by asyncpg)."""
-
-
-def _coverage(app_instance_id: str, component: str, rows: int, hours: list[datetime]) -> Coverage:
-    return Coverage(app_instance_id, component, rows, tuple(hours))
-
-
-def _ids(values: Sequence[str]) -> list[str]:
-    """The ids as a list, as given (PostgreSQL ignores duplicates in ``= any``).
-
-    Not sorted nor deduplicated here: a tenant diagnosis passes hundreds of thousands.
-    """
-    return values if isinstance(values, list) else list(values)
-
-
-def _partition(ids: list[str], parts: int, min_size: int) -> list[list[str]]:
-    """The distinct ids in up to ``parts`` contiguous slices of at least ``min_size``
-    (one slice, the ids as given, when there are too few to split). No id is in two
-    slices: each instance is screened by exactly one query."""
-    if parts < 2 or len(ids) < 2 * min_size:
-        return [ids]
-    distinct = list(dict.fromkeys(ids))
-    n = max(1, min(parts, len(distinct) // min_size))
-    if n == 1:
-        return [distinct]
-    size = -(-len(distinct) // n)
-    return [distinct[i:i + size] for i in range(0, len(distinct), size)]
-
-
-def _sample(ids: list[str], limit: int = 50) -> list[str] | dict[str, Any]:
-    """The ids for the evidence record: all of them, or a count and the first few."""
-    if len(ids) <= limit:
-        return ids
-    return {"count": len(ids), "first": ids[:limit]}

@@ -86,7 +86,7 @@ async def test_screened_findings_equal_full_findings(fresh_database: str, seed: 
 
 
 def test_partition_is_disjoint_and_covers_every_instance() -> None:
-    from bot.sources.billing import _partition
+    from bot.sources.billing_args import partition as _partition
 
     ids = [f"ai-{n:03d}" for n in range(250)] + ["ai-007", "ai-100"]  # repeats
     parts = _partition(ids, 2, 100)

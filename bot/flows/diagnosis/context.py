@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from bot.diagnosis.model import SourceState, Subject, Window
 from bot.errors import SourceFailure
+from bot.export.request import ExportRequest
 from bot.flows.diagnosis.state import RunState
 from bot.flows.steps_report import Observer, StepReport
 from bot.sources.protocols import BillingReader, Fetched, LogSource, SourceCall, TraceSource
@@ -51,6 +52,7 @@ class Context:
     health: dict[Source, SourceState] = field(default_factory=lambda: {"loki": "ok", "tempo": "ok", "billing": "ok"})
     searched: list[str] = field(default_factory=list)  # what was looked up, for "no findings" answers
     notes: list[str] = field(default_factory=list)
+    export: ExportRequest | None = None  # a usage export to reconcile (step "export")
 
     def __post_init__(self) -> None:
         for name, reason in self.sources.missing.items():
@@ -105,3 +107,4 @@ class Step:
     report: Callable[[Context, RunState, StepReport], None]
     needs: tuple[str, ...] = ()
     then: StepFn | None = None
+    applies: Callable[[Context], bool] | None = None  # None: every diagnosis has this step

@@ -62,6 +62,8 @@ def report(ctx: Context, state: RunState, rep: StepReport) -> None:
         ev = evidence(ctx, state, r.ledger)
         r.findings = sort_findings([*state.attribution.findings, *run_checks(ev, RECONCILIATION_CHECKS)])
         r.corrections = propose_corrections(ev, r.findings)
+    # the export's findings (step "export", when one was given) come last: they change no charge
+    r.findings.extend(state.export.findings)
     r.follow_ups = follow_ups(r.findings)
     rep.findings = r.findings
     rep.verdict = verdict(r)
@@ -71,4 +73,4 @@ def report(ctx: Context, state: RunState, rep: StepReport) -> None:
         rep.state = "partial"
 
 
-STEP = Step("reconciliation", fetch, report, needs=("billing_rows", "pivot", "attribution"))
+STEP = Step("reconciliation", fetch, report, needs=("billing_rows", "pivot", "attribution", "export"))

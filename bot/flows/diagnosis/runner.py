@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from bot.diagnosis.model import Diagnosis, Subject, Window
+from bot.export.request import ExportRequest
 from bot.flows.diagnosis.assemble import assemble
 from bot.flows.diagnosis.attribution import STEP as ATTRIBUTION
 from bot.flows.diagnosis.billing_rows import STEP as BILLING_ROWS
 from bot.flows.diagnosis.context import Context, SourceSet, Step
+from bot.flows.diagnosis.export import STEP as EXPORT
 from bot.flows.diagnosis.logs import STEP as LOGS
 from bot.flows.diagnosis.pivot import STEP as PIVOT
 from bot.flows.diagnosis.reconciliation import STEP as RECONCILIATION
@@ -32,6 +34,7 @@ STEPS: tuple[Step, ...] = (
     TRACE,
     PIVOT,
     ATTRIBUTION,
+    EXPORT,
     RECONCILIATION,
 )
 
@@ -73,9 +76,18 @@ async def diagnose(
     sources: SourceSet,
     observer: Observer | None = None,
     org_scope: tuple[str, str | None] | None = None,
+    export: ExportRequest | None = None,
 ) -> Outcome:
     """Run the whole diagnosis once. Never raises for a source failure."""
-    ctx = Context(subject, window, now, sources, observer or NullObserver(), org_scope)
+    ctx = Context(subject, window, now, sources, observer or NullObserver(), org_scope, export=export)
     state = RunState(logs_available=sources.logs is not None)
-    steps = await run_steps(ctx, state)
+    steps = await run_steps(ctx, state, applicable(ctx, STEPS))
     return Outcome(assemble(ctx, state), steps)
+
+
+def applicable(ctx: Context, steps: Sequence[Step]) -> tuple[Step, ...]:
+    """The steps this diagnosis has (an export step only with an export), each needing
+    only steps that are there."""
+    kept = [s for s in steps if s.applies is None or s.applies(ctx)]
+    names = {s.name for s in kept}
+    return tuple(replace(s, needs=tuple(n for n in s.needs if n in names)) for s in kept)

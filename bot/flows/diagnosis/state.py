@@ -11,6 +11,7 @@ from bot.diagnosis.model import (
     BillingAccount,
     Component,
     Correction,
+    ExportState,
     Finding,
     FollowUp,
     LedgerEntry,
@@ -19,6 +20,7 @@ from bot.diagnosis.model import (
     Span,
     UsageRecord,
 )
+from bot.export.run import ExportOutcome
 
 
 @dataclass(slots=True)
@@ -87,6 +89,16 @@ class Attribution:
 
 
 @dataclass(slots=True)
+class ExportPart:
+    """Step ``export``: the usage export against the ledger (rule 8), when one was given."""
+
+    outcome: ExportOutcome | None = None
+    state: ExportState = "not_given"
+    why: str = ""  # when it could not be read
+    findings: list[Finding] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class Reconciliation:
     """Step ``reconciliation``: the ledger against the rows; every check's findings."""
 
@@ -107,6 +119,7 @@ class RunState:
     pivot: Pivot = field(default_factory=Pivot)
     attribution: Attribution = field(default_factory=Attribution)
     reconciliation: Reconciliation = field(default_factory=Reconciliation)
+    export: ExportPart = field(default_factory=ExportPart)
 
     @property
     def all_logs(self) -> list[LogEvent]:
