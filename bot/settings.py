@@ -61,6 +61,11 @@ class Settings(TrackerSettings):
     evidence_dir: Path | None = Field(default=None, alias="RECON_EVIDENCE_DIR")
     source_timeout_s: float = Field(default=10.0, gt=0, alias="RECON_SOURCE_TIMEOUT")
     billing_statement_timeout_ms: int = Field(default=15000, gt=0, alias="RECON_BILLING_STATEMENT_TIMEOUT_MS")
+    # the billing API's usage export (platform.md): a URL template with {org_id}, {month}, {project_id}
+    billing_export_url: str | None = Field(default=None, alias="BILLING_EXPORT_URL")
+    billing_export_token: SecretStr | None = Field(default=None, alias="BILLING_EXPORT_TOKEN")
+    export_max_bytes: int = Field(default=1 << 30, gt=0, alias="RECON_EXPORT_MAX_BYTES")
+    export_timeout_s: float = Field(default=120.0, gt=0, alias="RECON_EXPORT_TIMEOUT")
     loki_batch: int = Field(default=1000, ge=1, le=5000, alias="RECON_LOKI_BATCH")
     loki_max_entries: int = Field(default=20000, ge=1, alias="RECON_LOKI_MAX_ENTRIES")
     evidence_row_cap: int = Field(default=200, ge=1, alias="RECON_EVIDENCE_ROW_CAP")

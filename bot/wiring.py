@@ -20,6 +20,8 @@ import asyncpg
 from pydantic import SecretStr
 
 from bot.errors import EmbeddedPostgresError
+from bot.export.fetch import check_template
+from bot.export.request import ExportFetch
 from bot.flows.diagnosis import SourceSet
 from bot.settings import Settings
 from bot.sources.billing import PostgresBillingReader
@@ -30,6 +32,15 @@ from bot.sources.tempo import TempoTraceSource
 log = logging.getLogger(__name__)
 
 DEMO_BILLING_DB = "recon_demo_billing"
+
+
+def export_fetch(settings: Settings) -> ExportFetch | None:
+    """``BILLING_EXPORT_URL`` as the export every diagnosis fetches (None when unset)."""
+    if not settings.billing_export_url:
+        return None
+    check_template(settings.billing_export_url)
+    return ExportFetch(settings.billing_export_url, _secret(settings.billing_export_token),
+                       timeout_s=settings.export_timeout_s, max_bytes=settings.export_max_bytes)
 
 
 async def demo_billing_url(settings: Settings, *, create: bool = False) -> str | None:
@@ -100,6 +111,7 @@ async def open_sources(settings: Settings, evidence_dir: Path | None = None) -> 
         billing=billing,
         missing=missing,
         warm_up=(offline.prepare,) if offline is not None and (loki is None or tempo is None) else (),
+        export=export_fetch(settings),
     )
     try:
         yield sources

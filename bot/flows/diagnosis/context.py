@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from bot.diagnosis.model import SourceState, Subject, Window
 from bot.errors import SourceFailure
-from bot.export.request import ExportRequest
+from bot.export.request import ExportFetch, ExportRequest
 from bot.flows.diagnosis.state import RunState
 from bot.flows.steps_report import Observer, StepReport
 from bot.sources.protocols import BillingReader, Fetched, LogSource, SourceCall, TraceSource
@@ -32,6 +32,8 @@ class SourceSet:
     # work a long-running process does once before it takes requests (an evidence
     # folder's index), so that the first diagnosis does not do it in the middle of a storm
     warm_up: tuple[Callable[[], Awaitable[object]], ...] = ()
+    # BILLING_EXPORT_URL: every diagnosis not given an export of its own fetches one
+    export: ExportFetch | None = None
 
     async def prepare(self) -> None:
         for step in self.warm_up:

@@ -79,7 +79,8 @@ async def diagnose(
     export: ExportRequest | None = None,
 ) -> Outcome:
     """Run the whole diagnosis once. Never raises for a source failure."""
-    ctx = Context(subject, window, now, sources, observer or NullObserver(), org_scope, export=export)
+    ctx = Context(subject, window, now, sources, observer or NullObserver(), org_scope,
+                  export=export if export is not None else sources.export)
     state = RunState(logs_available=sources.logs is not None)
     steps = await run_steps(ctx, state, applicable(ctx, STEPS))
     return Outcome(assemble(ctx, state), steps)
