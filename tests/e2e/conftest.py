@@ -11,8 +11,8 @@ from pathlib import Path
 import asyncpg
 import pytest_asyncio
 
+from bot.scenario import FLAVOURS, Injection, Platform, ScenarioSpec, build_platform, demo_spec
 from bot.scenario.evidence_files import write_evidence
-from bot.scenario.generate import FLAVOURS, Injection, Platform, ScenarioSpec, build_platform, demo_spec
 from bot.scenario.load import load_billing
 
 NOW = datetime(2026, 11, 20, 12, 17, 31, tzinfo=UTC)

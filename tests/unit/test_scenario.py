@@ -1,6 +1,6 @@
 """The scenario generator: deterministic, rule-abiding where correct, honest answer key.
 
-Everything is recomputed here independently of ``bot.scenario.generate``: rate-card
+Everything is recomputed here independently of the generator (``bot.scenario``): rate-card
 matching, rule 5 with ``Decimal`` and ``ROUND_HALF_EVEN``, rule 1's source, the hours
 an instance ran. No database.
 """
