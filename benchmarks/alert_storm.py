@@ -102,8 +102,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._common import fmt_row, serving, summary  # noqa: E402
+from bot.scenario import build_platform, demo_spec  # noqa: E402
 from bot.scenario.evidence_files import write_evidence  # noqa: E402
-from bot.scenario.generate import build_platform, demo_spec  # noqa: E402
 from bot.scenario.load import load_billing  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.store.alerts import AlertStore  # noqa: E402

@@ -64,7 +64,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._common import pct, serving  # noqa: E402
 from bot.diagnosis.model import Window  # noqa: E402
-from bot.scenario.generate import Platform, build_platform, demo_spec  # noqa: E402
+from bot.scenario import Platform, build_platform, demo_spec  # noqa: E402
 from bot.scenario.load import load_billing  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.sources.billing import PostgresBillingReader  # noqa: E402

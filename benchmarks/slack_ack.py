@@ -64,8 +64,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._common import fmt_row, pct, serving, summary  # noqa: E402
+from bot.scenario import ScenarioSpec, build_platform  # noqa: E402
 from bot.scenario.evidence_files import write_evidence  # noqa: E402
-from bot.scenario.generate import ScenarioSpec, build_platform  # noqa: E402
 from bot.scenario.load import load_billing  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.store.embedded import ensure_database, ensure_embedded, stop_embedded  # noqa: E402

@@ -41,8 +41,8 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
+from bot.scenario import FLAVOURS, Injection, Platform, build_platform, demo_spec
 from bot.scenario.evidence_files import write_evidence
-from bot.scenario.generate import FLAVOURS, Injection, Platform, build_platform, demo_spec
 from bot.scenario.load import load_billing
 from bot.store.db import connect, connect_pool, migrate, with_database
 from bot.store.embedded import ensure_embedded, stop_embedded

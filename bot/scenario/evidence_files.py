@@ -33,7 +33,7 @@ from typing import Any
 
 from bot.diagnosis.model import LogEvent, Span
 from bot.fsutil import write_atomic
-from bot.scenario.generate import Platform
+from bot.scenario.platform import Platform
 
 __all__ = ["rfc3339_nano", "span_kind", "trace_document", "write_evidence"]
 

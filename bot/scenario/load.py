@@ -10,7 +10,7 @@ with every reversed entry before the reversal that names it. All in one transact
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from importlib import resources
 from typing import Any
@@ -18,7 +18,10 @@ from typing import Any
 import asyncpg
 
 from bot.diagnosis.model import LedgerEntry
-from bot.scenario.generate import Platform, ScenarioSpec, build_platform, demo_spec
+from bot.scenario.demo import demo_spec
+from bot.scenario.generate import build_platform
+from bot.scenario.platform import Platform
+from bot.scenario.spec import ScenarioSpec
 
 __all__ = ["billing_schema_sql", "build_and_load", "load_billing"]
 
@@ -52,69 +55,45 @@ def _ledger_in_fk_order(entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
     return out
 
 
+_COLUMNS: dict[str, list[str]] = {
+    "billing_accounts": ["org_id", "currency"],
+    "rate_cards": ["rate_card_id", "resource_class", "usage_source", "control_plane", "control_plane_scope",
+                   "unit", "unit_price_micros", "currency", "effective_from", "effective_to"],
+    "app_instances": ["app_instance_id", "org_id", "project_id", "app_kind", "operating_mode",
+                      "control_plane_scope", "runtime_backend", "allocation_id", "status", "started_at",
+                      "stopped_at"],
+    "app_instance_components": ["app_instance_id", "component", "control_plane", "resource_class"],
+    "usage_records": ["usage_record_id", "source_event_id", "org_id", "project_id", "usage_source",
+                      "allocation_id", "app_instance_id", "component", "control_plane_component",
+                      "operating_mode", "control_plane_scope", "runtime_backend", "resource_class",
+                      "quantity", "unit", "period_start", "period_end", "correlation_id", "trace_id",
+                      "recorded_at"],
+    "ledger_entries": ["ledger_entry_id", "org_id", "project_id", "usage_record_id", "direction", "kind",
+                       "amount_minor", "currency", "reverses_entry_id", "idempotency_key",
+                       "correlation_id", "description", "posted_at"],
+}
+
+
 def _records(platform: Platform) -> list[tuple[str, list[str], list[tuple[Any, ...]]]]:
+    """Each table's columns and rows, in foreign-key order; a column is the field of that name."""
     p = platform
+
+    def table(name: str, items: Iterable[object]) -> tuple[str, list[str], list[tuple[Any, ...]]]:
+        cols = _COLUMNS[name]
+        return name, cols, [tuple(getattr(x, c) for c in cols) for x in items]
+
+    cols = _COLUMNS["app_instances"]
+    instances = ("app_instances", [*cols, "created_at"], [
+        (*(getattr(i, c) for c in cols), p.created_at.get(i.app_instance_id) or i.started_at or p.now)
+        for i in p.instances
+    ])
     return [
-        ("billing_accounts", ["org_id", "currency"], [(a.org_id, a.currency) for a in p.accounts]),
-        (
-            "rate_cards",
-            ["rate_card_id", "resource_class", "usage_source", "control_plane",
-             "control_plane_scope", "unit", "unit_price_micros", "currency", "effective_from",
-             "effective_to"],
-            [
-                (c.rate_card_id, c.resource_class, c.usage_source, c.control_plane,
-                 c.control_plane_scope, c.unit, c.unit_price_micros, c.currency,
-                 c.effective_from, c.effective_to)
-                for c in p.rate_cards
-            ],
-        ),
-        (
-            "app_instances",
-            ["app_instance_id", "org_id", "project_id", "app_kind", "operating_mode",
-             "control_plane_scope", "runtime_backend", "allocation_id", "status", "started_at",
-             "stopped_at", "created_at"],
-            [
-                (i.app_instance_id, i.org_id, i.project_id, i.app_kind, i.operating_mode,
-                 i.control_plane_scope, i.runtime_backend, i.allocation_id, i.status,
-                 i.started_at, i.stopped_at,
-                 p.created_at.get(i.app_instance_id) or i.started_at or p.now)
-                for i in p.instances
-            ],
-        ),
-        (
-            "app_instance_components",
-            ["app_instance_id", "component", "control_plane", "resource_class"],
-            [(c.app_instance_id, c.component, c.control_plane, c.resource_class)
-             for c in p.components],
-        ),
-        (
-            "usage_records",
-            ["usage_record_id", "source_event_id", "org_id", "project_id", "usage_source",
-             "allocation_id", "app_instance_id", "component", "control_plane_component",
-             "operating_mode", "control_plane_scope", "runtime_backend", "resource_class",
-             "quantity", "unit", "period_start", "period_end", "correlation_id", "trace_id",
-             "recorded_at"],
-            [
-                (u.usage_record_id, u.source_event_id, u.org_id, u.project_id, u.usage_source,
-                 u.allocation_id, u.app_instance_id, u.component, u.control_plane_component,
-                 u.operating_mode, u.control_plane_scope, u.runtime_backend, u.resource_class,
-                 u.quantity, u.unit, u.period_start, u.period_end, u.correlation_id, u.trace_id,
-                 u.recorded_at)
-                for u in p.usage
-            ],
-        ),
-        (
-            "ledger_entries",
-            ["ledger_entry_id", "org_id", "project_id", "usage_record_id", "direction", "kind",
-             "amount_minor", "currency", "reverses_entry_id", "idempotency_key",
-             "correlation_id", "description", "posted_at"],
-            [
-                (e.ledger_entry_id, e.org_id, e.project_id, e.usage_record_id, e.direction,
-                 e.kind, e.amount_minor, e.currency, e.reverses_entry_id, e.idempotency_key,
-                 e.correlation_id, e.description, e.posted_at)
-                for e in _ledger_in_fk_order(p.ledger)
-            ],
-        ),
+        table("billing_accounts", p.accounts),
+        table("rate_cards", p.rate_cards),
+        instances,
+        table("app_instance_components", p.components),
+        table("usage_records", p.usage),
+        table("ledger_entries", _ledger_in_fk_order(p.ledger)),
     ]
 
 

@@ -21,7 +21,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from bot.scenario.generate import ScenarioSpec, build_platform
+from bot.scenario import ScenarioSpec, build_platform
 from tests.conftest import LoadedPlatform, every_injection, load
 from tests.constants import NOW
 from tests.e2e.slackbot import STEPS, InProcessBot, bot_env, bot_in_process, live_platform

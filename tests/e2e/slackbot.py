@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.commands.serve import serve
-from bot.scenario.generate import Platform, build_platform, demo_spec
+from bot.scenario import Platform, build_platform, demo_spec
 from bot.settings import Settings
 from tests.standins.slack import SlackStandIn
 from tests.standins.slack_requests import DEFAULT_SIGNING_SECRET

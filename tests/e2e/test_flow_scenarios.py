@@ -13,7 +13,7 @@ import pytest
 
 from bot.diagnosis.model import Finding, Subject, Window
 from bot.flows.diagnosis import SourceSet, diagnose
-from bot.scenario.generate import Expected, Platform, ScenarioSpec, build_platform
+from bot.scenario import Expected, Platform, ScenarioSpec, build_platform
 from bot.sources.billing import PostgresBillingReader
 from bot.sources.offline import OfflineEvidence
 from tests.conftest import LoadedPlatform, every_injection, load

@@ -14,7 +14,7 @@ import pytest_asyncio
 from bot.diagnosis.model import Diagnosis, Subject, Window
 from bot.flows.diagnosis import SourceSet
 from bot.flows.run import run_recorded
-from bot.scenario.generate import Platform
+from bot.scenario import Platform
 from bot.sources.billing import PostgresBillingReader
 from bot.sources.offline import OfflineEvidence
 from bot.store.store import Store

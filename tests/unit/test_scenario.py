@@ -1,6 +1,6 @@
 """The scenario generator: deterministic, rule-abiding where correct, honest answer key.
 
-Everything is recomputed here independently of ``bot.scenario.generate``: rate-card
+Everything is recomputed here independently of the generator (``bot.scenario``): rate-card
 matching, rule 5 with ``Decimal`` and ``ROUND_HALF_EVEN``, rule 1's source, the hours
 an instance ran. No database.
 """
@@ -40,6 +40,7 @@ from bot.scenario import (
     build_platform,
     demo_spec,
 )
+from bot.scenario.evidence import billing_evidence
 from bot.scenario.evidence_files import write_evidence
 from tests.conftest import every_injection
 from tests.constants import H
@@ -635,3 +636,24 @@ def test_write_evidence(demo: Platform, tmp_path: Path) -> None:
     write_evidence(demo, folder)  # twice: replaced, not appended
     again = sum(len(p.read_text().splitlines()) for p in (folder / "logs").iterdir())
     assert again == len(demo.logs)
+
+
+# ------------------------------------------------------------------ in-memory evidence
+
+
+def test_billing_evidence_is_what_the_flow_reads_for_the_subject(demo: Platform) -> None:
+    orphan = next(e for e in demo.expected if e.flavour == "orphan_debit")
+    subject = demo.subject_instances(orphan.correlation_id)
+    ev = billing_evidence(demo, subject)
+    assert {i.app_instance_id for i in ev.instances} == set(subject)
+    assert {u.app_instance_id for u in ev.usage} == set(subject)
+    assert {c.app_instance_id for c in ev.components} == set(subject)
+    assert {e.app_instance_id for e in ev.logs} == set(subject)
+    rows = {u.usage_record_id for u in ev.usage}
+    assert orphan.ledger_entry_ids <= {e.ledger_entry_id for e in ev.ledger}
+    assert all(e.usage_record_id in rows or e.ledger_entry_id in orphan.ledger_entry_ids for e in ev.ledger)
+    assert {a.currency for a in ev.accounts} == {c.currency for c in ev.rate_cards} == {"JPY"}
+    assert ev.window == demo.window(7) and ev.now == demo.now and ev.covered is None
+    everything = billing_evidence(demo)
+    assert len(everything.usage) == len(demo.usage) and len(everything.instances) == len(demo.instances)
+    assert len(everything.ledger) == len(demo.ledger)
