@@ -35,6 +35,7 @@ from bot.store.jobs import JobQueue, job_namespace
 from handlers.alerts import AlertIntakeDeps, alert_post
 from handlers.approvals import freezes_listener
 from handlers.approvals import register as register_approvals
+from handlers.shortcuts import SurfaceDeps, register_surfaces
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class SlackHandlerDeps:
     alerts: AlertIntakeDeps | None = None
     approvals: ApprovalFlow | None = None
     verify: bool = True  # /recon verify is taken (else: it is not set up)
+    surfaces: SurfaceDeps | None = None  # the shortcuts, their modal, CSV shares (handlers/shortcuts.py)
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
@@ -57,6 +59,8 @@ def register(app: AsyncApp, deps: SlackHandlerDeps) -> None:
     app.event("app_mention")(mention(deps))
     if deps.approvals is not None:
         register_approvals(app, deps.approvals)
+    if deps.surfaces is not None:  # its file_share listener comes before the catch-all below
+        register_surfaces(app, deps.surfaces)
     # Message events arrive for every channel the bot is in: alert posts by other
     # integrations in watched channels are triaged; everything else is left alone.
     app.event("message")(message(deps))
@@ -69,7 +73,7 @@ def register_recon(app: AsyncApp, deps: SlackHandlerDeps) -> None:
     app.command("/recon", matchers=[subcommand("freezes", "unfreeze")], middleware=parsed)(freezes)
     verify = verify_command(deps.queue) if deps.verify else not_set_up("verification")
     app.command("/recon", matchers=[subcommand("verify")], middleware=parsed)(verify)
-    app.command("/recon", matchers=[subcommand("diagnose")], middleware=parsed)(recon_command(deps))
+    app.command("/recon", matchers=[subcommand("diagnose", "org")], middleware=parsed)(recon_command(deps))
     app.command("/recon")(usage)
 
 

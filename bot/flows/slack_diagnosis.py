@@ -18,9 +18,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.diagnosis.model import Subject, Window
 from bot.flows.approvals import ApprovalFlow
 from bot.flows.diagnosis import SourceSet
+from bot.flows.org_scope import org_scope_of, org_unknown, unknown_org_text
 from bot.flows.run import open_incident, run_recorded
 from bot.flows.thread import ThreadObserver
 from bot.metrics import Metrics
+from bot.render.approvals import short
 from bot.report.links import incident_link
 from bot.settings import Settings
 from bot.slack.poster import SlackThread
@@ -62,6 +64,11 @@ async def run_diagnosis_job(job: Job, deps: SlackDiagnosisDeps) -> Mapping[str, 
     subject = Subject.model_validate(p["subject"])
     end = datetime.fromisoformat(p["window_end"])
     window = Window(end - timedelta(seconds=float(p["since_s"])), end)
+    org_scope = org_scope_of(subject)
+    if org_scope is not None and await org_unknown(deps.sources.billing, org_scope[0], end):
+        sink = SlackThread(deps.slack, deps.queue, job_namespace(job.job_id), p["channel"], job_id=job.job_id)
+        await sink.post("unknown_org", short(unknown_org_text(*org_scope)))
+        return {"unknown_org": org_scope[0]}
     abandoned = await deps.store.abandon_runs(job.job_id, "an earlier attempt of this job stopped before finishing")
     if abandoned:
         log.info("job %s: resuming; earlier run(s) %s marked failed", job.job_id, abandoned)
@@ -77,7 +84,7 @@ async def run_diagnosis_job(job: Job, deps: SlackDiagnosisDeps) -> Mapping[str, 
         rec = await run_recorded(store=deps.store, sources=deps.sources, subject=subject, window=window, now=end,
                                  origin="slack", observers=[thread], row_cap=deps.settings.evidence_row_cap,
                                  actor=p.get("user") or "recon", job_id=job.job_id, metrics=deps.metrics,
-                                 incident=opened)
+                                 incident=opened, org_scope=org_scope)
     except Exception:
         await thread.fail()
         raise

@@ -4,6 +4,9 @@
   ``mention`` (``@recon <id>``); run by ``bot.flows.slack_diagnosis.run_diagnosis_job``.
 - ``verify``: queued by handlers/slack.py ``verify_command`` (``/recon verify``); run by
   ``bot.flows.slack_verify.run_verify_job``.
+- ``reconcile``: queued by handlers/shortcuts.py ``submission`` (the reconcile modal of the
+  shortcuts ``recon_reconcile``/``recon_open``) and ``file_shared`` (a CSV shared in an
+  incident's thread); run by ``bot.flows.slack_reconcile.run_reconcile_job``.
 - ``alert``: queued by ``bot.store.alerts.AlertStore.intake`` (a webhook or an alert
   post opens, reopens or escalates a group); run by ``bot.flows.alert_triage.run_alert_job``.
 - ``alert_storm``: queued by ``AlertStore.intake`` when a storm starts; run by
@@ -22,6 +25,8 @@ from typing import Any
 from bot.flows.alert_triage import AlertDeps, run_alert_job, run_storm_job
 from bot.flows.slack_diagnosis import KIND as DIAGNOSE
 from bot.flows.slack_diagnosis import SlackDiagnosisDeps, run_diagnosis_job
+from bot.flows.slack_reconcile import KIND as RECONCILE
+from bot.flows.slack_reconcile import run_reconcile_job
 from bot.flows.slack_verify import KIND as VERIFY
 from bot.flows.slack_verify import run_verify_job
 from bot.store.alerts import ALERT_JOB, STORM_JOB
@@ -37,13 +42,17 @@ class JobConsumers:
     alerts: AlertDeps
 
     def handlers(self) -> Mapping[str, JobHandler]:
-        return {DIAGNOSE: self.diagnose, VERIFY: self.verify, ALERT_JOB: self.alert, STORM_JOB: self.storm}
+        return {DIAGNOSE: self.diagnose, VERIFY: self.verify, ALERT_JOB: self.alert, STORM_JOB: self.storm,
+                RECONCILE: self.reconcile}
 
     async def diagnose(self, job: Job) -> dict[str, Any]:
         return dict(await run_diagnosis_job(job, self.diagnosis))
 
     async def verify(self, job: Job) -> dict[str, Any]:
         return dict(await run_verify_job(job, self.diagnosis))
+
+    async def reconcile(self, job: Job) -> dict[str, Any]:
+        return dict(await run_reconcile_job(job, self.diagnosis))
 
     async def alert(self, job: Job) -> dict[str, Any]:
         return dict(await run_alert_job(job, self.alerts))

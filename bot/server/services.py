@@ -18,10 +18,12 @@ from bot.flows.diagnosis import SourceSet
 from bot.flows.given_up import given_up_reporter
 from bot.flows.slack_diagnosis import SlackDiagnosisDeps
 from bot.metrics import Metrics
+from bot.report.tokens import report_secret
 from bot.server.consumers import JobConsumers
 from bot.settings import Settings
 from bot.slack.approvers import Approvers
 from bot.slack.client import web_client
+from bot.slack.modal import metadata_key
 from bot.slack.pace import ChannelPacer
 from bot.store.alerts import AlertStore
 from bot.store.approvals import ApprovalStore
@@ -33,6 +35,7 @@ from bot.store.store import Store
 from bot.wiring import open_sources
 from bot.worker import Worker
 from handlers.alerts import AlertIntakeDeps
+from handlers.shortcuts import SurfaceDeps
 from handlers.slack import SlackHandlerDeps, register
 
 log = logging.getLogger(__name__)
@@ -57,7 +60,8 @@ class Services:
 
 
 def build_bolt(settings: Settings, client: AsyncWebClient, queue: JobQueue,
-               alert_intake: AlertIntakeDeps | None = None, approvals: ApprovalFlow | None = None) -> AsyncApp:
+               alert_intake: AlertIntakeDeps | None = None, approvals: ApprovalFlow | None = None,
+               surfaces: SurfaceDeps | None = None) -> AsyncApp:
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     app = AsyncApp(
         client=client,
@@ -67,7 +71,7 @@ def build_bolt(settings: Settings, client: AsyncWebClient, queue: JobQueue,
         process_before_response=False,
         logger=logging.getLogger("recon.bolt"),
     )
-    register(app, SlackHandlerDeps(queue=queue, alerts=alert_intake, approvals=approvals))
+    register(app, SlackHandlerDeps(queue=queue, alerts=alert_intake, approvals=approvals, surfaces=surfaces))
     return app
 
 
@@ -122,7 +126,8 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
                             slots=settings.worker_slots, poll_s=settings.worker_poll_s,
                             grace_s=settings.shutdown_grace_s, metrics=metrics,
                             before_claim=alerts.writer.quiet, on_give_up=given_up_reporter(queue, client))
-            bolt = build_bolt(settings, client, queue, intake, approvals)
+            surfaces = SurfaceDeps(queue, store, metadata_key(await report_secret(settings, store.pool)))
+            bolt = build_bolt(settings, client, queue, intake, approvals, surfaces)
             yield Services(settings, store, queue, sources, client, bolt, worker, url, alerts, intake, routes,
                            approvals, metrics)
     finally:

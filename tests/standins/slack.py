@@ -26,7 +26,8 @@ query string, form body and JSON body, so any of them works for any method):
 
 Methods served, with Slack's documented answers: ``auth.test``, ``chat.postMessage``,
 ``chat.update``, ``chat.postEphemeral``, ``chat.getPermalink``, ``conversations.replies``,
-``reactions.add``, ``usergroups.users.list``, ``users.info``; anything else is
+``reactions.add``, ``usergroups.users.list``, ``users.info``, ``views.open``,
+``views.update``, ``files.info``; anything else is
 ``200 {"ok":false,"error":"unknown_method"}``. A request without a token gets
 ``not_authed``; a token not starting with ``xox`` gets ``invalid_auth``.
 
@@ -35,6 +36,20 @@ Deliberate strictness: a ``thread_ts`` naming a reply (not a thread's parent) is
 with ``strict_thread_ts=False``, which files the reply under the parent as Slack's UI
 does). ``conversations.replies`` returns ``metadata`` only with
 ``include_all_metadata=true``, as Slack does.
+
+Modals (protocols.md §7): ``trigger()`` issues a trigger_id as an interaction does (the
+test puts it in the signed request it sends); ``views.open`` refuses one it never issued
+(``invalid_trigger_id``), one older than 3 s (``expired_trigger_id``) and one already
+used (``exchanged_trigger_id``). ``views.update`` takes ``view_id`` (or ``external_id``)
+and, when given, ``hash``: a stale one is ``hash_conflict``. Both check the view as Slack
+does (a modal, a title of at most 24 characters, a ``submit`` when it has inputs) and
+keep it in ``views``. Files: ``add_file`` stores a file; ``files.info`` answers it with
+its ``url_private_download`` on this server, where a download with a bot token gets the
+bytes and one without gets Slack's HTML sign-in page with status 200 (recorded as
+method ``file_download``).
+
+``hold(method)`` keeps every answer of ``method`` until the returned event is set (to
+see what a caller does while a call is pending).
 
 Every request lands in ``calls`` (``SlackCall``: method, merged args, headers, arrival
 time on ``time.monotonic()``, HTTP status answered, body answered), once it has been
@@ -71,7 +86,9 @@ __all__ = [
     "Ephemeral",
     "Message",
     "SlackCall",
+    "SlackFile",
     "SlackStandIn",
+    "View",
     "slack_standin",
 ]
 
@@ -88,7 +105,11 @@ SERVER_ERROR_HTML = (
     "<body><h1>Server Error</h1><p>It seems like there's a problem connecting to our servers.</p></body></html>"
 )
 
-_JSON_ARGS = ("blocks", "attachments", "metadata", "user_auth_blocks")
+_JSON_ARGS = ("blocks", "attachments", "metadata", "user_auth_blocks", "view")
+TRIGGER_TTL_S = 3.0
+MAX_TITLE = 24
+SIGN_IN_HTML = ('<!DOCTYPE html><html lang="en"><head><title>Slack</title></head><body>'
+                '<h1>Sign in to your workspace</h1><form action="/signin"></form></body></html>')
 _MAX_BLOCKS = 50
 _MAX_TEXT = 40_000
 
@@ -245,6 +266,45 @@ class _Rule:
         return self.method == method
 
 
+@dataclass(slots=True)
+class View:
+    """A modal the bot opened: its latest version, hash, and every version before."""
+
+    id: str
+    hash: str
+    view: dict[str, Any]
+    trigger_id: str
+    versions: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_api(self) -> dict[str, Any]:
+        return {**self.view, "id": self.id, "hash": self.hash, "team_id": TEAM_ID, "app_id": APP_ID,
+                "bot_id": BOT_ID, "state": {"values": {}}, "previous_view_id": None, "root_view_id": self.id}
+
+    def block(self, block_id: str) -> dict[str, Any] | None:
+        return next((b for b in self.view.get("blocks", []) if b.get("block_id") == block_id), None)
+
+
+@dataclass(slots=True)
+class SlackFile:
+    """A file shared in the workspace (``add_file``)."""
+
+    id: str
+    name: str
+    content: bytes
+    mimetype: str
+    filetype: str
+    user: str
+    url_private_download: str
+
+    def to_api(self) -> dict[str, Any]:
+        return {"id": self.id, "created": 1_700_000_000, "timestamp": 1_700_000_000, "name": self.name,
+                "title": self.name, "mimetype": self.mimetype, "filetype": self.filetype,
+                "pretty_type": self.filetype.upper(), "user": self.user, "user_team": TEAM_ID, "editable": False,
+                "size": len(self.content), "mode": "hosted", "is_external": False, "is_public": True,
+                "url_private": self.url_private_download.replace("/download/", "/"),
+                "url_private_download": self.url_private_download}
+
+
 class _SlackError(Exception):
     def __init__(self, error: str, **extra: Any) -> None:
         super().__init__(error)
@@ -293,6 +353,12 @@ class SlackStandIn(LoopbackServer):
         self.socket_connections: list[web.WebSocketResponse] = []
         self.socket_acks: list[dict[str, Any]] = []
         self._envelope_seq = itertools.count(1)
+        self.views: dict[str, View] = {}
+        self.files: dict[str, SlackFile] = {}
+        self._triggers: dict[str, float] = {}  # trigger_id -> issued at (monotonic)
+        self._used_triggers: set[str] = set()
+        self._holds: dict[str, asyncio.Event] = {}
+        self._ids = itertools.count(1)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -312,6 +378,7 @@ class SlackStandIn(LoopbackServer):
                 web.route("*", "/api/{method}", self._api),
                 web.post("/response_url/{name}", self._response_url),
                 web.get("/socket", self._socket),
+                web.get("/files-pri/{key}/download/{name}", self._download),
             ]
         )
         return app
@@ -337,6 +404,27 @@ class SlackStandIn(LoopbackServer):
     def allow_channels(self, *channel_ids: str) -> None:
         """Only these channels exist from now on; others are ``channel_not_found``."""
         self.channels = set(channel_ids)
+
+    def hold(self, method: str) -> asyncio.Event:
+        """Keep every answer of ``method`` until the returned event is set."""
+        gate = self._holds.setdefault(method, asyncio.Event())
+        return gate
+
+    def trigger(self, *, issued_ago_s: float = 0.0) -> str:
+        """A trigger_id as Slack puts in an interaction sent now (or ``issued_ago_s`` ago)."""
+        n = next(self._ids)
+        tid = f"{n}.{TEAM_ID[1:]}.{n:016x}trigger"
+        self._triggers[tid] = time.monotonic() - issued_ago_s
+        return tid
+
+    def add_file(self, name: str, content: bytes, *, mimetype: str = "text/csv", filetype: str = "csv",
+                 user: str = "U1") -> SlackFile:
+        """A file someone uploaded; ``to_api()`` is what ``files[]`` of its message carries."""
+        fid = f"F{next(self._ids):08d}TEST"
+        url = f"{self.base_url}/files-pri/{TEAM_ID}-{fid}/download/{name}"
+        f = SlackFile(fid, name, content, mimetype, filetype, user, url)
+        self.files[fid] = f
+        return f
 
     def reset(self) -> None:
         """Normal service: no failure rules, no delay (the data and ``calls`` stay)."""
@@ -515,6 +603,9 @@ class SlackStandIn(LoopbackServer):
         if "token" in args:
             token = str(args.pop("token"))
         await self._delay()
+        gate = self._holds.get(method)
+        if gate is not None:
+            await gate.wait()
         self._seq += 1
 
         def record(status: int, response: Any) -> SlackCall:
@@ -674,6 +765,9 @@ class SlackStandIn(LoopbackServer):
             "reactions.add": self._reactions_add,
             "usergroups.users.list": self._usergroup_users,
             "users.info": self._users_info,
+            "views.open": self._views_open,
+            "views.update": self._views_update,
+            "files.info": self._files_info,
         }
 
     def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -919,6 +1013,88 @@ class SlackStandIn(LoopbackServer):
             user["profile"]["bot_id"] = BOT_ID
         user.update(self.users.get(uid, {}))
         return {"user": user}
+
+    def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        tid = str(args.get("trigger_id") or "")
+        issued = self._triggers.get(tid)
+        if issued is None:
+            raise _SlackError("invalid_trigger_id")
+        if tid in self._used_triggers:
+            raise _SlackError("exchanged_trigger_id")
+        if time.monotonic() - issued > TRIGGER_TTL_S:
+            raise _SlackError("expired_trigger_id")
+        view = _check_view(args.get("view"))
+        self._used_triggers.add(tid)
+        v = View(f"V{next(self._ids):010d}", f"{time.time():.6f}.h{next(self._ids)}", view, tid)
+        self.views[v.id] = v
+        return {"view": v.to_api()}
+
+    def _views_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        vid = str(args.get("view_id") or "")
+        ext = args.get("external_id")
+        v = self.views.get(vid) if vid else next((x for x in self.views.values()
+                                                   if ext and x.view.get("external_id") == ext), None)
+        if v is None:
+            raise _SlackError("not_found")
+        given = args.get("hash")
+        if given not in (None, "") and given != v.hash:
+            raise _SlackError("hash_conflict")
+        view = _check_view(args.get("view"))
+        v.versions.append(v.view)
+        v.view = view
+        v.hash = f"{time.time():.6f}.h{next(self._ids)}"
+        return {"view": v.to_api()}
+
+    def _files_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        f = self.files.get(str(args.get("file") or ""))
+        if f is None:
+            raise _SlackError("file_not_found")
+        return {"file": f.to_api(), "comments": [], "response_metadata": {"next_cursor": ""}}
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        """``url_private_download``: the bytes with a bot token, else the sign-in page (200)."""
+        at = time.monotonic()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        auth = headers.get("authorization", "")
+        token = auth[7:] if auth.lower().startswith("bearer ") else None
+        fid = request.match_info["key"].removeprefix(f"{TEAM_ID}-")
+        f = self.files.get(fid)
+        self._seq += 1
+        if f is None:
+            status, body, ctype = 404, b"not found", "text/plain"
+        elif token is None or not token.startswith("xoxb-"):
+            status, body, ctype = 200, SIGN_IN_HTML.encode(), "text/html"
+        else:
+            status, body, ctype = 200, f.content, f.mimetype
+        await self._record(SlackCall(seq=self._seq, method="file_download", args={"file": fid}, headers=headers,
+                                     at=at, status=status, response=ctype, http_method="GET",
+                                     path=request.path, token=token))
+        return web.Response(status=status, body=body, content_type=ctype)
+
+
+def _check_view(view: Any) -> dict[str, Any]:
+    """The checks Slack makes of a modal view (``invalid_arguments`` with a message)."""
+    def bad(why: str) -> _SlackError:
+        return _SlackError("invalid_arguments", response_metadata={"messages": [f"[ERROR] {why}"]})
+
+    if not isinstance(view, dict) or view.get("type") != "modal":
+        raise bad("must be a modal view [json-pointer:/view/type]")
+    title = view.get("title")
+    if not isinstance(title, dict) or title.get("type") != "plain_text" or not str(title.get("text") or ""):
+        raise bad("a modal needs a plain_text title [json-pointer:/view/title]")
+    if len(str(title["text"])) > MAX_TITLE:
+        raise bad(f"must be less than {MAX_TITLE + 1} characters [json-pointer:/view/title/text]")
+    blocks = view.get("blocks")
+    if not isinstance(blocks, list) or len(blocks) > 100 or not all(isinstance(b, dict) for b in blocks):
+        raise bad("blocks must be a list of at most 100 blocks [json-pointer:/view/blocks]")
+    if any(b.get("type") == "input" for b in blocks) and not view.get("submit"):
+        raise bad("a view with input blocks needs a submit [json-pointer:/view/submit]")
+    ids = [b["block_id"] for b in blocks if "block_id" in b]
+    if len(ids) != len(set(ids)):
+        raise bad("block_id must be unique [json-pointer:/view/blocks]")
+    if len(str(view.get("private_metadata") or "")) > 3000:
+        raise bad("private_metadata must be at most 3000 characters [json-pointer:/view/private_metadata]")
+    return dict(view)
 
 
 def _ts_us(ts: str) -> int:

@@ -47,7 +47,10 @@ __all__ = [
     "bolt_request",
     "button",
     "event_callback",
+    "file_share",
+    "global_shortcut",
     "message",
+    "message_shortcut",
     "post",
     "reaction_added",
     "reaction_removed",
@@ -55,6 +58,7 @@ __all__ = [
     "signature",
     "slash_command",
     "url_verification",
+    "view_submission",
 ]
 
 DEFAULT_SIGNING_SECRET = "recon-test-signing-secret"
@@ -481,6 +485,101 @@ def block_actions(
     }
     body = urlencode({"payload": json.dumps(payload)}).encode()
     return _signed(body, FORM, secret, timestamp)
+
+
+def _interaction(payload: dict[str, Any], secret: str, timestamp: int | None) -> SlackRequest:
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    return _signed(body, FORM, secret, timestamp)
+
+
+def _user(user_id: str, team_id: str) -> dict[str, Any]:
+    return {"id": user_id, "username": user_id.lower(), "name": user_id.lower(), "team_id": team_id}
+
+
+def message_shortcut(
+    callback_id: str,
+    message: Mapping[str, Any],
+    *,
+    trigger_id: str,
+    channel_id: str = "C1",
+    channel_name: str = "billing-disputes",
+    user_id: str = "U1",
+    team_id: str = TEAM_ID,
+    secret: str = DEFAULT_SIGNING_SECRET,
+    timestamp: int | None = None,
+) -> SlackRequest:
+    """A message shortcut (``message_action``) on ``message`` (a message event's fields:
+    text, attachments, blocks, files…); ``trigger_id`` from ``SlackStandIn.trigger()``."""
+    n = _unique()
+    payload: dict[str, Any] = {
+        "type": "message_action", "token": VERIFICATION_TOKEN, "action_ts": _now_ts(),
+        "team": {"id": team_id, "domain": TEAM_DOMAIN}, "user": _user(user_id, team_id),
+        "channel": {"id": channel_id, "name": channel_name}, "is_enterprise_install": False,
+        "enterprise": None, "callback_id": callback_id, "trigger_id": trigger_id,
+        "response_url": f"https://hooks.slack.com/app/{team_id}/{n}/resp{n:08d}",
+        "message_ts": message["ts"], "message": {"type": "message", **dict(message)},
+    }
+    return _interaction(payload, secret, timestamp)
+
+
+def global_shortcut(
+    callback_id: str,
+    *,
+    trigger_id: str,
+    user_id: str = "U1",
+    team_id: str = TEAM_ID,
+    secret: str = DEFAULT_SIGNING_SECRET,
+    timestamp: int | None = None,
+) -> SlackRequest:
+    """A global shortcut (``shortcut``): no channel, no message."""
+    payload = {
+        "type": "shortcut", "token": VERIFICATION_TOKEN, "action_ts": _now_ts(),
+        "team": {"id": team_id, "domain": TEAM_DOMAIN}, "user": _user(user_id, team_id),
+        "is_enterprise_install": False, "enterprise": None, "callback_id": callback_id, "trigger_id": trigger_id,
+    }
+    return _interaction(payload, secret, timestamp)
+
+
+def view_submission(
+    view: Mapping[str, Any],
+    values: Mapping[str, Mapping[str, Any]],
+    *,
+    user_id: str = "U1",
+    team_id: str = TEAM_ID,
+    trigger_id: str | None = None,
+    secret: str = DEFAULT_SIGNING_SECRET,
+    timestamp: int | None = None,
+) -> SlackRequest:
+    """A ``view_submission`` of ``view`` (as ``views.open``/``views.update`` answered it,
+    or ``View.to_api()`` of the stand-in) with ``values``: ``{block_id: {action_id: value}}``
+    where value is the element's state (``{"type": "plain_text_input", "value": "…"}``)."""
+    n = _unique()
+    v = dict(view)
+    v["state"] = {"values": {b: dict(a) for b, a in values.items()}}
+    payload = {
+        "type": "view_submission", "team": {"id": team_id, "domain": TEAM_DOMAIN}, "user": _user(user_id, team_id),
+        "api_app_id": APP_ID, "token": VERIFICATION_TOKEN, "trigger_id": trigger_id or f"{n}.{n}.trigger{n:08d}",
+        "view": v, "response_urls": [], "is_enterprise_install": False, "enterprise": None,
+    }
+    return _interaction(payload, secret, timestamp)
+
+
+def file_share(
+    channel: str,
+    files: Sequence[Mapping[str, Any]],
+    *,
+    user: str = "U1",
+    text: str = "",
+    thread_ts: str | None = None,
+    ts: str | None = None,
+) -> dict[str, Any]:
+    """A ``message`` event of subtype ``file_share``: a person shared ``files``
+    (``SlackFile.to_api()``), in ``thread_ts``'s thread when given."""
+    ev = message(channel, text, user=user, subtype="file_share", thread_ts=thread_ts, ts=ts)
+    ev["files"] = [dict(f) for f in files]
+    ev["upload"] = False
+    ev["display_as_bot"] = False
+    return ev
 
 
 # ---------------------------------------------------------------- sending
