@@ -49,7 +49,7 @@ bytes and one without gets Slack's HTML sign-in page with status 200 (recorded a
 method ``file_download``).
 
 ``hold(method)`` keeps every answer of ``method`` until the returned event is set (to
-see what a caller does while a call is pending).
+see what a caller does while a call is pending); ``held`` lists the requests waiting.
 
 Every request lands in ``calls`` (``SlackCall``: method, merged args, headers, arrival
 time on ``time.monotonic()``, HTTP status answered, body answered), once it has been
@@ -358,6 +358,7 @@ class SlackStandIn(LoopbackServer):
         self._triggers: dict[str, float] = {}  # trigger_id -> issued at (monotonic)
         self._used_triggers: set[str] = set()
         self._holds: dict[str, asyncio.Event] = {}
+        self.held: list[str] = []  # methods whose request arrived and waits at its hold
         self._ids = itertools.count(1)
 
     # ------------------------------------------------------------ lifecycle
@@ -604,8 +605,12 @@ class SlackStandIn(LoopbackServer):
             token = str(args.pop("token"))
         await self._delay()
         gate = self._holds.get(method)
-        if gate is not None:
+        if gate is not None and not gate.is_set():
+            async with self._cond:
+                self.held.append(method)
+                self._cond.notify_all()
             await gate.wait()
+            self.held.remove(method)
         self._seq += 1
 
         def record(status: int, response: Any) -> SlackCall:
