@@ -234,6 +234,27 @@ class Validator:
         assert os.access(script, os.X_OK), "the init script must be executable"
         return "bash -n (the tests run it against a real PostgreSQL)"
 
+    def slack_manifest(self) -> str:
+        """deploy/slack-app-manifest.yaml: Slack's documented limits on its parts (no
+        validator of Slack's own runs offline), and every request URL on /slack/events."""
+        import jsonschema
+
+        m = yaml.safe_load((DEPLOY / "slack-app-manifest.yaml").read_text())
+        try:
+            jsonschema.validate(m, SLACK_MANIFEST_SCHEMA)
+        except jsonschema.ValidationError as e:
+            raise AssertionError(f"{e.message} at {'/'.join(map(str, e.absolute_path))}") from None
+        urls = [c["url"] for c in m["features"]["slash_commands"]]
+        urls += [m["settings"]["event_subscriptions"]["request_url"], m["settings"]["interactivity"]["request_url"]]
+        assert all(u.endswith("/slack/events") for u in urls), urls
+        ids = [s["callback_id"] for s in m["features"].get("shortcuts", [])]
+        assert len(ids) == len(set(ids)), f"duplicate shortcut callback ids: {ids}"
+        if ids:
+            assert m["settings"]["interactivity"]["is_enabled"], "shortcuts need interactivity"
+            assert "commands" in m["oauth_config"]["scopes"]["bot"], "shortcuts need the commands scope"
+        self.save("slack-app-manifest.json", m)
+        return f"structure: {len(ids)} shortcut(s), {len(m['oauth_config']['scopes']['bot'])} bot scopes"
+
     # ---- the validators themselves reject broken input ---------------------------------
     def validators_bite(self) -> str:
         bad_deploy = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
@@ -267,6 +288,13 @@ class Validator:
             bad_docker.write_text("FROM python\nRUN cd /tmp && pip install requests\n")
             if run([self.a.hadolint, "--no-color", str(bad_docker)], ok_codes=(0, 1)).returncode == 0:
                 raise CheckFailed("hadolint accepted an untagged base image")
+        import jsonschema
+
+        manifest = yaml.safe_load((DEPLOY / "slack-app-manifest.yaml").read_text())
+        manifest["features"]["shortcuts"] = [{"name": "A shortcut name over 24 chars", "type": "message",
+                                              "callback_id": "x", "description": "x"}]
+        if jsonschema.Draft7Validator(SLACK_MANIFEST_SCHEMA).is_valid(manifest):
+            raise CheckFailed("the Slack manifest schema accepted a shortcut name of 29 characters")
         return "each validator rejects a deliberately broken input"
 
 
@@ -366,6 +394,40 @@ def compose_references(doc: dict[str, Any]) -> None:
             assert dockerfile.is_file(), f"{name}: {dockerfile} missing"
 
 
+# Slack's app manifest (api.slack.com/reference/manifests): the parts recon uses, with
+# the limits Slack documents (a shortcut's name at most 24 characters, its description 150).
+SLACK_MANIFEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["display_information", "features", "oauth_config", "settings"],
+    "properties": {
+        "display_information": {"type": "object", "required": ["name"],
+                                "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 35}}},
+        "features": {"type": "object", "properties": {
+            "slash_commands": {"type": "array", "items": {
+                "type": "object", "required": ["command", "description"], "additionalProperties": False,
+                "properties": {"command": {"type": "string", "pattern": "^/[a-z0-9_-]{1,31}$"},
+                               "url": {"type": "string"}, "description": {"type": "string", "maxLength": 2000},
+                               "usage_hint": {"type": "string", "maxLength": 1000},
+                               "should_escape": {"type": "boolean"}}}},
+            "shortcuts": {"type": "array", "maxItems": 10, "items": {
+                "type": "object", "required": ["name", "type", "callback_id", "description"],
+                "additionalProperties": False,
+                "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 24},
+                               "type": {"enum": ["message", "global"]},
+                               "callback_id": {"type": "string", "minLength": 1, "maxLength": 255},
+                               "description": {"type": "string", "minLength": 1, "maxLength": 150}}}},
+        }},
+        "oauth_config": {"type": "object", "required": ["scopes"], "properties": {"scopes": {
+            "type": "object", "properties": {"bot": {"type": "array", "uniqueItems": True,
+                                                     "items": {"type": "string", "pattern": "^[a-z_.]+(:[a-z_.]+)*$"}}}}}},
+        "settings": {"type": "object", "required": ["event_subscriptions", "interactivity"], "properties": {
+            "event_subscriptions": {"type": "object", "required": ["request_url", "bot_events"]},
+            "interactivity": {"type": "object", "required": ["is_enabled"],
+                              "properties": {"is_enabled": {"type": "boolean"}}},
+        }},
+    },
+}
+
 GRAFANA_ALERTING_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["apiVersion", "contactPoints"],
@@ -435,6 +497,7 @@ def main() -> int:
     v.check("Grafana provisioning (contact point, data sources)", v.grafana)
     v.check("Tempo config", v.tempo)
     v.check("PostgreSQL init script", v.postgres_init)
+    v.check("Slack app manifest", v.slack_manifest)
     v.check("validators reject broken input", v.validators_bite)
     if not keep:
         shutil.rmtree(out, ignore_errors=True)

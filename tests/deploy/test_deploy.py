@@ -239,3 +239,18 @@ async def test_postgres_init_script_creates_store_and_read_only_billing(
             await pg_admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         for role in (names["RECON_DB_USER"], names["BILLING_RO_USER"], names["BILLING_OWNER"]):
             await pg_admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def test_slack_manifest_has_the_shortcuts_and_scopes_recon_listens_for(rendered: Path) -> None:
+    from bot.slack.modal import GLOBAL_SHORTCUT, MESSAGE_SHORTCUT
+
+    m = load(rendered, "slack-app-manifest.json")
+    shortcuts = {s["callback_id"]: s for s in m["features"]["shortcuts"]}
+    assert set(shortcuts) == {MESSAGE_SHORTCUT, GLOBAL_SHORTCUT}
+    assert shortcuts[MESSAGE_SHORTCUT]["type"] == "message" and shortcuts[GLOBAL_SHORTCUT]["type"] == "global"
+    assert shortcuts[MESSAGE_SHORTCUT]["name"] == "Reconcile with recon"
+    scopes = set(m["oauth_config"]["scopes"]["bot"])
+    assert {"commands", "files:read", "chat:write", "channels:history"} <= scopes
+    assert m["settings"]["interactivity"]["is_enabled"] is True
+    assert "message.channels" in m["settings"]["event_subscriptions"]["bot_events"]
+    assert "org <org_id>" in m["features"]["slash_commands"][0]["usage_hint"]
