@@ -165,3 +165,24 @@ async def test_recon_org_of_an_unknown_org_says_so(
         assert await conn.fetchval("select count(*) from incidents") == 0
     finally:
         await conn.close()
+
+
+async def test_recon_org_with_no_instance_in_the_window_is_a_clean_answer(
+        bot: InProcessBot, http: httpx.AsyncClient, slack_standin: SlackStandIn, live: LoadedPlatform,
+        store_url: str) -> None:
+    org = disputed_org(live)
+    r = await post(http, f"{bot.url}/slack/events",
+                   slash_command(text=f"org {org} project prj-none", channel_id=CHANNEL))
+    assert r.status_code == 200
+    [job] = await jobs_settled(store_url, 1, timeout=60)
+    assert job["status"] == "done", slack_standin.dump()
+    [parent] = slack_standin.messages(CHANNEL)
+    shown = json.dumps(parent.blocks)
+    assert "Drift found" not in shown and "failed" not in parent.text.lower(), shown
+    conn = await asyncpg.connect(store_url)
+    try:
+        run = await conn.fetchrow("select status, result from diagnosis_runs")
+    finally:
+        await conn.close()
+    result = json.loads(run["result"]) if isinstance(run["result"], str) else run["result"]
+    assert run["status"] == "done" and result["findings"] == [] and result["identifiers"]["app_instance_ids"] == []
