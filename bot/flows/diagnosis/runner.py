@@ -46,7 +46,7 @@ class Outcome:
 
 
 async def run_steps(ctx: Context, state: RunState, steps: Sequence[Step] = STEPS) -> list[StepReport]:
-    reports = {s.name: StepReport(name=s.name, title=STEP_TITLES[s.name]) for s in steps}
+    reports = {s.name: StepReport(name=s.name, title=STEP_TITLES[s.name], of=len(steps)) for s in steps}
     fetching: dict[str, asyncio.Task[None]] = {}
     done: list[StepReport] = []
     try:
