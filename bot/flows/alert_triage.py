@@ -172,6 +172,10 @@ async def _open(n: Notification, g: AlertGroup, deps: AlertDeps, sink: SlackThre
     if g.source == "slack":
         assert g.anchor_ts is not None  # the alert post itself
         anchor_ts = thread_ts = g.anchor_ts
+    elif g.anchor_ts is not None and g.thread_ts is not None:
+        # resumed after a crash: the group's message is posted (a storm member's is a reply in
+        # the storm's thread, whose ts must never be used as a thread), so it is reused as is
+        anchor_ts, thread_ts = g.anchor_ts, g.thread_ts
     elif storm is not None and storm.summary_ts:
         anchor_ts = await sink.post("parent", alert_message(g, state="triaging", incident_url=url),
                                     thread_ts=storm.summary_ts)
