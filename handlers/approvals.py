@@ -13,6 +13,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.flows.approval_intake import cast, on_reaction
 from bot.flows.approvals import ApprovalFlow
 from bot.render.approvals import scope_lines
 from bot.slack.commands import ReconCommand
@@ -36,12 +37,8 @@ def reaction_added(flow: ApprovalFlow, queue: JobQueue) -> Callable[..., Any]:
         if item.get("type") != "message" or not channel or not ts or not user:
             return
         event_key = f"slack:{body.get('event_id') or f'{channel}:{ts}:{user}:{reaction}:+'}"
-        prompt = await flow.approvals.by_message(channel, ts)
-        if prompt is not None:
-            vote = flow.vote_of(reaction)
-            if vote is not None:
-                res = await flow.on_vote(prompt, user=user, vote=vote, via="reaction", dedup_key=event_key)
-                log.info("prompt %s: %s's :%s: → %s", prompt.prompt_id, user, reaction, res.outcome)
+        if await on_reaction(flow, channel=channel, ts=ts, user=user, reaction=reaction, added=True,
+                             dedup_key=event_key):
             return
         if reaction.split("::")[0] == flow.settings.pin_emoji:
             await pin(flow, queue, client, channel, ts, user)
@@ -82,15 +79,12 @@ def reaction_removed(flow: ApprovalFlow) -> Callable[..., Any]:
     async def handle(body: dict[str, Any], event: dict[str, Any]) -> None:
         item = event.get("item") or {}
         channel, ts, user = str(item.get("channel") or ""), str(item.get("ts") or ""), str(event.get("user") or "")
-        vote = flow.vote_of(str(event.get("reaction") or ""))
+        reaction = str(event.get("reaction") or "")
+        vote = flow.vote_of(reaction)
         if vote is None or not channel or not ts or not user:
             return
-        prompt = await flow.approvals.by_message(channel, ts)
-        if prompt is None:
-            return
         key = f"slack:{body.get('event_id') or f'{channel}:{ts}:{user}:{vote}:-'}"
-        res = await flow.on_retract(prompt, user=user, vote=vote, dedup_key=key)
-        log.info("prompt %s: %s removed :%s: → %s", prompt.prompt_id, user, event.get("reaction"), res.outcome)
+        await on_reaction(flow, channel=channel, ts=ts, user=user, reaction=reaction, added=False, dedup_key=key)
 
     return handle
 
@@ -108,9 +102,8 @@ def button(flow: ApprovalFlow, vote: str) -> Callable[..., Any]:
         if prompt is None or not user:
             return
         key = f"action:{prompt_id}:{user}:{action.get('action_ts') or body.get('trigger_id')}"
-        res = await flow.on_vote(prompt, user=user, vote="approve" if vote == "approve" else "decline",
-                                 via="button", dedup_key=key)
-        log.info("prompt %s: %s pressed %s → %s", prompt_id, user, vote, res.outcome)
+        await cast(flow, prompt, user=user, vote="approve" if vote == "approve" else "decline", via="button",
+                   dedup_key=key)
 
     return handle
 

@@ -24,7 +24,7 @@ from bot.metrics import Metrics
 from bot.render.approvals import prompt_message, scope_lines, short
 from bot.render.slack import parent_message
 from bot.settings import Settings
-from bot.slack.approvers import Approvers
+from bot.slack.approvers import SLACK_CALL_ERRORS, Approvers
 from bot.slack.pace import ChannelPacer
 from bot.slack.poster import SlackThread
 from bot.store.approvals import ApprovalStore, Freeze, Prompt, Vote, VoteResult
@@ -63,7 +63,7 @@ class ApprovalFlow:
     # is paced with the storm's replies in the same channel
     pacer: ChannelPacer | None = None
 
-    def _sink(self, p: Prompt) -> SlackThread:
+    def sink(self, p: Prompt) -> SlackThread:
         return SlackThread(self.slack, self.queue, f"prompt:{p.prompt_id}", p.channel, thread_ts=p.thread_ts,
                            pacer=self.pacer)
 
@@ -74,7 +74,7 @@ class ApprovalFlow:
     async def _post_prompt(self, p: Prompt) -> None:
         if p.message_ts:
             return
-        sink = self._sink(p)
+        sink = self.sink(p)
         ts = await sink.post("prompt", self._message(p, {}), thread_ts=p.thread_ts)
         await self.approvals.set_message(p.prompt_id, ts)
         for emoji in (self.settings.approve_emoji, self.settings.decline_emoji):
@@ -147,14 +147,13 @@ class ApprovalFlow:
 
     async def _effects(self, res: VoteResult, user: str, vote: Vote, dedup_key: str) -> None:
         p = res.prompt
-        sink = self._sink(p)
         if res.outcome == "duplicate":
             return
-        if res.outcome == "refused":
+        if res.outcome == "refused":  # the first time on this prompt; later ones are not answered
             await self._timeline(p, "vote_refused", f"<@{user}> is not an approver; their {vote} changes nothing", user)
-            await sink.post(f"refusal:{dedup_key}", short(
-                f"<@{user}>, your reaction changes nothing: only approvers decide this prompt "
-                f"({self.approvers.mentions()})."), thread_ts=p.thread_ts)
+            await self.tell(p, user, f"refusal:{user}",
+                            f"Your {vote} on this {p.kind} prompt changes nothing: only the approvers named on "
+                            "the prompt decide it.")
             return
         if res.outcome == "expired":
             await self._timeline(p, "prompt_expired", f"{p.kind} prompt expired", None)
@@ -166,6 +165,17 @@ class ApprovalFlow:
         await self._refresh(res)
         if res.decided is not None:
             await self._decided(res)
+
+    async def tell(self, p: Prompt, user: str, key: str, text: str) -> None:
+        """Answer one person in the prompt's thread: ephemerally (only they see it), or, when
+        Slack refuses that (not in the channel, …), as a reply that names only them."""
+        try:
+            await self.slack.chat_postEphemeral(channel=p.channel, user=user, thread_ts=p.thread_ts, text=text)
+            return
+        except SLACK_CALL_ERRORS as exc:
+            log.info("prompt %s: ephemeral answer to %s failed (%s); replying in the thread", p.prompt_id, user,
+                     type(exc).__name__)
+        await self.sink(p).post(key, short(f"<@{user}>: {text}"), thread_ts=p.thread_ts)
 
     async def _decided(self, res: VoteResult) -> None:
         p = res.prompt
@@ -179,13 +189,13 @@ class ApprovalFlow:
         else:
             text = f":no_entry_sign: The {p.kind} prompt was declined by {who}; nothing changes."
         await self._timeline(p, f"{p.kind}_{res.decided}", text, None)
-        await self._sink(p).post("decision", short(text), thread_ts=p.thread_ts)
+        await self.sink(p).post("decision", short(text), thread_ts=p.thread_ts)
         await self.refresh_parent(p.incident_id)
 
     async def _refresh(self, res: VoteResult) -> None:
         p = res.prompt
         if p.message_ts:
-            await self._sink(p).update(p.message_ts, self._message(p, res.votes))
+            await self.sink(p).update(p.message_ts, self._message(p, res.votes))
 
     async def _timeline(self, p: Prompt, type_: str, description: str, actor: str | None) -> None:
         await self.store.add_timeline_event(
@@ -220,5 +230,5 @@ class ApprovalFlow:
         for p in expired:
             await self._timeline(p, "prompt_expired", f"{p.kind} prompt expired without a decision", None)
             if p.message_ts:
-                await self._sink(p).update(p.message_ts, self._message(p, await self.approvals.votes(p.prompt_id)))
+                await self.sink(p).update(p.message_ts, self._message(p, await self.approvals.votes(p.prompt_id)))
         return len(expired)

@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.alerts.routing import RoutingTable, load_routes
 from bot.flows.alert_triage import AlertDeps, run_alert_job, run_storm_job
+from bot.flows.approval_intake import VOTE_JOB, vote_job_handler
 from bot.flows.approvals import ApprovalFlow
 from bot.flows.diagnose import SourceSet
 from bot.flows.slack_diagnosis import KIND as DIAGNOSE
@@ -130,7 +131,8 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
             async def verify(job: Job) -> dict[str, object]:
                 return dict(await run_verify_job(job, deps))
 
-            handlers = {DIAGNOSE: diagnose, ALERT_JOB: alert, STORM_JOB: storm, VERIFY: verify}
+            handlers = {DIAGNOSE: diagnose, ALERT_JOB: alert, STORM_JOB: storm, VERIFY: verify,
+                        VOTE_JOB: vote_job_handler(approvals)}
             worker = Worker(queue, handlers, listen_url=url, lease_s=settings.job_lease_s,
                             slots=settings.worker_slots, poll_s=settings.worker_poll_s,
                             grace_s=settings.shutdown_grace_s, metrics=metrics,

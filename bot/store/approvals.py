@@ -66,10 +66,12 @@ class Freeze:
 @dataclass(frozen=True, slots=True)
 class VoteResult:
     """What a vote or retraction did. ``outcome``: counted, retracted, duplicate,
-    refused (not an approver), closed (already decided or expired), expired (this
+    refused (not an approver: the first time on this prompt), refused_again (not an
+    approver, answered before), closed (already decided or expired), expired (this
     reaction found it expired), not_counted (nothing to retract)."""
 
-    outcome: Literal["counted", "retracted", "duplicate", "refused", "closed", "expired", "not_counted"]
+    outcome: Literal["counted", "retracted", "duplicate", "refused", "refused_again", "closed", "expired",
+                     "not_counted"]
     prompt: Prompt
     votes: dict[str, Vote]
     decided: Literal["approved", "declined"] | None = None
@@ -144,6 +146,12 @@ class ApprovalStore:
         row = await self._q("prompt_by_message", "fetchrow", channel, ts)
         return Prompt(**dict(row)) if row is not None else None
 
+    async def by_message_or_pending(self, channel: str, ts: str) -> Prompt | None:
+        """The prompt of this message, else an open prompt of the channel whose message is
+        being posted (its ts not stored yet); ``message_ts`` tells which."""
+        row = await self._q("prompt_by_message_or_pending", "fetchrow", channel, ts)
+        return Prompt(**dict(row)) if row is not None else None
+
     async def get(self, prompt_id: int) -> Prompt | None:
         row = await self._q("prompt_get", "fetchrow", prompt_id)
         return Prompt(**dict(row)) if row is not None else None
@@ -191,9 +199,12 @@ class ApprovalStore:
                                      details={"why": "prompt expired"}, dedup_key=dedup_key)
                     return VoteResult("expired", p, votes)
                 if not is_approver:
+                    answered = await conn.fetchval(Q["refusal_seen"], prompt_id, user_id)
                     fresh = await self.audit(p, "refusal", user_id=user_id, vote=vote, via=via, conn=conn,
                                              details={"why": "not an approver"}, dedup_key=dedup_key)
-                    return VoteResult("refused" if fresh else "duplicate", p, votes)
+                    if not fresh:
+                        return VoteResult("duplicate", p, votes)
+                    return VoteResult("refused_again" if answered else "refused", p, votes)
                 if not await self.audit(p, "vote", user_id=user_id, vote=vote, via=via, conn=conn,
                                         dedup_key=dedup_key):
                     return VoteResult("duplicate", p, votes)

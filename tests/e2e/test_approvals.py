@@ -100,10 +100,11 @@ async def test_only_approvers_count_and_an_approved_freeze_is_listed_by_the_api(
         blob = json.dumps(prompt.blocks)
         assert f"<@{APPROVER}>" in blob and "<!subteam^S0APPROVERS>" in blob and "white_check_mark" in blob
         assert {c.args.get("name") for c in slack_standin.calls_to("reactions.add")} == {"white_check_mark", "x"}
-        # a stranger's reaction changes nothing and is answered in the thread
+        # a stranger's reaction changes nothing and is answered, to them only, in the thread
         await react(http, bot, STRANGER, "white_check_mark", prompt.ts)
         await slack_standin.wait_for(lambda _: any(
-            "only approvers decide" in (m.text or "") for m in slack_standin.thread(CHANNEL, prompt.thread_ts or "")))
+            "only the approvers named on the prompt decide" in e.text and e.user == STRANGER
+            for e in slack_standin.ephemerals))
         assert "open until" in prompt_state(slack_standin, prompt.ts)
         # an approver's reaction decides (quorum 1); a repeat of the same event counts once
         await react(http, bot, APPROVER, "white_check_mark", prompt.ts, event_id="Ev0VOTE1")
