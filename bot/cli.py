@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.commands import verify
 
     verify.add_parser(sub)
+    from bot.commands import corrections
+
+    corrections.add_parser(sub)
     return p
 
 
@@ -151,6 +154,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.commands import report, retention
 
             return int((report if args.command == "report" else retention).run(settings, args))
+        if args.command == "corrections":
+            from bot.commands import corrections
+
+            return corrections.run(settings, args)
         if args.command == "migrate":
             return asyncio.run(_migrate(settings))
     except BadInput as exc:
