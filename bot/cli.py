@@ -150,14 +150,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.commands import verify
 
             return asyncio.run(verify.run(settings, args))
-        if args.command in ("report", "retention"):
-            from bot.commands import report, retention
+        if args.command in ("report", "retention", "corrections"):
+            from bot.commands import corrections, report, retention
 
-            return int((report if args.command == "report" else retention).run(settings, args))
-        if args.command == "corrections":
-            from bot.commands import corrections
-
-            return corrections.run(settings, args)
+            cmd = {"report": report, "retention": retention, "corrections": corrections}[args.command]
+            return int(cmd.run(settings, args))
         if args.command == "migrate":
             return asyncio.run(_migrate(settings))
     except BadInput as exc:

@@ -1,9 +1,11 @@
-"""Freeze and unfreeze, decided by approvers.
+"""Freeze, unfreeze and proposed corrections, decided by approvers.
 
 After a diagnosis that recommends a freeze (several app instances impacted), the thread
 gets a freeze prompt; after a later diagnosis of the same scope that shows attribution
 verified (no wrong_source, wrong_anchor or control_plane_drift), an unfreeze prompt for
-each active freeze it touches. Only approvers' reactions (or buttons) count; anyone
+each active freeze it touches; when it proposes ledger corrections, a corrections prompt
+(sealed into a batch on approval, uploaded as CSV; superseded by a newer diagnosis with
+other proposals). Only approvers' reactions (or buttons) count; anyone
 else gets a short answer saying who can decide. Every vote, retraction, decision,
 expiry and refusal is an audit record and a timeline event.
 """
