@@ -98,8 +98,11 @@ class ApprovalFlow:
 
     async def after_diagnosis(self, incident_id: str, d: Diagnosis, channel: str, thread_ts: str) -> None:
         """Prompt to freeze when the diagnosis recommends it; to unfreeze when it shows a
-        frozen scope's attribution verified."""
+        frozen scope's attribution verified; then to approve its proposed corrections."""
+        await self._freeze_prompts(incident_id, d, channel, thread_ts)
         await self.propose_corrections(incident_id, d, channel, thread_ts)
+
+    async def _freeze_prompts(self, incident_id: str, d: Diagnosis, channel: str, thread_ts: str) -> None:
         expires = self.settings.approval_expiry_h * 3600
         if d.freeze_recommended:
             active = await self.approvals.active_freezes_touching(incident_id, d.identifiers.app_instance_ids)

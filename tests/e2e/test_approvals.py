@@ -172,7 +172,7 @@ async def test_two_approvers_racing_decide_once(
     try:
         decisions = await conn.fetchval("select count(*) from approval_events where type = 'decision'")
         freezes = await conn.fetchval("select count(*) from freezes")
-        status = await conn.fetchval("select status from approval_prompts")
+        status = await conn.fetchval("select status from approval_prompts where kind = 'freeze'")
     finally:
         await conn.close()
     assert decisions == 1 and freezes == (1 if status == "approved" else 0)
@@ -188,7 +188,7 @@ async def test_an_expired_prompt_says_so_and_ignores_votes(
     conn = await asyncpg.connect(store_url)
     try:
         assert await conn.fetchval("select count(*) from freezes") == 0
-        assert await conn.fetchval("select status from approval_prompts") == "expired"
+        assert await conn.fetchval("select status from approval_prompts where kind = 'freeze'") == "expired"
     finally:
         await conn.close()
 
@@ -216,7 +216,8 @@ async def test_unfreeze_by_hand(
             return None
 
         await slack_standin.wait_for(lambda c: unfreeze_prompt(c) is not None)
-        await slack_standin.wait_for_calls("reactions.add", 4)  # the bot has recorded this prompt's message too
+        # the bot has recorded this prompt's message too (after the freeze and corrections prompts')
+        await slack_standin.wait_for_calls("reactions.add", 6)
         lift = unfreeze_prompt(None)
         assert lift is not None
         await react(http, bot, SECOND, "white_check_mark", lift.ts)
