@@ -8,6 +8,9 @@
   post opens, reopens or escalates a group); run by ``bot.flows.alert_triage.run_alert_job``.
 - ``alert_storm``: queued by ``AlertStore.intake`` when a storm starts; run by
   ``bot.flows.alert_triage.run_storm_job``.
+- ``approval_vote``: queued by ``bot.flows.approval_intake`` for a vote that cannot be
+  checked now (the approvers' groups unreadable) or that landed on a prompt still being
+  posted; run by ``bot.flows.approval_intake.vote_job_handler``.
 
 ``JobConsumers.handlers()`` is what the ``bot.worker.Worker`` of ``recon serve`` runs,
 and it claims only these kinds. A new kind of job gets its line here and in ``handlers``.
@@ -20,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.flows.alert_triage import AlertDeps, run_alert_job, run_storm_job
+from bot.flows.approval_intake import VOTE_JOB, vote_job_handler
+from bot.flows.approvals import ApprovalFlow
 from bot.flows.slack_diagnosis import KIND as DIAGNOSE
 from bot.flows.slack_diagnosis import SlackDiagnosisDeps, run_diagnosis_job
 from bot.flows.slack_verify import KIND as VERIFY
@@ -35,9 +40,11 @@ class JobConsumers:
 
     diagnosis: SlackDiagnosisDeps
     alerts: AlertDeps
+    approvals: ApprovalFlow
 
     def handlers(self) -> Mapping[str, JobHandler]:
-        return {DIAGNOSE: self.diagnose, VERIFY: self.verify, ALERT_JOB: self.alert, STORM_JOB: self.storm}
+        return {DIAGNOSE: self.diagnose, VERIFY: self.verify, ALERT_JOB: self.alert, STORM_JOB: self.storm,
+                VOTE_JOB: vote_job_handler(self.approvals)}
 
     async def diagnose(self, job: Job) -> dict[str, Any]:
         return dict(await run_diagnosis_job(job, self.diagnosis))

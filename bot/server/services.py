@@ -117,7 +117,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
                                    slack=client, pacer=pacer,
                                    approvals=approvals, metrics=metrics)
 
-            consumers = JobConsumers(diagnosis=deps, alerts=alert_deps)
+            consumers = JobConsumers(diagnosis=deps, alerts=alert_deps, approvals=approvals)
             worker = Worker(queue, consumers.handlers(), listen_url=url, lease_s=settings.job_lease_s,
                             slots=settings.worker_slots, poll_s=settings.worker_poll_s,
                             grace_s=settings.shutdown_grace_s, metrics=metrics,

@@ -26,7 +26,9 @@ query string, form body and JSON body, so any of them works for any method):
 
 Methods served, with Slack's documented answers: ``auth.test``, ``chat.postMessage``,
 ``chat.update``, ``chat.postEphemeral``, ``chat.getPermalink``, ``conversations.replies``,
-``reactions.add``, ``usergroups.users.list``, ``users.info``; anything else is
+``reactions.add``, ``usergroups.users.list``, ``users.info``, and the file upload flow
+(``files.getUploadURLExternal``, a POST of the bytes to its ``upload_url``,
+``files.completeUploadExternal``; ``files`` keeps what arrived); anything else is
 ``200 {"ok":false,"error":"unknown_method"}``. A request without a token gets
 ``not_authed``; a token not starting with ``xox`` gets ``invalid_auth``.
 
@@ -72,6 +74,7 @@ __all__ = [
     "Message",
     "SlackCall",
     "SlackStandIn",
+    "UploadedFile",
     "slack_standin",
 ]
 
@@ -217,6 +220,20 @@ class Message:
         return out
 
 
+@dataclass(slots=True)
+class UploadedFile:
+    """A file uploaded through ``files.getUploadURLExternal`` + the upload URL +
+    ``files.completeUploadExternal`` (``content``: the bytes received)."""
+
+    file_id: str
+    filename: str
+    length: int
+    content: bytes | None = None
+    title: str | None = None
+    channel: str | None = None
+    thread_ts: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Ephemeral:
     """A ``chat.postEphemeral`` message (only ``user`` sees it; not in any conversation)."""
@@ -282,6 +299,7 @@ class SlackStandIn(LoopbackServer):
         self.users: dict[str, dict[str, Any]] = {}  # extra fields merged into users.info answers
         self.strict_users = False  # True: users not in ``users`` are user_not_found
         self.ephemerals: list[Ephemeral] = []
+        self.files: dict[str, UploadedFile] = {}
         self.response_posts: dict[str, list[dict[str, Any]]] = {}
         self._conversations: dict[str, dict[str, Message]] = {}
         self._rules: list[_Rule] = []
@@ -310,6 +328,7 @@ class SlackStandIn(LoopbackServer):
         app.add_routes(
             [
                 web.route("*", "/api/{method}", self._api),
+                web.route("*", "/upload/{file_id}", self._upload),
                 web.post("/response_url/{name}", self._response_url),
                 web.get("/socket", self._socket),
             ]
@@ -673,6 +692,8 @@ class SlackStandIn(LoopbackServer):
             "conversations.history": self._history_method,
             "reactions.add": self._reactions_add,
             "usergroups.users.list": self._usergroup_users,
+            "files.getUploadURLExternal": self._upload_url,
+            "files.completeUploadExternal": self._complete_upload,
             "users.info": self._users_info,
         }
 
@@ -888,6 +909,58 @@ class SlackStandIn(LoopbackServer):
             raise _SlackError("already_reacted")
         users.append(BOT_USER_ID)
         return {}
+
+    def _upload_url(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Step 1 of Slack's upload flow: a file id and the URL to POST its bytes to."""
+        filename = str(args.get("filename") or "")
+        try:
+            length = int(args.get("length") or 0)
+        except ValueError:
+            raise _SlackError("invalid_arguments") from None
+        if not filename or length <= 0:
+            raise _SlackError("invalid_arguments")
+        file_id = f"F0{len(self.files) + 1:07d}"
+        self.files[file_id] = UploadedFile(file_id, filename, length)
+        return {"upload_url": f"http://127.0.0.1:{self.port}/upload/{file_id}", "file_id": file_id}
+
+    async def _upload(self, request: web.Request) -> web.StreamResponse:
+        """Step 2: the bytes, POSTed to the upload URL (raw body, or one multipart part)."""
+        f = self.files.get(request.match_info["file_id"])
+        if f is None or request.method != "POST":
+            return web.Response(status=404, text="not found")
+        if request.content_type.startswith("multipart/"):
+            form = await request.post()
+            part = next(iter(form.values()), b"")
+            data = part.file.read() if hasattr(part, "file") else str(part).encode()
+        else:
+            data = await request.read()
+        f.content = data
+        return web.Response(status=200, text=f"OK - {len(data)}")
+
+    def _complete_upload(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Step 3: share the uploaded files in ``channel_id`` (a reply when ``thread_ts``)."""
+        files = args.get("files")
+        if isinstance(files, str):
+            try:
+                files = json.loads(files)
+            except ValueError:
+                raise _SlackError("invalid_arguments") from None
+        if not isinstance(files, list) or not files:
+            raise _SlackError("invalid_arguments")
+        channel = str(args.get("channel_id") or "")
+        thread_ts = self._resolve_thread(channel, args.get("thread_ts")) if channel else None
+        out = []
+        for item in files:
+            f = self.files.get(str((item or {}).get("id") or ""))
+            if f is None or f.content is None or len(f.content) != f.length:
+                raise _SlackError("file_not_found" if f is None else "file_upload_size_mismatch")
+            f.title, f.channel, f.thread_ts = str(item.get("title") or f.filename), channel or None, thread_ts
+            out.append({"id": f.file_id, "name": f.filename, "title": f.title, "size": f.length})
+            if channel:
+                msg = Message(channel=channel, ts=self._next_ts(), text="", thread_ts=thread_ts,
+                              parent_user_id=self._author(channel, thread_ts), extra={"files": [out[-1]]})
+                self._conversations.setdefault(channel, {})[msg.ts] = msg
+        return {"files": out}
 
     def _usergroup_users(self, args: dict[str, Any]) -> dict[str, Any]:
         group = str(args.get("usergroup") or "")
