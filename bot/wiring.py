@@ -100,6 +100,7 @@ async def open_sources(settings: Settings, evidence_dir: Path | None = None) -> 
         billing=billing,
         missing=missing,
         warm_up=(offline.prepare,) if offline is not None and (loki is None or tempo is None) else (),
+        sequential=settings.diagnosis_sequential,
     )
     try:
         yield sources
