@@ -166,8 +166,10 @@ class Taken:
         self.thread.append(("finished", report.name))
 
     async def source_call(self, step: str, call: SourceCall, items: Sequence[Any], error: str | None) -> None:
+        # the rows as a multiset: a query without a total order may answer in another order
+        # once PostgreSQL's autovacuum has analysed the freshly loaded tables
         self.evidence.append((step, call.source, call.kind, call.request, repr(sorted(call.params.items())),
-                              repr(call.window), call.via, repr(list(items)), repr(error)))
+                              repr(call.window), call.via, repr(sorted(map(repr, items))), repr(error)))
 
 
 class DownTraces:
