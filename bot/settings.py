@@ -69,6 +69,8 @@ class Settings(TrackerSettings):
     loki_batch: int = Field(default=1000, ge=1, le=5000, alias="RECON_LOKI_BATCH")
     loki_max_entries: int = Field(default=20000, ge=1, alias="RECON_LOKI_MAX_ENTRIES")
     evidence_row_cap: int = Field(default=200, ge=1, alias="RECON_EVIDENCE_ROW_CAP")
+    # a diagnosis reads in the runbook's order, one round trip after another (SourceSet.sequential)
+    diagnosis_sequential: bool = Field(default=False, alias="RECON_DIAGNOSIS_SEQUENTIAL")
     log_level: str = Field(default="INFO", alias="RECON_LOG_LEVEL")
     log_format: Literal["json", "text"] | None = Field(default=None, alias="RECON_LOG_FORMAT")
     store_acquire_timeout_s: float = Field(default=30.0, gt=0, alias="RECON_STORE_ACQUIRE_TIMEOUT_S")
