@@ -30,6 +30,7 @@ from bot.flows.slack_diagnosis import KIND as DIAGNOSE
 from bot.flows.slack_diagnosis import diagnosis_payload
 from bot.flows.slack_verify import KIND as VERIFY
 from bot.flows.slack_verify import verify_payload
+from bot.render.mrkdwn import esc
 from bot.slack.commands import USAGE, ReconCommand, parse, subject_key, thread_link
 from bot.store.jobs import JobQueue, job_namespace
 from handlers.alerts import AlertIntakeDeps, alert_post
@@ -96,7 +97,7 @@ async def usage(ack: AsyncAck, command: dict[str, Any]) -> None:
     try:
         parse(str(command.get("text") or ""))
     except BadInput as exc:
-        await ack(text=f":warning: {exc}\n\n{USAGE}")
+        await ack(text=f":warning: {esc(exc)}\n\n{USAGE}")
         return
     await ack(text=USAGE)
 
@@ -203,7 +204,7 @@ def mention(deps: SlackHandlerDeps) -> Listener:
         try:
             cmd = parse(text)
         except BadInput as exc:
-            answer = f":warning: {exc}\n\n{USAGE}"
+            answer = f":warning: {esc(exc)}\n\n{USAGE}"
         if cmd is None or cmd.subject is None:
             if await deps.queue.first_delivery(event_id, retry_num(request.headers)):
                 await client.chat_postMessage(channel=channel, thread_ts=event.get("thread_ts") or event.get("ts"),

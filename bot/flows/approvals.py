@@ -22,6 +22,7 @@ from bot.diagnosis.checks import ATTRIBUTION_CHECKS
 from bot.diagnosis.model import Diagnosis, Finding, Subject
 from bot.metrics import Metrics
 from bot.render.approvals import prompt_message, scope_lines, short
+from bot.render.mrkdwn import mention, mrkdwn
 from bot.render.slack import parent_message
 from bot.settings import Settings
 from bot.slack.approvers import Approvers
@@ -152,9 +153,9 @@ class ApprovalFlow:
             return
         if res.outcome == "refused":
             await self._timeline(p, "vote_refused", f"<@{user}> is not an approver; their {vote} changes nothing", user)
-            await sink.post(f"refusal:{dedup_key}", short(
-                f"<@{user}>, your reaction changes nothing: only approvers decide this prompt "
-                f"({self.approvers.mentions()})."), thread_ts=p.thread_ts)
+            await sink.post(f"refusal:{dedup_key}", short(mrkdwn(
+                f"{mention(user)}, your reaction changes nothing: only approvers decide this prompt "
+                f"({self.approvers.mentions()}).")), thread_ts=p.thread_ts)
             return
         if res.outcome == "expired":
             await self._timeline(p, "prompt_expired", f"{p.kind} prompt expired", None)
@@ -169,7 +170,7 @@ class ApprovalFlow:
 
     async def _decided(self, res: VoteResult) -> None:
         p = res.prompt
-        who = ", ".join(f"<@{u}>" for u in p.decided_by)
+        who = ", ".join(mention(u) for u in p.decided_by)
         if res.decided == "approved" and p.kind == "freeze":
             text = (f":ice_cube: Frozen by {who}: manual customer-facing adjustments are refused for the scope "
                     f"above until attribution is verified (freeze #{p.freeze_id}; billing tools read "
@@ -179,7 +180,7 @@ class ApprovalFlow:
         else:
             text = f":no_entry_sign: The {p.kind} prompt was declined by {who}; nothing changes."
         await self._timeline(p, f"{p.kind}_{res.decided}", text, None)
-        await self._sink(p).post("decision", short(text), thread_ts=p.thread_ts)
+        await self._sink(p).post("decision", short(mrkdwn(text)), thread_ts=p.thread_ts)
         await self.refresh_parent(p.incident_id)
 
     async def _refresh(self, res: VoteResult) -> None:
@@ -207,9 +208,9 @@ class ApprovalFlow:
         note = None
         if freezes:
             f = freezes[-1]
-            note = (f":ice_cube: adjustments frozen (freeze #{f.freeze_id}, by "
-                    f"{', '.join(f'<@{u}>' for u in f.approved_by)})" if f.status == "active"
-                    else f":sunny: freeze #{f.freeze_id} lifted")
+            note = mrkdwn(f":ice_cube: adjustments frozen (freeze #{f.freeze_id}, by "
+                          f"{', '.join(mention(u) for u in f.approved_by)})" if f.status == "active"
+                          else f":sunny: freeze #{f.freeze_id} lifted")
         msg = parent_message(Subject.model_validate(d.subject.model_dump()), "done", d, incident_id=incident_id,
                              freeze_note=note)
         await self.slack.chat_update(channel=inc.slack_channel, ts=inc.slack_thread_ts, text=msg.text,

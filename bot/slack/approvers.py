@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.render.mrkdwn import Mrkdwn, esc, mention, mrkdwn
+
 log = logging.getLogger(__name__)
+_GROUP = re.compile(r"S[A-Z0-9]{2,30}")
 
 
 class Approvers:
@@ -53,8 +57,9 @@ class Approvers:
         await self._refresh()
         return any(user_id in m for m in self._members.values())
 
-    def mentions(self) -> str:
+    def mentions(self) -> Mrkdwn:
         if not self.configured:
-            return "nobody: RECON_APPROVERS is not set, so this prompt cannot be decided"
-        parts = [f"<@{u}>" for u in sorted(self.users)] + [f"<!subteam^{g}>" for g in self.groups]
-        return ", ".join(parts)
+            return mrkdwn("nobody: RECON_APPROVERS is not set, so this prompt cannot be decided")
+        parts = [mention(u) for u in sorted(self.users)] + [
+            f"<!subteam^{g}>" if _GROUP.fullmatch(g) else esc(g) for g in self.groups]
+        return mrkdwn(", ".join(parts))
