@@ -1,6 +1,7 @@
 """Who may decide freeze and unfreeze prompts: ``RECON_APPROVERS``, Slack user ids
 (``U…``/``W…``) and user-group ids (``S…``), the groups resolved through the Web API
-(``usergroups.users.list``) and kept fresh."""
+(``usergroups.users.list``) and kept fresh. ``RECON_USERS`` (who may run ``/recon``,
+bot.slack.access) is a list of the same kind, resolved the same way."""
 
 from __future__ import annotations
 
@@ -19,13 +20,14 @@ _GROUP = re.compile(r"S[A-Z0-9]{2,30}")
 
 
 class Approvers:
-    def __init__(self, client: AsyncWebClient, spec: str, *, refresh_s: float = 300.0) -> None:
+    def __init__(self, client: AsyncWebClient, spec: str, *, refresh_s: float = 300.0,
+                 setting: str = "RECON_APPROVERS") -> None:
         ids = [x.strip() for x in spec.split(",") if x.strip()]
         self.users = frozenset(i for i in ids if i[:1] in ("U", "W"))
         self.groups = tuple(i for i in ids if i[:1] == "S")
         self.unknown = tuple(i for i in ids if i[:1] not in ("U", "W", "S"))
         if self.unknown:
-            log.warning("RECON_APPROVERS: ignoring %s (not U…/W… users or S… user groups)", ", ".join(self.unknown))
+            log.warning("%s: ignoring %s (not U…/W… users or S… user groups)", setting, ", ".join(self.unknown))
         self.client = client
         self.refresh_s = refresh_s
         self._members: dict[str, frozenset[str]] = {}
