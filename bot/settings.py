@@ -51,6 +51,11 @@ class Settings(TrackerSettings):
     api_token: SecretStr | None = Field(default=None, alias="RECON_API_TOKEN")
     alert_channel: str | None = Field(default=None, alias="RECON_ALERT_CHANNEL")
     watch_channels: str = Field(default="", alias="RECON_WATCH_CHANNELS")
+    # who may post alerts in watched channels, and who may ask recon where (README, "Security");
+    # unset: any bot / anywhere / anyone, with a warning at start
+    alert_bots: str = Field(default="", alias="RECON_ALERT_BOTS")  # bot ids B… or app ids A…
+    allowed_channels: str = Field(default="", alias="RECON_ALLOWED_CHANNELS")  # channel ids
+    users: str = Field(default="", alias="RECON_USERS")  # user ids U…/W…, user-group ids S…
     public_url: str | None = Field(default=None, alias="RECON_PUBLIC_URL")
     approve_emoji: str = Field(default="white_check_mark", alias="RECON_APPROVE_EMOJI")
     decline_emoji: str = Field(default="x", alias="RECON_DECLINE_EMOJI")

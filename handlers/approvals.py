@@ -137,7 +137,7 @@ def freezes_listener(flow: ApprovalFlow) -> Listener:
     async def handle(ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext) -> None:
         cmd: ReconCommand = context["recon"]
         if cmd.action == "freezes":
-            await ack(text=await freezes_answer(flow))
+            await ack(text=await freezes_answer(flow), response_type="ephemeral")
             return
         asked = await unfreeze(flow, cmd.incident_id or "", channel=str(command.get("channel_id") or ""),
                                user=command.get("user_id"))

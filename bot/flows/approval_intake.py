@@ -26,6 +26,7 @@ from typing import Any
 from bot.errors import SourceUnavailable
 from bot.flows.approvals import ApprovalFlow
 from bot.render.approvals import short
+from bot.render.mrkdwn import mention, mrkdwn
 from bot.store.approvals import Prompt, Vote
 from bot.store.jobs import Job
 
@@ -64,9 +65,9 @@ async def cast(flow: ApprovalFlow, p: Prompt, *, user: str, vote: Vote, via: str
         log.warning("prompt %s: %s's %s cannot be checked now (%s); retrying it", p.prompt_id, user, vote, exc)
         await _hold(flow, {"prompt_id": p.prompt_id, "channel": p.channel, "ts": p.message_ts, "user": user,
                            "vote": vote, "added": True, "via": via, "dedup_key": dedup_key})
-        await flow.sink(p).post(f"unchecked:{user}", short(
-            f":warning: <@{user}>'s {vote} could not be counted yet: recon cannot read the approvers' user "
-            "group from Slack right now. It is kept and retried; the prompt shows it once it counts."),
+        await flow.sink(p).post(f"unchecked:{user}", short(mrkdwn(
+            f":warning: {mention(user)}'s {vote} could not be counted yet: recon cannot read the approvers' user "
+            "group from Slack right now. It is kept and retried; the prompt shows it once it counts.")),
             thread_ts=p.thread_ts)
         return
     log.info("prompt %s: %s's %s via %s → %s", p.prompt_id, user, vote, via, res.outcome)
@@ -101,9 +102,9 @@ async def run_vote_job(flow: ApprovalFlow, job: Job) -> Mapping[str, Any]:
     except SourceUnavailable:
         if not last:
             raise
-        await flow.sink(p).post(f"uncounted:{pl['dedup_key']}", short(
-            f":warning: <@{pl['user']}>'s {vote} could not be counted: the approvers' user group could not be "
-            "read from Slack for several minutes. Please vote again."), thread_ts=p.thread_ts)
+        await flow.sink(p).post(f"uncounted:{pl['dedup_key']}", short(mrkdwn(
+            f":warning: {mention(str(pl['user']))}'s {vote} could not be counted: the approvers' user group could "
+            "not be read from Slack for several minutes. Please vote again.")), thread_ts=p.thread_ts)
         return {"prompt_id": p.prompt_id, "outcome": "not_counted"}
     return {"prompt_id": p.prompt_id, "outcome": res.outcome}
 

@@ -26,6 +26,7 @@ from bot.diagnosis.model import Diagnosis, Finding, Subject
 from bot.metrics import Metrics
 from bot.render.approvals import prompt_message, scope_lines, short
 from bot.render.corrections import corrections_csv
+from bot.render.mrkdwn import esc, mention, mrkdwn
 from bot.render.slack import parent_message
 from bot.report.links import incident_link
 from bot.settings import Settings
@@ -224,11 +225,11 @@ class ApprovalFlow:
         except SLACK_CALL_ERRORS as exc:
             log.info("prompt %s: ephemeral answer to %s failed (%s); replying in the thread", p.prompt_id, user,
                      type(exc).__name__)
-        await self.sink(p).post(key, short(f"<@{user}>: {text}"), thread_ts=p.thread_ts)
+        await self.sink(p).post(key, short(mrkdwn(f"{mention(user)}: {esc(text)}")), thread_ts=p.thread_ts)
 
     async def _decided(self, res: VoteResult) -> None:
         p = res.prompt
-        who = ", ".join(f"<@{u}>" for u in p.decided_by)
+        who = ", ".join(mention(u) for u in p.decided_by)
         if res.decided == "approved" and p.kind == "corrections":
             text = (f":lock: Corrections approved by {who}: the batch is sealed (sha256 "
                     f"`{p.scope.get('digest')}`). recon never applies them; the CSV below is for the approved "
@@ -242,7 +243,7 @@ class ApprovalFlow:
         else:
             text = f":no_entry_sign: The {p.kind} prompt was declined by {who}; nothing changes."
         await self._timeline(p, f"{p.kind}_{res.decided}", text, None)
-        await self.sink(p).post("decision", short(text), thread_ts=p.thread_ts)
+        await self.sink(p).post("decision", short(mrkdwn(text)), thread_ts=p.thread_ts)
         if res.batch_id is not None:
             await self.upload_batch(p)
         await self.refresh_parent(p.incident_id)
@@ -291,9 +292,9 @@ class ApprovalFlow:
         note = None
         if freezes:
             f = freezes[-1]
-            note = (f":ice_cube: adjustments frozen (freeze #{f.freeze_id}, by "
-                    f"{', '.join(f'<@{u}>' for u in f.approved_by)})" if f.status == "active"
-                    else f":sunny: freeze #{f.freeze_id} lifted")
+            note = mrkdwn(f":ice_cube: adjustments frozen (freeze #{f.freeze_id}, by "
+                          f"{', '.join(mention(u) for u in f.approved_by)})" if f.status == "active"
+                          else f":sunny: freeze #{f.freeze_id} lifted")
         msg = parent_message(Subject.model_validate(d.subject.model_dump()), "done", d, incident_id=incident_id,
                              freeze_note=note)
         await self.slack.chat_update(channel=inc.slack_channel, ts=inc.slack_thread_ts, text=msg.text,

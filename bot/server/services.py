@@ -12,6 +12,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.alerts.routing import RoutingTable, load_routes
+from bot.alerts.slack_posts import bot_ids
 from bot.flows.alert_triage import AlertDeps
 from bot.flows.approvals import ApprovalFlow
 from bot.flows.diagnosis import SourceSet
@@ -20,6 +21,7 @@ from bot.flows.slack_diagnosis import SlackDiagnosisDeps
 from bot.metrics import Metrics
 from bot.server.consumers import JobConsumers
 from bot.settings import Settings
+from bot.slack.access import Access, open_warnings
 from bot.slack.approvers import Approvers
 from bot.slack.client import web_client
 from bot.slack.pace import ChannelPacer
@@ -67,8 +69,18 @@ def build_bolt(settings: Settings, client: AsyncWebClient, queue: JobQueue,
         process_before_response=False,
         logger=logging.getLogger("recon.bolt"),
     )
-    register(app, SlackHandlerDeps(queue=queue, alerts=alert_intake, approvals=approvals))
+    access = Access.from_settings(client, settings.allowed_channels, settings.users,
+                                  refresh_s=settings.approvers_refresh_s)
+    register(app, SlackHandlerDeps(queue=queue, alerts=alert_intake, approvals=approvals, access=access))
     return app
+
+
+def _warn_open(settings: Settings, intake: AlertIntakeDeps) -> None:
+    """Once at start: the settings left open (README, "Security")."""
+    if intake.watch_channels and intake.alert_bots is None:
+        log.warning("RECON_ALERT_BOTS is not set: any bot's post in RECON_WATCH_CHANNELS is taken as an alert")
+    for warning in open_warnings(settings.allowed_channels, settings.users):
+        log.warning("%s", warning)
 
 
 @contextlib.asynccontextmanager
@@ -96,7 +108,9 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
         log.warning("no alert routes and no RECON_ALERT_CHANNEL: alert groups are stored but not posted")
     intake = AlertIntakeDeps(alerts=alerts, routes=routes, token=token, max_body_bytes=settings.max_body_bytes,
                              watch_channels=frozenset(c.strip() for c in settings.watch_channels.split(",")
-                                                      if c.strip()))
+                                                      if c.strip()),
+                             alert_bots=bot_ids(settings.alert_bots))
+    _warn_open(settings, intake)
     metrics = Metrics()
     intake.metrics = metrics
     client = web_client(settings, metrics=metrics)

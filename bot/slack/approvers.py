@@ -10,12 +10,16 @@ so the caller can retry the vote later instead of counting or refusing it on sta
 A failed read is tried again on the next question, not after the refresh interval. An
 answer that repeating cannot change (``no_such_subteam``, ``missing_scope``, …) makes the
 group count nobody until its next refresh, and is logged.
+
+``RECON_USERS`` (who may run ``/recon``, bot.slack.access) is a list of the same kind,
+resolved the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 
 import aiohttp
@@ -23,8 +27,10 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import SourceUnavailable
+from bot.render.mrkdwn import Mrkdwn, esc, mention, mrkdwn
 
 log = logging.getLogger(__name__)
+_GROUP = re.compile(r"S[A-Z0-9]{2,30}")
 # what a Web API call raises when Slack answers ok:false, or cannot be reached in time
 SLACK_CALL_ERRORS = (SlackClientError, aiohttp.ClientError, TimeoutError, OSError)
 # answers that the same call cannot change by being repeated: the group counts nobody
@@ -35,13 +41,14 @@ PERMANENT = frozenset({"no_such_subteam", "subteam_not_found", "invalid_usergrou
 
 
 class Approvers:
-    def __init__(self, client: AsyncWebClient, spec: str, *, refresh_s: float = 300.0) -> None:
+    def __init__(self, client: AsyncWebClient, spec: str, *, refresh_s: float = 300.0,
+                 setting: str = "RECON_APPROVERS") -> None:
         ids = [x.strip() for x in spec.split(",") if x.strip()]
         self.users = frozenset(i for i in ids if i[:1] in ("U", "W"))
         self.groups = tuple(i for i in ids if i[:1] == "S")
         self.unknown = tuple(i for i in ids if i[:1] not in ("U", "W", "S"))
         if self.unknown:
-            log.warning("RECON_APPROVERS: ignoring %s (not U…/W… users or S… user groups)", ", ".join(self.unknown))
+            log.warning("%s: ignoring %s (not U…/W… users or S… user groups)", setting, ", ".join(self.unknown))
         self.client = client
         self.refresh_s = refresh_s
         self._members: dict[str, frozenset[str]] = {}  # only groups read within refresh_s
@@ -92,8 +99,9 @@ class Approvers:
             raise SourceUnavailable("slack", f"approver group membership cannot be read ({why})")
         return False
 
-    def mentions(self) -> str:
+    def mentions(self) -> Mrkdwn:
         if not self.configured:
-            return "nobody: RECON_APPROVERS is not set, so this prompt cannot be decided"
-        parts = [f"<@{u}>" for u in sorted(self.users)] + [f"<!subteam^{g}>" for g in self.groups]
-        return ", ".join(parts)
+            return mrkdwn("nobody: RECON_APPROVERS is not set, so this prompt cannot be decided")
+        parts = [mention(u) for u in sorted(self.users)] + [
+            f"<!subteam^{g}>" if _GROUP.fullmatch(g) else esc(g) for g in self.groups]
+        return mrkdwn(", ".join(parts))

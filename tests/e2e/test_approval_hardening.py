@@ -30,15 +30,12 @@ from tests.e2e.test_approvals import (
     STRANGER,
     audit,
     env_for,
-    live,
     prompt_of,
     prompt_state,
     react,
 )
 from tests.standins.slack import SlackStandIn
 from tests.standins.slack_requests import reaction_added, reaction_removed
-
-__all__ = ["live"]
 
 
 async def test_a_group_that_cannot_be_read_is_not_answered_from_its_stale_list(slack_standin: SlackStandIn) -> None:
@@ -102,7 +99,7 @@ async def test_a_non_approver_is_answered_once_only_to_them_without_pinging_appr
     await flow._post_prompt(await open_prompt(flow, slack_standin))
     p = await flow.approvals.open_prompt((await store.pool.fetchval("select incident_id from incidents")), "freeze")
     assert p is not None and p.message_ts
-    added, removed = reaction_handler(flow, flow.queue), reaction_removed_handler(flow)
+    added, removed = reaction_handler(flow), reaction_removed_handler(flow)
     before = len(slack_standin.thread(CHANNEL, p.thread_ts or ""))
     for n, (emoji, gone) in enumerate([("white_check_mark", False), ("white_check_mark", True),
                                         ("white_check_mark", False), ("x", False)]):
@@ -110,7 +107,7 @@ async def test_a_non_approver_is_answered_once_only_to_them_without_pinging_appr
         if gone:
             await removed(body, reaction_removed(STRANGER, emoji, CHANNEL, p.message_ts))
         else:
-            await added(body, reaction_added(STRANGER, emoji, CHANNEL, p.message_ts), flow.slack)
+            await added(body, reaction_added(STRANGER, emoji, CHANNEL, p.message_ts))
     answers = [e for e in slack_standin.ephemerals if e.user == STRANGER]
     assert len(answers) == 1
     assert answers[0].thread_ts == p.thread_ts and "changes nothing" in answers[0].text
@@ -119,8 +116,7 @@ async def test_a_non_approver_is_answered_once_only_to_them_without_pinging_appr
     assert [t for t, u in await audit_of(store) if u == STRANGER] == ["refusal"] * 3  # each one audited
     # where Slack refuses the ephemeral, one reply names only them
     slack_standin.error("chat.postEphemeral", "user_not_in_channel")
-    await added({"event_id": "Ev0OTHER"}, reaction_added("U0OTHER", "white_check_mark", CHANNEL, p.message_ts),
-                flow.slack)
+    await added({"event_id": "Ev0OTHER"}, reaction_added("U0OTHER", "white_check_mark", CHANNEL, p.message_ts))
     new = slack_standin.thread(CHANNEL, p.thread_ts or "")[before:]
     assert len(new) == 1 and "<@U0OTHER>" in new[0].text and "<@U0APPROVER1>" not in new[0].text
     assert "subteam" not in new[0].text
@@ -128,15 +124,15 @@ async def test_a_non_approver_is_answered_once_only_to_them_without_pinging_appr
 
 async def test_a_vote_before_the_prompt_ts_is_stored_counts(store: Store, slack_standin: SlackStandIn) -> None:
     flow = flow_on(store, slack_standin)
-    client, queue = flow.slack, flow.queue
+    queue = flow.queue
     p = await open_prompt(flow, slack_standin)
     real_set_message = flow.approvals.set_message
-    handle = reaction_handler(flow, queue)
+    handle = reaction_handler(flow)
 
     async def reaction_first(prompt_id: int, ts: str) -> None:
         # the approver reacts after Slack answered with the prompt's ts, before the store has it
         ev: dict[str, Any] = reaction_added(APPROVER, "white_check_mark", CHANNEL, ts)
-        await handle({"event_id": "Ev0EARLY"}, ev, client)
+        await handle({"event_id": "Ev0EARLY"}, ev)
         await real_set_message(prompt_id, ts)
 
     flow.approvals.set_message = reaction_first  # type: ignore[method-assign]
@@ -149,7 +145,7 @@ async def test_a_vote_before_the_prompt_ts_is_stored_counts(store: Store, slack_
     assert decided is not None and decided.status == "approved" and decided.decided_by == [APPROVER]
     # a replay of the same event (Slack's retry reaching the prompt directly) counts nothing more
     await handle({"event_id": "Ev0EARLY"}, reaction_added(APPROVER, "white_check_mark", CHANNEL,
-                                                          decided.message_ts or ""), client)
+                                                          decided.message_ts or ""))
     assert [t for t, _ in await audit_of(store)].count("vote") == 1
     shown = slack_standin.message(CHANNEL, decided.message_ts or "")
     assert shown is not None and "Approved" in json.dumps(shown.blocks)

@@ -29,13 +29,11 @@ from tests.e2e.test_approvals import (
     SECOND,
     audit,
     env_for,
-    live,
     react,
 )
 from tests.standins.slack import Message, SlackStandIn
 from tests.standins.slack_requests import post, slash_command
 
-__all__ = ["live"]
 HEADER = "Approve the proposed ledger corrections?"
 
 
