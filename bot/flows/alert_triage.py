@@ -21,6 +21,7 @@ from bot.alerts.model import severity_rank
 from bot.diagnosis.model import Subject, Window
 from bot.flows.approvals import ApprovalFlow
 from bot.flows.diagnosis import SourceSet
+from bot.flows.followup_tickets import enqueue_after_diagnosis
 from bot.flows.run import OpenedIncident, run_recorded
 from bot.flows.thread import ThreadObserver
 from bot.metrics import Metrics
@@ -183,7 +184,7 @@ async def _open(n: Notification, g: AlertGroup, deps: AlertDeps, sink: SlackThre
     await deps.alerts.set_thread(g.group_id, anchor_ts, thread_ts, incident.incident_id)
     if storm is None and g.channel:
         await deps.store.set_incident_thread(incident.incident_id, g.channel, thread_ts)
-    diagnosis = None
+    diagnosis, run_id = None, None
     if subject is None:
         verdict: dict[str, Any] = {"no_subject": True, "incident_id": incident.incident_id}
     else:
@@ -202,7 +203,7 @@ async def _open(n: Notification, g: AlertGroup, deps: AlertDeps, sink: SlackThre
             if narrator is not None:
                 await narrator.drain()
             verdict = verdict_of(rec.outcome.diagnosis, incident.incident_id)
-            diagnosis = rec.outcome.diagnosis
+            diagnosis, run_id = rec.outcome.diagnosis, rec.run_id
         except Exception as exc:
             log.exception("alert group %s: the diagnosis failed", g.group_id)
             verdict = {"error": f"{type(exc).__name__}", "incident_id": incident.incident_id}
@@ -214,3 +215,6 @@ async def _open(n: Notification, g: AlertGroup, deps: AlertDeps, sink: SlackThre
         await sink.update(anchor_ts, alert_message(g, state="shown", incident_url=url))
     if diagnosis is not None and deps.approvals is not None and g.channel:
         await deps.approvals.after_diagnosis(incident.incident_id, diagnosis, g.channel, thread_ts)
+    if diagnosis is not None:
+        await enqueue_after_diagnosis(deps.queue, deps.settings, incident.incident_id, run_id, diagnosis, g.channel,
+                                      thread_ts)
