@@ -16,6 +16,7 @@ from bot.alerts.slack_posts import bot_ids
 from bot.flows.alert_triage import AlertDeps
 from bot.flows.approvals import ApprovalFlow
 from bot.flows.diagnosis import SourceSet
+from bot.flows.followup_tickets import TicketServices
 from bot.flows.given_up import given_up_reporter
 from bot.flows.slack_diagnosis import SlackDiagnosisDeps
 from bot.metrics import Metrics
@@ -32,6 +33,8 @@ from bot.store.intake import warm_up
 from bot.store.jobs import JobQueue
 from bot.store.opening import open_store, store_url
 from bot.store.store import Store
+from bot.tracker.base import Tracker
+from bot.tracker.build import tracker_from_settings
 from bot.wiring import open_sources
 from bot.worker import Worker
 from handlers.alerts import AlertIntakeDeps
@@ -55,6 +58,7 @@ class Services:
     routes: RoutingTable
     approvals: ApprovalFlow
     metrics: Metrics
+    tracker: Tracker | None = None
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -86,6 +90,17 @@ def _warn_open(settings: Settings, intake: AlertIntakeDeps) -> None:
 @contextlib.asynccontextmanager
 async def running_services(settings: Settings) -> AsyncIterator[Services]:
     routes = load_routes(settings.alert_routes, settings.alert_channel)
+    tracker = tracker_from_settings(settings)  # ConfigError naming a missing or bad RECON_TRACKER setting
+    try:
+        async with _serving(settings, routes, tracker) as svc:
+            yield svc
+    finally:
+        if tracker is not None:
+            await tracker.aclose()
+
+
+@contextlib.asynccontextmanager
+async def _serving(settings: Settings, routes: RoutingTable, tracker: Tracker | None) -> AsyncIterator[Services]:
     url = await store_url(settings)
     store = await open_store(settings)
     try:
@@ -131,14 +146,16 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
                                    slack=client, pacer=pacer,
                                    approvals=approvals, metrics=metrics)
 
-            consumers = JobConsumers(diagnosis=deps, alerts=alert_deps, approvals=approvals)
+            tickets = (TicketServices(settings=settings, store=store, queue=queue, slack=client, tracker=tracker,
+                                      pacer=pacer) if tracker is not None else None)
+            consumers = JobConsumers(diagnosis=deps, alerts=alert_deps, approvals=approvals, tickets=tickets)
             worker = Worker(queue, consumers.handlers(), listen_url=url, lease_s=settings.job_lease_s,
                             slots=settings.worker_slots, poll_s=settings.worker_poll_s,
                             grace_s=settings.shutdown_grace_s, metrics=metrics,
                             before_claim=alerts.writer.quiet, on_give_up=given_up_reporter(queue, client))
             bolt = build_bolt(settings, client, queue, intake, approvals)
             yield Services(settings, store, queue, sources, client, bolt, worker, url, alerts, intake, routes,
-                           approvals, metrics)
+                           approvals, metrics, tracker)
     finally:
         await alerts.aclose()
         await intake_pool.close()
