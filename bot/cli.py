@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.commands import verify
 
     verify.add_parser(sub)
+    from bot.commands import corrections
+
+    corrections.add_parser(sub)
     return p
 
 
@@ -147,10 +150,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.commands import verify
 
             return asyncio.run(verify.run(settings, args))
-        if args.command in ("report", "retention"):
-            from bot.commands import report, retention
+        if args.command in ("report", "retention", "corrections"):
+            from bot.commands import corrections, report, retention
 
-            return int((report if args.command == "report" else retention).run(settings, args))
+            cmd = {"report": report, "retention": retention, "corrections": corrections}[args.command]
+            return int(cmd.run(settings, args))
         if args.command == "migrate":
             return asyncio.run(_migrate(settings))
     except BadInput as exc:

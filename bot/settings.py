@@ -51,6 +51,11 @@ class Settings(TrackerSettings):
     api_token: SecretStr | None = Field(default=None, alias="RECON_API_TOKEN")
     alert_channel: str | None = Field(default=None, alias="RECON_ALERT_CHANNEL")
     watch_channels: str = Field(default="", alias="RECON_WATCH_CHANNELS")
+    # who may post alerts in watched channels, and who may ask recon where (README, "Security");
+    # unset: any bot / anywhere / anyone, with a warning at start
+    alert_bots: str = Field(default="", alias="RECON_ALERT_BOTS")  # bot ids B… or app ids A…
+    allowed_channels: str = Field(default="", alias="RECON_ALLOWED_CHANNELS")  # channel ids
+    users: str = Field(default="", alias="RECON_USERS")  # user ids U…/W…, user-group ids S…
     public_url: str | None = Field(default=None, alias="RECON_PUBLIC_URL")
     approve_emoji: str = Field(default="white_check_mark", alias="RECON_APPROVE_EMOJI")
     decline_emoji: str = Field(default="x", alias="RECON_DECLINE_EMOJI")
@@ -69,6 +74,8 @@ class Settings(TrackerSettings):
     loki_batch: int = Field(default=1000, ge=1, le=5000, alias="RECON_LOKI_BATCH")
     loki_max_entries: int = Field(default=20000, ge=1, alias="RECON_LOKI_MAX_ENTRIES")
     evidence_row_cap: int = Field(default=200, ge=1, alias="RECON_EVIDENCE_ROW_CAP")
+    # a diagnosis reads in the runbook's order, one round trip after another (SourceSet.sequential)
+    diagnosis_sequential: bool = Field(default=False, alias="RECON_DIAGNOSIS_SEQUENTIAL")
     log_level: str = Field(default="INFO", alias="RECON_LOG_LEVEL")
     log_format: Literal["json", "text"] | None = Field(default=None, alias="RECON_LOG_FORMAT")
     store_acquire_timeout_s: float = Field(default=30.0, gt=0, alias="RECON_STORE_ACQUIRE_TIMEOUT_S")

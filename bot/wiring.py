@@ -112,6 +112,7 @@ async def open_sources(settings: Settings, evidence_dir: Path | None = None) -> 
         missing=missing,
         warm_up=(offline.prepare,) if offline is not None and (loki is None or tempo is None) else (),
         export=export_fetch(settings),
+        sequential=settings.diagnosis_sequential,
     )
     try:
         yield sources

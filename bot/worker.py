@@ -45,6 +45,7 @@ JobHandler = Callable[[Job], Awaitable[Mapping[str, Any] | None]]
 GiveUpHandler = Callable[[Job], Awaitable[None]]
 PresenceConn: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
 PRESENCE_RETRY_S = 10.0  # a lost presence connection is opened again at most this often
+MAX_RETRY_AFTER_S = 6 * 3600.0  # the longest wait an upstream's Retry-After can set
 
 
 def worker_id() -> str:
@@ -53,6 +54,15 @@ def worker_id() -> str:
 
 def backoff_s(attempts: int) -> float:
     return float(min(300, 2 ** max(0, attempts - 1)))
+
+
+def retry_in_s(attempts: int, exc: BaseException) -> float:
+    """When to try a failed job again: the delay the failure asked for (its
+    ``retry_after_s``: a tracker's ``Retry-After``, capped), else the backoff."""
+    asked = getattr(exc, "retry_after_s", None)
+    if isinstance(asked, int | float) and not isinstance(asked, bool) and asked == asked:  # not NaN
+        return float(min(MAX_RETRY_AFTER_S, max(0.0, asked)))
+    return backoff_s(attempts)
 
 
 class Worker:
@@ -257,7 +267,7 @@ class Worker:
         status = None
         with contextlib.suppress(StoreError):
             status = await self.queue.fail(job.job_id, self.owner, f"{type(exc).__name__}: {exc}",
-                                           backoff_s(job.attempts))
+                                           retry_in_s(job.attempts, exc))
         log.exception("job %s attempt %d failed (%s)", job.job_id, job.attempts, status or "unrecorded",
                       exc_info=exc)
 

@@ -21,6 +21,7 @@ from aiohttp import web
 from bot.alerts import NotificationDigest, PayloadError, parse_alert_post, parse_grafana
 from bot.alerts.parse import digest_alertmanager_json, loads_strict
 from bot.alerts.routing import RoutingTable
+from bot.alerts.slack_posts import from_alert_bot
 from bot.alerts.subject import subject_from_labels
 from bot.errors import BadInput, StoreError
 from bot.metrics import Metrics
@@ -38,6 +39,7 @@ class AlertIntakeDeps:
     token: str | None
     max_body_bytes: int
     watch_channels: frozenset[str]
+    alert_bots: frozenset[str] | None = None  # RECON_ALERT_BOTS; None: any bot
     metrics: Metrics | None = None
     turns: Turns = field(default_factory=Turns)
 
@@ -126,9 +128,13 @@ def add_routes(app: web.Application, deps: AlertIntakeDeps) -> None:
 async def alert_post(deps: AlertIntakeDeps, event: Mapping[str, Any], *, event_id: str | None = None,
                      retry_num: int = 0) -> Intake | None:
     """An alert posted in a watched channel by another integration: triaged in its own
-    thread. Anything else (people talking, other bots' chatter) is left alone."""
+    thread. Anything else (people talking, other bots' chatter, bots not in
+    ``RECON_ALERT_BOTS``) is left alone."""
     channel = str(event.get("channel") or "")
-    if channel not in deps.watch_channels or not event.get("bot_id"):
+    if channel not in deps.watch_channels or not from_alert_bot(event, deps.alert_bots):
+        if event.get("bot_id") and channel in deps.watch_channels:
+            log.info("post %s in %s by bot %s not taken: not in RECON_ALERT_BOTS", event.get("ts"), channel,
+                     event.get("bot_id"))
         return None
     if event.get("subtype") not in (None, "bot_message") or event.get("thread_ts") not in (None, event.get("ts")):
         return None

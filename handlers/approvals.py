@@ -19,6 +19,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.flows.approval_intake import cast, on_reaction
 from bot.flows.approvals import ApprovalFlow
 from bot.flows.freezes import freezes_answer, unfreeze
 from bot.flows.pin import PinDeps, pin, thread_message
@@ -76,16 +77,13 @@ async def nothing() -> None:
 
 
 def reaction_added(flow: ApprovalFlow) -> Listener:
-    """A vote by reaction, when the message is an approval prompt."""
+    """A vote by reaction, when the message is an approval prompt (or one being posted)."""
     async def handle(body: dict[str, Any], event: dict[str, Any]) -> None:
         channel, ts, user, reaction = _reaction(event)
-        prompt = await flow.approvals.by_message(channel, ts)
-        vote = flow.vote_of(reaction)
-        if prompt is None or vote is None:
-            return
         event_key = f"slack:{body.get('event_id') or f'{channel}:{ts}:{user}:{reaction}:+'}"
-        res = await flow.on_vote(prompt, user=user, vote=vote, via="reaction", dedup_key=event_key)
-        log.info("prompt %s: %s's :%s: → %s", prompt.prompt_id, user, reaction, res.outcome)
+        # a prompt's, or possibly one being posted (bot.flows.approval_intake holds it)
+        await on_reaction(flow, channel=channel, ts=ts, user=user, reaction=reaction, added=True,
+                          dedup_key=event_key)
 
     return handle
 
@@ -106,12 +104,10 @@ def reaction_removed(flow: ApprovalFlow) -> Listener:
     async def handle(body: dict[str, Any], event: dict[str, Any]) -> None:
         channel, ts, user, reaction = _reaction(event)
         vote = flow.vote_of(reaction)
-        prompt = await flow.approvals.by_message(channel, ts)
-        if prompt is None or vote is None:
+        if vote is None:
             return
         key = f"slack:{body.get('event_id') or f'{channel}:{ts}:{user}:{vote}:-'}"
-        res = await flow.on_retract(prompt, user=user, vote=vote, dedup_key=key)
-        log.info("prompt %s: %s removed :%s: → %s", prompt.prompt_id, user, reaction, res.outcome)
+        await on_reaction(flow, channel=channel, ts=ts, user=user, reaction=reaction, added=False, dedup_key=key)
 
     return handle
 
@@ -129,9 +125,8 @@ def button(flow: ApprovalFlow, vote: str) -> Listener:
         if prompt is None or not user:
             return
         key = f"action:{prompt_id}:{user}:{action.get('action_ts') or body.get('trigger_id')}"
-        res = await flow.on_vote(prompt, user=user, vote="approve" if vote == "approve" else "decline",
-                                 via="button", dedup_key=key)
-        log.info("prompt %s: %s pressed %s → %s", prompt_id, user, vote, res.outcome)
+        await cast(flow, prompt, user=user, vote="approve" if vote == "approve" else "decline", via="button",
+                   dedup_key=key)
 
     return handle
 
@@ -142,7 +137,7 @@ def freezes_listener(flow: ApprovalFlow) -> Listener:
     async def handle(ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext) -> None:
         cmd: ReconCommand = context["recon"]
         if cmd.action == "freezes":
-            await ack(text=await freezes_answer(flow))
+            await ack(text=await freezes_answer(flow), response_type="ephemeral")
             return
         asked = await unfreeze(flow, cmd.incident_id or "", channel=str(command.get("channel_id") or ""),
                                user=command.get("user_id"))

@@ -6,7 +6,10 @@ which job: ``bot.server.consumers``).
 parses the text (``bot.slack.commands.parse``) and takes its subcommand; a listener
 middleware hands the parsed command to the listener (``context["recon"]``). The last
 listener takes the rest: ``help``, and text that does not parse (the reason, then the
-usage). Slack events: ``app_mention`` (a diagnosis like ``/recon``), ``message`` (alert
+usage). Every ``/recon`` listener and the mention's have an ``authorized`` middleware
+first: a channel not in ``RECON_ALLOWED_CHANNELS`` or a person not in ``RECON_USERS``
+(bot.slack.access) gets an ephemeral refusal, and no listener runs. Slack events:
+``app_mention`` (a diagnosis like ``/recon``), ``message`` (alert
 posts in watched channels), and the approvals' reactions and buttons
 (handlers/approvals.py).
 """
@@ -22,6 +25,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import BadInput, StoreError
@@ -30,6 +34,8 @@ from bot.flows.slack_diagnosis import KIND as DIAGNOSE
 from bot.flows.slack_diagnosis import diagnosis_payload
 from bot.flows.slack_verify import KIND as VERIFY
 from bot.flows.slack_verify import verify_payload
+from bot.render.mrkdwn import esc
+from bot.slack.access import Access
 from bot.slack.commands import USAGE, ReconCommand, parse, subject_key, thread_link
 from bot.store.jobs import JobQueue, job_namespace
 from handlers.alerts import AlertIntakeDeps, alert_post
@@ -40,6 +46,7 @@ from handlers.shortcuts import SurfaceDeps, register_surfaces
 log = logging.getLogger(__name__)
 
 Listener = Callable[..., Awaitable[None]]
+Middleware = Callable[..., Awaitable[BoltResponse | None]]
 STORE_DOWN = (":x: recon could not accept this request (its store is unavailable); nothing was started. "
               "Please try again in a minute.")
 
@@ -51,12 +58,13 @@ class SlackHandlerDeps:
     approvals: ApprovalFlow | None = None
     verify: bool = True  # /recon verify is taken (else: it is not set up)
     surfaces: SurfaceDeps | None = None  # the shortcuts, their modal, CSV shares (handlers/shortcuts.py)
+    access: Access | None = None  # RECON_ALLOWED_CHANNELS, RECON_USERS; None: anyone, anywhere
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
 def register(app: AsyncApp, deps: SlackHandlerDeps) -> None:
     register_recon(app, deps)
-    app.event("app_mention")(mention(deps))
+    app.event("app_mention", middleware=[authorized_mention(deps)])(mention(deps))
     if deps.approvals is not None:
         register_approvals(app, deps.approvals)
     if deps.surfaces is not None:  # its file_share listener comes before the catch-all below
@@ -68,13 +76,49 @@ def register(app: AsyncApp, deps: SlackHandlerDeps) -> None:
 
 def register_recon(app: AsyncApp, deps: SlackHandlerDeps) -> None:
     """``/recon``: the first listener whose matcher takes the command answers it."""
-    parsed = [parsed_command]
+    allowed = authorized_command(deps.access)
+    parsed = [allowed, parsed_command]
     freezes = freezes_listener(deps.approvals) if deps.approvals is not None else not_set_up("approvals")
     app.command("/recon", matchers=[subcommand("freezes", "unfreeze")], middleware=parsed)(freezes)
     verify = verify_command(deps.queue) if deps.verify else not_set_up("verification")
     app.command("/recon", matchers=[subcommand("verify")], middleware=parsed)(verify)
     app.command("/recon", matchers=[subcommand("diagnose", "org")], middleware=parsed)(recon_command(deps))
-    app.command("/recon")(usage)
+    app.command("/recon", middleware=[allowed])(usage)
+
+
+def authorized_command(access: Access | None) -> Middleware:
+    """A listener middleware: ``/recon`` from a channel and a person allowed to ask
+    (bot.slack.access); else the refusal, ephemeral, as the ack."""
+    async def check(ack: AsyncAck, command: dict[str, Any], next_: Callable[[], Awaitable[None]]
+                    ) -> BoltResponse | None:
+        channel, user = str(command.get("channel_id") or ""), str(command.get("user_id") or "")
+        why = await access.refusal(channel, user) if access is not None else None
+        if why is None:
+            await next_()
+            return None
+        log.warning("refused /recon from %s in %s: %s", user, channel, why)
+        return await ack(text=why, response_type="ephemeral")
+
+    return check
+
+
+def authorized_mention(deps: SlackHandlerDeps) -> Middleware:
+    """A listener middleware: a mention from a channel and a person allowed to ask;
+    else the refusal, as an ephemeral message to that person (once per event)."""
+    async def check(body: dict[str, Any], event: dict[str, Any], request: AsyncBoltRequest, client: AsyncWebClient,
+                    next_: Callable[[], Awaitable[None]]) -> BoltResponse | None:
+        channel, user = str(event.get("channel") or ""), str(event.get("user") or "")
+        why = await deps.access.refusal(channel, user) if deps.access is not None else None
+        if why is None:
+            await next_()
+            return None
+        log.warning("refused a mention by %s in %s: %s", user, channel, why)
+        if user and await deps.queue.first_delivery(str(body.get("event_id") or ""), retry_num(request.headers)):
+            await client.chat_postEphemeral(channel=channel, user=user, text=why,
+                                            thread_ts=event.get("thread_ts"))
+        return BoltResponse(status=200, body="")
+
+    return check
 
 
 def subcommand(*actions: str) -> Callable[[dict[str, Any]], Awaitable[bool]]:
@@ -100,7 +144,7 @@ async def usage(ack: AsyncAck, command: dict[str, Any]) -> None:
     try:
         parse(str(command.get("text") or ""))
     except BadInput as exc:
-        await ack(text=f":warning: {exc}\n\n{USAGE}")
+        await ack(text=f":warning: {esc(exc)}\n\n{USAGE}")
         return
     await ack(text=USAGE)
 
@@ -207,7 +251,7 @@ def mention(deps: SlackHandlerDeps) -> Listener:
         try:
             cmd = parse(text)
         except BadInput as exc:
-            answer = f":warning: {exc}\n\n{USAGE}"
+            answer = f":warning: {esc(exc)}\n\n{USAGE}"
         if cmd is None or cmd.subject is None:
             if await deps.queue.first_delivery(event_id, retry_num(request.headers)):
                 await client.chat_postMessage(channel=channel, thread_ts=event.get("thread_ts") or event.get("ts"),

@@ -38,7 +38,7 @@ from typing import Any, Literal
 from bot.alerts.model import Alert, AlertNotification, safe_labels
 from bot.alerts.parse import MAX_ALERTS, alert_fingerprint
 
-__all__ = ["RECON_METADATA_EVENT", "parse_alert_post"]
+__all__ = ["RECON_METADATA_EVENT", "bot_ids", "from_alert_bot", "parse_alert_post"]
 
 Status = Literal["firing", "resolved"]
 
@@ -194,6 +194,20 @@ def parse_alert_post(event: Mapping[str, Any]) -> AlertNotification | None:
         truncated_alerts=truncated,
         title=post.titles[0] if post.titles else None,
     )
+
+
+def bot_ids(spec: str) -> frozenset[str] | None:
+    """``RECON_ALERT_BOTS``: bot ids ``B…`` and app ids ``A…``; ``None`` when unset (any bot)."""
+    return frozenset(x.strip() for x in spec.split(",") if x.strip()) or None
+
+
+def from_alert_bot(event: Mapping[str, Any], allowed: frozenset[str] | None) -> bool:
+    """Posted by a bot (a person's message has no ``bot_id``) that may post alerts: any
+    bot when ``allowed`` is ``None``, else one whose bot id or app id is in it."""
+    profile = event.get("bot_profile")
+    profile = profile if isinstance(profile, Mapping) else {}
+    ids = (event.get("bot_id"), event.get("app_id"), profile.get("id"), profile.get("app_id"))
+    return bool(event.get("bot_id")) and (allowed is None or any(isinstance(i, str) and i in allowed for i in ids))
 
 
 def _foreign_post(event: Mapping[str, Any]) -> bool:

@@ -10,10 +10,12 @@ from datetime import UTC, datetime
 
 from bot.diagnosis.model import Subject, Window
 from bot.errors import BadInput, ReconError
+from bot.flows.followup_tickets import enqueue_after_diagnosis
 from bot.flows.run import run_recorded
 from bot.ids import parse_duration, validate_id
 from bot.render import terminal
 from bot.settings import Settings
+from bot.store.jobs import Job, JobQueue
 from bot.store.store import Store
 from bot.wiring import open_sources
 
@@ -48,6 +50,7 @@ async def run_diagnose(settings: Settings, args: argparse.Namespace) -> int:
     out = sys.stderr if args.json else sys.stdout
 
     store: Store | None = None
+    tickets: Job | None = None
     if not args.no_record:
         from bot.store.opening import open_store
 
@@ -62,6 +65,9 @@ async def run_diagnose(settings: Settings, args: argparse.Namespace) -> int:
                 store=store, sources=sources, subject=subject, window=window, now=now, origin="cli",
                 observers=[terminal.TerminalProgress(out)], row_cap=settings.evidence_row_cap,
             )
+        if store is not None and rec.incident is not None:
+            tickets = await enqueue_after_diagnosis(JobQueue(store.pool), settings, rec.incident.incident_id,
+                                                    rec.run_id, rec.outcome.diagnosis, None, None)
     finally:
         if store is not None:
             await store.close()
@@ -75,4 +81,6 @@ async def run_diagnose(settings: Settings, args: argparse.Namespace) -> int:
         print(f"\nrecorded as incident {rec.incident.incident_id}, run {rec.run_id}: "
               f"{rec.recorder.evidence_count} evidence records, {rec.recorder.timeline_count} timeline events",
               file=out)
+    if tickets is not None:
+        print(f"follow-up tickets: job {tickets.job_id} queued for `recon serve`", file=sys.stderr)
     return 0 if d.complete else 3

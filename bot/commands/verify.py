@@ -11,11 +11,13 @@ from typing import Any
 
 from bot.commands.diagnose import parse_until
 from bot.errors import BadInput
+from bot.flows.followup_tickets import enqueue_after_verify
 from bot.flows.verify import verify
 from bot.render import terminal
 from bot.render.slack import blocks_to_text, verification_message
 from bot.settings import Settings
 from bot.slack.commands import INCIDENT_RE
+from bot.store.jobs import JobQueue
 from bot.wiring import open_sources
 
 EXIT_RECOVERED, EXIT_NOT_RECOVERED, EXIT_INCOMPLETE = 0, 4, 3
@@ -43,14 +45,19 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
 
     out = sys.stderr if args.json else sys.stdout
     store = await open_store(settings, max_size=4)
+    job = None
     try:
         async with open_sources(settings, Path(args.evidence) if args.evidence else None) as sources:
             now = parse_until(args.until) if args.until else datetime.now(UTC)
             v = await verify(store=store, sources=sources, incident_id=args.incident_id, now=now,
                              actor="cli", row_cap=settings.evidence_row_cap,
                              observers=[terminal.TerminalProgress(out)])
+        job = await enqueue_after_verify(JobQueue(store.pool), settings, args.incident_id, v.run.run_id,
+                                         v.recovered, v.after, None, None)
     finally:
         await store.close()
+    if job is not None:
+        print(f"follow-up tickets: job {job.job_id} queued for `recon serve`", file=sys.stderr)
     doc = v.as_dict()
     if args.json:
         print(json.dumps(doc, indent=2))

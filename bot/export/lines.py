@@ -62,20 +62,15 @@ class ExportLine(NamedTuple):
     unit: str | None
 
 
-_NO_USAGE: tuple[None, ...] = (None,) * len(USAGE_COLUMNS)
-
-
 def expected_line(row: Sequence[Any]) -> ExportLine:
     """The line a faithful export shows for one row of ``export_entries.sql``.
 
     The row is the entry (id, month, org, project, kind, signed amount, currency, its
-    usage_record_id) followed by its usage row's columns (all null when the entry is
-    not a usage debit, or its row does not exist).
+    usage_record_id) followed by its usage row's columns; the query already leaves the
+    usage_record_id and the usage columns empty on lines other than usage debits (and
+    the columns empty when the row does not exist), so the row is the line as it is.
     """
-    kind = row[4]
-    if kind != "usage":
-        return ExportLine(row[0], row[1], row[2], row[3], kind, row[5], row[6], None, *_NO_USAGE)
-    return ExportLine(*row)
+    return ExportLine._make(row)
 
 
 def differences(shown: ExportLine, stored: ExportLine) -> list[tuple[str, object, object]]:

@@ -21,6 +21,7 @@ from bot.alerts.model import severity_rank
 from bot.diagnosis.model import Subject, Window
 from bot.flows.approvals import ApprovalFlow
 from bot.flows.diagnosis import SourceSet
+from bot.flows.followup_tickets import enqueue_after_diagnosis
 from bot.flows.run import OpenedIncident, run_recorded
 from bot.flows.thread import ThreadObserver
 from bot.metrics import Metrics
@@ -159,6 +160,23 @@ async def _show(n: Notification, g: AlertGroup, deps: AlertDeps, job_id: int, st
         await sink.update(g.anchor_ts, alert_message(g, state="shown", incident_url=url))
 
 
+async def _anchor(g: AlertGroup, sink: SlackThread, storm: Storm | None, url: str | None) -> tuple[str, str]:
+    """The group's message and its thread: ``(anchor_ts, thread_ts)``, posted if need be."""
+    if g.source == "slack":
+        assert g.anchor_ts is not None  # the alert post itself
+        return g.anchor_ts, g.anchor_ts
+    if g.anchor_ts is not None and g.thread_ts is not None:
+        # resumed after a crash: the group's message is posted (a storm member's is a reply in
+        # the storm's thread, whose ts must never be used as a thread), so it is reused as is
+        return g.anchor_ts, g.thread_ts
+    if storm is not None and storm.summary_ts:
+        anchor_ts = await sink.post("parent", alert_message(g, state="triaging", incident_url=url),
+                                    thread_ts=storm.summary_ts)
+        return anchor_ts, storm.summary_ts
+    anchor_ts = await sink.post("parent", alert_message(g, state="triaging", incident_url=url))
+    return anchor_ts, anchor_ts
+
+
 async def _open(n: Notification, g: AlertGroup, deps: AlertDeps, sink: SlackThread, storm: Storm | None,
                 job_id: int) -> None:
     subject = Subject.model_validate(g.subject) if g.subject else None
@@ -169,21 +187,12 @@ async def _open(n: Notification, g: AlertGroup, deps: AlertDeps, sink: SlackThre
         project_id=s.project_id, alert_group=g.incident_key,
     )
     url = await deps.incident_url(incident.incident_id)
-    if g.source == "slack":
-        assert g.anchor_ts is not None  # the alert post itself
-        anchor_ts = thread_ts = g.anchor_ts
-    elif storm is not None and storm.summary_ts:
-        anchor_ts = await sink.post("parent", alert_message(g, state="triaging", incident_url=url),
-                                    thread_ts=storm.summary_ts)
-        thread_ts = storm.summary_ts
-    else:
-        anchor_ts = await sink.post("parent", alert_message(g, state="triaging", incident_url=url))
-        thread_ts = anchor_ts
+    anchor_ts, thread_ts = await _anchor(g, sink, storm, url)
     sink.thread_ts = thread_ts
     await deps.alerts.set_thread(g.group_id, anchor_ts, thread_ts, incident.incident_id)
     if storm is None and g.channel:
         await deps.store.set_incident_thread(incident.incident_id, g.channel, thread_ts)
-    diagnosis = None
+    diagnosis, run_id = None, None
     if subject is None:
         verdict: dict[str, Any] = {"no_subject": True, "incident_id": incident.incident_id}
     else:
@@ -202,7 +211,7 @@ async def _open(n: Notification, g: AlertGroup, deps: AlertDeps, sink: SlackThre
             if narrator is not None:
                 await narrator.drain()
             verdict = verdict_of(rec.outcome.diagnosis, incident.incident_id)
-            diagnosis = rec.outcome.diagnosis
+            diagnosis, run_id = rec.outcome.diagnosis, rec.run_id
         except Exception as exc:
             log.exception("alert group %s: the diagnosis failed", g.group_id)
             verdict = {"error": f"{type(exc).__name__}", "incident_id": incident.incident_id}
@@ -214,3 +223,6 @@ async def _open(n: Notification, g: AlertGroup, deps: AlertDeps, sink: SlackThre
         await sink.update(anchor_ts, alert_message(g, state="shown", incident_url=url))
     if diagnosis is not None and deps.approvals is not None and g.channel:
         await deps.approvals.after_diagnosis(incident.incident_id, diagnosis, g.channel, thread_ts)
+    if diagnosis is not None:
+        await enqueue_after_diagnosis(deps.queue, deps.settings, incident.incident_id, run_id, diagnosis, g.channel,
+                                      thread_ts)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from bot.flows.approvals import ApprovalFlow
 from bot.render.approvals import scope_lines
+from bot.render.mrkdwn import esc, mention
 
 MAX_LISTED = 20
 MAX_ANSWER = 3000
@@ -29,8 +30,8 @@ async def freezes_answer(flow: ApprovalFlow) -> str:
     lines = [f"*{len(active)} active freeze(s)* of manual customer-facing adjustments:"]
     for f in active[:MAX_LISTED]:
         scope = "; ".join(scope_lines(f.scope)[:5])
-        lines.append(f"• #{f.freeze_id} · incident {f.incident_id} · since {f.frozen_at:%Y-%m-%d %H:%M UTC} · "
-                     f"by {', '.join(f'<@{u}>' for u in f.approved_by)} · {scope}")
+        lines.append(f"• #{f.freeze_id} · incident {esc(f.incident_id)} · since {f.frozen_at:%Y-%m-%d %H:%M UTC} · "
+                     f"by {', '.join(mention(u) for u in f.approved_by)} · {scope}")
     return "\n".join(lines)[:MAX_ANSWER]
 
 
@@ -52,7 +53,7 @@ async def unfreeze(flow: ApprovalFlow, incident_id: str, *, channel: str, user: 
 
     async def ask() -> None:
         for f in active:
-            await flow.request_unfreeze(f, where, thread, reason=f"requested by <@{user}> with /recon unfreeze")
+            await flow.request_unfreeze(f, where, thread, reason=f"requested by Slack user {user} with /recon unfreeze")
 
     return Unfreeze(f":hourglass_flowing_sand: Asking the approvers to lift {len(active)} freeze(s) of "
                     f"{incident_id}.", ask)

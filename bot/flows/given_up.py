@@ -28,8 +28,8 @@ def given_up_message(job: Job) -> Message:
     reason = job.last_error or f"given up after {job.attempts} attempts"
     if len(reason) > MAX_REASON:
         reason = reason[:MAX_REASON] + "…"
-    text = (f":x: recon gave up on this {job.kind} job (#{job.job_id}) after {job.attempts} "
-            f"attempt{'s' if job.attempts != 1 else ''}: {reason}")
+    text = esc(f":x: recon gave up on this {job.kind} job (#{job.job_id}) after {job.attempts} "
+                f"attempt{'s' if job.attempts != 1 else ''}: {reason}")
     block = (f":x: *recon gave up on this {esc(job.kind)} job* (#{job.job_id}) after {job.attempts} "
              f"attempt{'s' if job.attempts != 1 else ''}.\n{esc(reason)}")
     return Message(text=text, blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": block}}])

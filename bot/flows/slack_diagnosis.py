@@ -18,6 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.diagnosis.model import Subject, Window
 from bot.flows.approvals import ApprovalFlow
 from bot.flows.diagnosis import SourceSet
+from bot.flows.followup_tickets import enqueue_after_diagnosis
 from bot.flows.org_scope import org_scope_of, org_unknown, unknown_org_text
 from bot.flows.run import open_incident, run_recorded
 from bot.flows.thread import ThreadObserver
@@ -92,5 +93,7 @@ async def run_diagnosis_job(job: Job, deps: SlackDiagnosisDeps) -> Mapping[str, 
     await thread.finish(d)
     if deps.approvals is not None:
         await deps.approvals.after_diagnosis(incident.incident_id, d, p["channel"], parent_ts)
+    await enqueue_after_diagnosis(deps.queue, deps.settings, incident.incident_id, rec.run_id, d, p["channel"],
+                                  parent_ts)
     return {"incident_id": incident.incident_id, "run_id": rec.run_id, "scope": d.scope,
             "complete": d.complete, "thread_ts": parent_ts, "posted": sink.posted, "skipped": sink.skipped}

@@ -24,6 +24,7 @@ from bot.diagnosis.model import Diagnosis, Subject, Window
 from bot.errors import SourceFailure
 from bot.export.csvfile import ExportInvalid
 from bot.export.request import ExportReady
+from bot.flows.followup_tickets import enqueue_after_diagnosis
 from bot.flows.org_scope import org_scope_of, org_unknown, unknown_org_text
 from bot.flows.run import OpenedIncident, open_incident, run_recorded
 from bot.flows.slack_diagnosis import SlackDiagnosisDeps
@@ -158,6 +159,7 @@ async def _diagnose(job: Job, deps: SlackDiagnosisDeps, plan: _Plan, sink: Slack
     await thread.finish(d)
     if deps.approvals is not None:
         await deps.approvals.after_diagnosis(incident.incident_id, d, sink.channel, root)
+    await enqueue_after_diagnosis(deps.queue, deps.settings, incident.incident_id, rec.run_id, d, sink.channel, root)
     return {"incident_id": incident.incident_id, "run_id": rec.run_id, "scope": d.scope, "complete": d.complete,
             "thread_ts": root, "export": d.export.model_dump(mode="json") if d.export else None,
             "posted": sink.posted, "skipped": sink.skipped}

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.flows.followup_tickets import enqueue_after_verify
 from bot.flows.slack_diagnosis import SlackDiagnosisDeps
 from bot.flows.verify import verify
 from bot.render.slack import verification_message
@@ -29,10 +30,12 @@ async def run_verify_job(job: Job, deps: SlackDiagnosisDeps) -> Mapping[str, Any
     sink = SlackThread(deps.slack, deps.queue, job_namespace(job.job_id), channel, job_id=job.job_id,
                        thread_ts=thread_ts)
     doc = v.as_dict()
-    await sink.post("verification", verification_message(doc, await deps.incident_url(p["incident_id"])),
+    posted = await sink.post("verification", verification_message(doc, await deps.incident_url(p["incident_id"])),
                     thread_ts=thread_ts)
     if deps.approvals is not None:
         await deps.approvals.after_diagnosis(p["incident_id"], v.after, channel, thread_ts or "")
+    await enqueue_after_verify(deps.queue, deps.settings, p["incident_id"], v.run.run_id, v.recovered, v.after,
+                               channel, thread_ts or posted)
     return doc
 
 

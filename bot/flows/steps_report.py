@@ -47,6 +47,7 @@ class StepReport:
     findings: list[Finding] = field(default_factory=list)
     calls: list[SourceCall] = field(default_factory=list)
     verdict: Verdict | None = None  # the reconciliation's conclusions
+    of: int = 0  # how many steps this diagnosis has (an export step only with an export)
 
 
 class Observer(Protocol):

@@ -71,7 +71,7 @@ class ThreadObserver:
 
     async def step_finished(self, report: StepReport) -> None:
         self._index += 1
-        msg = step_message(report, self._index, len(STEP_TITLES), self.incident_url)
+        msg = step_message(report, self._index, report.of or len(STEP_TITLES), self.incident_url)
         key = f"step:{report.name}"
         self._posts.submit(lambda: self.sink.post_reply(msg, key=key))
         if report.verdict is not None and report.verdict.follow_ups:

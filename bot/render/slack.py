@@ -14,6 +14,8 @@ from typing import Any
 from bot.diagnosis.model import CHECKS, Correction, Diagnosis, Finding, FollowUp, Subject
 from bot.diagnosis.money import format_minor
 from bot.flows.steps_report import StepReport
+from bot.render.mrkdwn import Mrkdwn, link, mention, mrkdwn
+from bot.render.mrkdwn import esc as esc
 from bot.render.templating import render_json
 
 MAX_BLOCKS = 50
@@ -29,22 +31,13 @@ class Message:
     blocks: list[dict[str, Any]]
 
 
-def esc(text: object) -> str:
-    """Escape the three characters Slack's mrkdwn treats as control characters."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _link(url: str | None, label: str) -> str:
-    return f"<{url}|{esc(label)}>" if url else esc(label)
-
-
-def finding_line(f: Finding) -> str:
+def finding_line(f: Finding) -> Mrkdwn:
     impact = format_minor(f.impact_minor, f.currency) if f.impact_minor else "no charge difference"
-    rows = f" · rows: `{'`, `'.join(f.usage_record_ids[:3])}`" if f.usage_record_ids else ""
+    rows = f" · rows: `{'`, `'.join(esc(u) for u in f.usage_record_ids[:3])}`" if f.usage_record_ids else ""
     if len(f.usage_record_ids) > 3:
         rows += f" +{len(f.usage_record_ids) - 3}"
-    return (f":x: *{f.check}* — {esc(f.summary)}\n"
-            f"owner: `{f.owning_layer}` · impact: {esc(impact)}{rows}")
+    return mrkdwn(f":x: *{esc(f.check)}* — {esc(f.summary)}\n"
+                  f"owner: `{esc(f.owning_layer)}` · impact: {esc(impact)}{rows}")
 
 
 def impact_text(d: Diagnosis) -> str:
@@ -72,49 +65,51 @@ def parent_message(subject: Subject, status: str, diagnosis: Diagnosis | None = 
                    incident_id: str | None = None, incident_url: str | None = None,
                    requested_by: str | None = None, freeze_note: str | None = None) -> Message:
     header = f"recon · {subject.label()}"
-    verdict = None
+    verdict: dict[str, Mrkdwn | None] | None = None
     if diagnosis is None:
         status_line = {"running": ":hourglass_flowing_sand: Diagnosis running — steps follow in this thread.",
                        "queued": ":inbox_tray: Queued.",
                        "failed": ":x: The diagnosis failed; see the thread."}.get(status, esc(status))
-        text = f"{header}: {status}"
+        text = esc(f"{header}: {status}")
     else:
         failed = diagnosis.failed_checks()
         mark = ":rotating_light:" if failed else ":white_check_mark:"
-        status_line = (f"{mark} *{'Drift found' if failed else 'No drift found'}* · scope `{diagnosis.scope}`"
-                       + ("" if diagnosis.complete else " · :warning: *incomplete*"))
-        freeze = (":ice_cube: *recommended* — several app instances are impacted; hold manual "
-                  "customer-facing adjustments until attribution is verified"
-                  if diagnosis.freeze_recommended else "not needed")
+        status_line = mrkdwn(f"{mark} *{'Drift found' if failed else 'No drift found'}* · "
+                             f"scope `{esc(diagnosis.scope)}`"
+                             + ("" if diagnosis.complete else " · :warning: *incomplete*"))
+        freeze = mrkdwn(":ice_cube: *recommended* — several app instances are impacted; hold manual "
+                        "customer-facing adjustments until attribution is verified"
+                        if diagnosis.freeze_recommended else "not needed")
         if freeze_note:
-            freeze = freeze_note
+            freeze = esc(freeze_note)
         warning = None
         if not diagnosis.complete:
             down = [f"{k} {v}" for k, v in diagnosis.sources.model_dump().items() if v != "ok"]
-            warning = f":warning: Sources not read: {esc(', '.join(down))}. Findings may be partial."
+            warning = mrkdwn(f":warning: Sources not read: {esc(', '.join(down))}. Findings may be partial.")
         verdict = {
-            "scope": f"`{diagnosis.scope}` · {len(diagnosis.identifiers.app_instance_ids)} instance(s) examined",
-            "checks": ", ".join(f"`{c}`" for c in failed) or "none",
+            "scope": mrkdwn(f"`{esc(diagnosis.scope)}` · {len(diagnosis.identifiers.app_instance_ids)} "
+                            "instance(s) examined"),
+            "checks": mrkdwn(", ".join(f"`{esc(c)}`" for c in failed) or "none"),
             "impact": esc(impact_text(diagnosis)),
             "freeze": freeze,
             "warning": warning,
         }
-        text = (f"{header}: {'drift found: ' + ', '.join(failed) if failed else 'no drift found'}"
-                f" (scope {diagnosis.scope})")
+        text = esc(f"{header}: {'drift found: ' + ', '.join(failed) if failed else 'no drift found'}"
+                   f" (scope {diagnosis.scope})")
     ctx = []
     if incident_id:
-        ctx.append(f"incident {_link(incident_url, incident_id)}")
+        ctx.append(f"incident {link(incident_url, incident_id)}")
     if requested_by:
-        ctx.append(f"requested by <@{esc(requested_by)}>")
+        ctx.append(f"requested by {mention(requested_by)}")
     ctx.append("recon reads; it never changes billing data")
-    blocks = render_json("slack/parent.json.j2", header=header, status_line=status_line, verdict=verdict,
-                         context_line=" · ".join(ctx))
+    blocks = render_json("slack/parent.json.j2", header=header, status_line=mrkdwn(status_line), verdict=verdict,
+                         context_line=mrkdwn(" · ".join(ctx)))
     return Message(text=text, blocks=_cap(blocks))
 
 
 def step_message(report: StepReport, index: int, total: int, incident_url: str | None = None) -> Message:
     mark = STATE_MARK.get(report.state, ":grey_question:")
-    lines = [esc(x) for x in report.lines[:MAX_LINES]]
+    lines: list[str] = [esc(x) for x in report.lines[:MAX_LINES]]
     if len(report.lines) > MAX_LINES:
         lines.append(f"… {len(report.lines) - MAX_LINES} more lines in the report")
     head = f"{mark} *{index}/{total} {esc(report.title)}*"
@@ -123,16 +118,17 @@ def step_message(report: StepReport, index: int, total: int, incident_url: str |
     if report.verdict is not None:
         by_check = report.verdict.by_check
         head += "\n" + "\n".join(
-            f"{CHECK_MARK[c in by_check]} `{c}`" + (f" — {by_check[c]} finding(s)" if c in by_check else "")
+            f"{CHECK_MARK[c in by_check]} `{c}`" + (f" — {esc(by_check[c])} finding(s)" if c in by_check else "")
             for c in CHECKS
         )
     shown = report.findings[:MAX_FINDINGS_PER_REPLY]
     more = ""
     if len(report.findings) > len(shown):
-        more = f"{len(report.findings) - len(shown)} more finding(s): {_link(incident_url, 'full report')}"
-    blocks = render_json("slack/step.json.j2", head=head, findings=[finding_line(f) for f in shown], more=more)
-    text = f"{index}/{total} {report.title}: {report.state}" + (
-        f", {len(report.findings)} finding(s)" if report.findings else "")
+        more = f"{len(report.findings) - len(shown)} more finding(s): {link(incident_url, 'full report')}"
+    blocks = render_json("slack/step.json.j2", head=mrkdwn(head), findings=[finding_line(f) for f in shown],
+                         more=mrkdwn(more))
+    text = esc(f"{index}/{total} {report.title}: {report.state}" + (
+        f", {len(report.findings)} finding(s)" if report.findings else ""))
     return Message(text=text, blocks=_cap(blocks))
 
 
@@ -181,47 +177,48 @@ def follow_ups_message(follow_ups: Sequence[FollowUp], corrections: Sequence[Cor
     lines = ["*Follow-ups* (one per owning layer)"]
     for fu in follow_ups:
         impact = ", ".join(format_minor(v, k) for k, v in sorted(fu.impact.items()) if v)
-        lines.append(f"• `{fu.owning_layer}` — {esc(fu.fix)}\n   checks: {', '.join(fu.checks)} · "
+        lines.append(f"• `{esc(fu.owning_layer)}` — {esc(fu.fix)}\n   checks: {esc(', '.join(fu.checks))} · "
                      f"{len(fu.app_instance_ids)} instance(s)" + (f" · impact {esc(impact)}" if impact else ""))
     blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}}]
     if corrections:
         shown = corrections[:15]
-        rows = [f"• {c.action.replace('_', ' ')} {format_minor(c.amount_minor, c.currency)} "
-                f"{_target(c)} · {c.org_id}/{c.project_id} · corr `{c.correlation_id or '-'}`"
+        rows = [f"• {esc(c.action.replace('_', ' '))} {esc(format_minor(c.amount_minor, c.currency))} "
+                f"{_target(c)} · {esc(c.org_id)}/{esc(c.project_id)} · corr `{esc(c.correlation_id or '-')}`"
                 for c in shown]
         more = f"\n… {len(corrections) - len(shown)} more in the report" if len(corrections) > len(shown) else ""
         text = ("*Proposed corrections* for the approved correction procedure — recon does not apply them:\n"
                 + "\n".join(rows) + more)
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}})
     if incident_url:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _link(incident_url, "full report")}]})
-    return Message(text=f"Follow-ups for {len(follow_ups)} layer(s); {len(corrections)} correction(s) proposed",
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": link(incident_url, "full report")}]})
+    return Message(text=esc(f"Follow-ups for {len(follow_ups)} layer(s); {len(corrections)} correction(s) proposed"),
                    blocks=blocks)
 
 
 def _target(c: Correction) -> str:
     if c.reverses_entry_id:
-        return f"of `{c.reverses_entry_id}`"
-    return f"for `{c.usage_record_id}`"
+        return f"of `{esc(c.reverses_entry_id)}`"
+    return f"for `{esc(c.usage_record_id)}`"
 
 
 def verification_message(v: dict[str, Any], incident_url: str | None = None) -> Message:
     """Before against after, and the four recovery criteria one by one."""
     before = v.get("before_checks") or {}
     after = v.get("after_checks") or {}
-    rows = [f"`{c}`: {before.get(c, 0) if v.get('before_checks') is not None else '—'} → {after.get(c, 0)}"
+    rows = [f"`{c}`: {esc(before.get(c, 0)) if v.get('before_checks') is not None else '—'} → {esc(after.get(c, 0))}"
             for c in CHECKS if before.get(c) or after.get(c)]
     head = (":white_check_mark: *Recovered*: all four recovery criteria hold" if v["recovered"]
             else ":x: *Not recovered yet*" + ("" if v.get("complete", True) else " (a source could not be read)"))
     crit = "\n".join(f"{CHECK_MARK[not c['holds']]} {esc(c['text'])}" +
-                     (f" — {c['before']} → {c['after']} finding(s)" if c["before"] is not None else
-                      f" — {c['after']} finding(s)") for c in v["criteria"])
+                     (f" — {esc(c['before'])} → {esc(c['after'])} finding(s)" if c["before"] is not None else
+                      f" — {esc(c['after'])} finding(s)") for c in v["criteria"])
     text = f"{head}\n*Findings before → after*\n" + ("\n".join(rows) or "none before, none after") + f"\n{crit}"
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": f"Verification of {v['incident_id']}"[:150]}},
         {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}},
     ]
     if incident_url:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _link(incident_url, "report")}]})
-    return Message(text=f"Verification of {v['incident_id']}: {'recovered' if v['recovered'] else 'not recovered'}",
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": link(incident_url, "report")}]})
+    outcome = "recovered" if v["recovered"] else "not recovered"
+    return Message(text=esc(f"Verification of {v['incident_id']}: {outcome}"),
                    blocks=blocks)

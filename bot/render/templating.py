@@ -1,5 +1,6 @@
 """The one jinja2 environment: StrictUndefined, autoescape for HTML, ``tojson`` for
-every value that lands in JSON. A template error fails loudly."""
+every value that lands in JSON, ``esc`` for every value that lands in Slack mrkdwn.
+A template error fails loudly."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import jinja2
 
 from bot.diagnosis.money import format_minor
+from bot.render.mrkdwn import esc, link
 
 
 def _clip(value: object, limit: int) -> str:
@@ -48,6 +50,9 @@ def environment() -> jinja2.Environment:
     env.filters["clip"] = _clip
     env.filters["money"] = lambda amount, currency=None: format_minor(int(amount), currency)
     env.filters["when"] = _when
+    # Slack mrkdwn: every mrkdwn value of templates/slack/ goes through ``esc`` (bot.render.mrkdwn)
+    env.filters["esc"] = esc
+    env.filters["link"] = link
     return env
 
 

@@ -5,7 +5,8 @@ incident): the incident; its diagnosis runs (the newest finished one's result pa
 ``Diagnosis``); the timeline in order; the evidence grouped by run and phase, with the
 rows kept and a before/after comparison per query; the findings and the customer impact
 of the latest diagnosis; usage against ledger per app instance; approval prompts with
-their votes and audit; and the incident's freezes. Queries: ``bot/report/sql/``.
+their votes and audit; the incident's freezes; and its follow-up tickets (GitHub or
+Jira, ``bot.tracker``). Queries: ``bot/report/sql/``.
 
 **Usage against ledger**: ``bot.report.charges``. **Org / project**: the incident's own,
 else the one org and project all the latest diagnosis's findings sit in.
@@ -30,6 +31,7 @@ from bot.report.charges import InstanceCharge, UsageVsLedger, usage_vs_ledger
 from bot.sqlfiles import Queries
 from bot.store.db import Pool, canonical_json
 from bot.store.store import EvidenceRecord, Incident, TimelineEvent
+from bot.tracker.model import safe_key, safe_url
 
 Q = Queries("bot.report", "sql")
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
@@ -154,6 +156,27 @@ class Freeze:
 
 
 @dataclass(frozen=True, slots=True)
+class FollowUpTicket:
+    """A follow-up ticket as stored. The tracker's answers are hostile: ``key`` is None
+    unless it has a ticket key's shape, ``url`` None unless it is a plain http(s) URL."""
+
+    layer: str
+    tracker: str
+    target: str
+    key: str | None
+    url: str | None
+    state: str  # creating | open | recovered
+    created_at: datetime | None
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> FollowUpTicket:
+        return cls(layer=row["owning_layer"], tracker=row["tracker"], target=row["target"],
+                   key=safe_key(row["key"]), url=safe_url(row["url"]), state=row["state"],
+                   created_at=row["created_at"], updated_at=row["updated_at"])
+
+
+@dataclass(frozen=True, slots=True)
 class IncidentReport:
     incident: Incident
     runs: tuple[RunSummary, ...]
@@ -166,6 +189,7 @@ class IncidentReport:
     prompts: tuple[ApprovalPrompt, ...]
     freezes: tuple[Freeze, ...]
     notes: tuple[str, ...] = field(default=())
+    tickets: tuple[FollowUpTicket, ...] = field(default=())
     org_id: str | None = None  # the incident's, else the one its findings name (module doc)
     project_id: str | None = None
 
@@ -219,10 +243,12 @@ async def load_report(store_pool: Pool, incident_id: str) -> IncidentReport | No
             prompts = await conn.fetch(Q["report_prompts"], incident_id)
             events = await conn.fetch(Q["report_approval_events"], incident_id)
             freezes = await conn.fetch(Q["report_freezes"], incident_id)
+            tickets = await conn.fetch(Q["report_tickets"], incident_id)
     except _DB_ERRORS as exc:
         raise StoreError(f"cannot read the report of {incident_id}: {exc}") from exc
-    return build_report(dict(inc), *([dict(r) for r in rows] for rows in (runs, timeline, evidence, prompts, events,
-                                                                          freezes)))
+    rows = [[dict(r) for r in rs] for rs in (runs, timeline, evidence, prompts, events, freezes)]
+    return build_report(dict(inc), rows[0], rows[1], rows[2], rows[3], rows[4], rows[5],
+                        tickets=[dict(t) for t in tickets])
 
 
 def _run_summary(r: Mapping[str, Any]) -> RunSummary:
@@ -304,6 +330,7 @@ def build_report(
     prompts: Sequence[Mapping[str, Any]],
     events: Sequence[Mapping[str, Any]],
     freezes: Sequence[Mapping[str, Any]],
+    tickets: Sequence[Mapping[str, Any]] = (),
 ) -> IncidentReport:
     """The report from the rows of the report queries (pure)."""
     incident = Incident(**{k: inc[k] for k in Incident.__dataclass_fields__})
@@ -322,6 +349,7 @@ def build_report(
         evidence=group_evidence(records), usage_vs_ledger=usage_vs_ledger(latest_records, diagnosis),
         prompts=_prompts(prompts, events), freezes=tuple(_freeze(f) for f in freezes),
         notes=tuple(errors), org_id=org_id, project_id=project_id,
+        tickets=tuple(FollowUpTicket.of(t) for t in tickets),
     )
 
 
@@ -369,6 +397,7 @@ def _step_rank(step: str) -> int:
 __all__ = [
     "ApprovalEvent",
     "ApprovalPrompt",
+    "FollowUpTicket",
     "Freeze",
     "FreezeScope",
     "IncidentReport",

@@ -11,6 +11,14 @@
   post opens, reopens or escalates a group); run by ``bot.flows.alert_triage.run_alert_job``.
 - ``alert_storm``: queued by ``AlertStore.intake`` when a storm starts; run by
   ``bot.flows.alert_triage.run_storm_job``.
+- ``approval_vote``: queued by ``bot.flows.approval_intake`` for a vote that cannot be
+  checked now (the approvers' groups unreadable) or that landed on a prompt still being
+  posted; run by ``bot.flows.approval_intake.vote_job_handler``.
+- ``tracker_ticket``: queued by ``bot.flows.followup_tickets`` (after a recorded diagnosis
+  with follow-ups, from ``diagnose``, ``alert``, ``verify`` and the CLI's ``recon
+  diagnose``/``recon verify``, when ``RECON_TRACKER`` is set); run by
+  ``bot.flows.followup_tickets.TicketServices.run_job`` (``bot.tracker.job.run_ticket_job``).
+  Registered only when a tracker is configured (queued ones wait until one is).
 
 ``JobConsumers.handlers()`` is what the ``bot.worker.Worker`` of ``recon serve`` runs,
 and it claims only these kinds. A new kind of job gets its line here and in ``handlers``.
@@ -23,6 +31,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.flows.alert_triage import AlertDeps, run_alert_job, run_storm_job
+from bot.flows.approval_intake import VOTE_JOB, vote_job_handler
+from bot.flows.approvals import ApprovalFlow
+from bot.flows.followup_tickets import KIND as TICKET
+from bot.flows.followup_tickets import TicketServices
 from bot.flows.slack_diagnosis import KIND as DIAGNOSE
 from bot.flows.slack_diagnosis import SlackDiagnosisDeps, run_diagnosis_job
 from bot.flows.slack_reconcile import KIND as RECONCILE
@@ -40,10 +52,16 @@ class JobConsumers:
 
     diagnosis: SlackDiagnosisDeps
     alerts: AlertDeps
+    approvals: ApprovalFlow
+    tickets: TicketServices | None = None  # None: no RECON_TRACKER
 
     def handlers(self) -> Mapping[str, JobHandler]:
-        return {DIAGNOSE: self.diagnose, VERIFY: self.verify, ALERT_JOB: self.alert, STORM_JOB: self.storm,
-                RECONCILE: self.reconcile}
+        out: dict[str, JobHandler] = {DIAGNOSE: self.diagnose, VERIFY: self.verify, ALERT_JOB: self.alert,
+                                      STORM_JOB: self.storm, VOTE_JOB: vote_job_handler(self.approvals),
+                                      RECONCILE: self.reconcile}
+        if self.tickets is not None:
+            out[TICKET] = self.tickets.run_job
+        return out
 
     async def diagnose(self, job: Job) -> dict[str, Any]:
         return dict(await run_diagnosis_job(job, self.diagnosis))

@@ -12,15 +12,18 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.alerts.routing import RoutingTable, load_routes
+from bot.alerts.slack_posts import bot_ids
 from bot.flows.alert_triage import AlertDeps
 from bot.flows.approvals import ApprovalFlow
 from bot.flows.diagnosis import SourceSet
+from bot.flows.followup_tickets import TicketServices
 from bot.flows.given_up import given_up_reporter
 from bot.flows.slack_diagnosis import SlackDiagnosisDeps
 from bot.metrics import Metrics
 from bot.report.tokens import report_secret
 from bot.server.consumers import JobConsumers
 from bot.settings import Settings
+from bot.slack.access import Access, open_warnings
 from bot.slack.approvers import Approvers
 from bot.slack.client import web_client
 from bot.slack.modal import metadata_key
@@ -32,6 +35,8 @@ from bot.store.intake import warm_up
 from bot.store.jobs import JobQueue
 from bot.store.opening import open_store, store_url
 from bot.store.store import Store
+from bot.tracker.base import Tracker
+from bot.tracker.build import tracker_from_settings
 from bot.wiring import open_sources
 from bot.worker import Worker
 from handlers.alerts import AlertIntakeDeps
@@ -56,6 +61,7 @@ class Services:
     routes: RoutingTable
     approvals: ApprovalFlow
     metrics: Metrics
+    tracker: Tracker | None = None
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -71,13 +77,35 @@ def build_bolt(settings: Settings, client: AsyncWebClient, queue: JobQueue,
         process_before_response=False,
         logger=logging.getLogger("recon.bolt"),
     )
-    register(app, SlackHandlerDeps(queue=queue, alerts=alert_intake, approvals=approvals, surfaces=surfaces))
+    access = Access.from_settings(client, settings.allowed_channels, settings.users,
+                                  refresh_s=settings.approvers_refresh_s)
+    register(app, SlackHandlerDeps(queue=queue, alerts=alert_intake, approvals=approvals, access=access,
+                                   surfaces=surfaces))
     return app
+
+
+def _warn_open(settings: Settings, intake: AlertIntakeDeps) -> None:
+    """Once at start: the settings left open (README, "Security")."""
+    if intake.watch_channels and intake.alert_bots is None:
+        log.warning("RECON_ALERT_BOTS is not set: any bot's post in RECON_WATCH_CHANNELS is taken as an alert")
+    for warning in open_warnings(settings.allowed_channels, settings.users):
+        log.warning("%s", warning)
 
 
 @contextlib.asynccontextmanager
 async def running_services(settings: Settings) -> AsyncIterator[Services]:
     routes = load_routes(settings.alert_routes, settings.alert_channel)
+    tracker = tracker_from_settings(settings)  # ConfigError naming a missing or bad RECON_TRACKER setting
+    try:
+        async with _serving(settings, routes, tracker) as svc:
+            yield svc
+    finally:
+        if tracker is not None:
+            await tracker.aclose()
+
+
+@contextlib.asynccontextmanager
+async def _serving(settings: Settings, routes: RoutingTable, tracker: Tracker | None) -> AsyncIterator[Services]:
     url = await store_url(settings)
     store = await open_store(settings)
     try:
@@ -100,7 +128,9 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
         log.warning("no alert routes and no RECON_ALERT_CHANNEL: alert groups are stored but not posted")
     intake = AlertIntakeDeps(alerts=alerts, routes=routes, token=token, max_body_bytes=settings.max_body_bytes,
                              watch_channels=frozenset(c.strip() for c in settings.watch_channels.split(",")
-                                                      if c.strip()))
+                                                      if c.strip()),
+                             alert_bots=bot_ids(settings.alert_bots))
+    _warn_open(settings, intake)
     metrics = Metrics()
     intake.metrics = metrics
     client = web_client(settings, metrics=metrics)
@@ -118,18 +148,19 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
                                       approvals=approvals, metrics=metrics)
 
             alert_deps = AlertDeps(settings=settings, store=store, alerts=alerts, queue=queue, sources=sources,
-                                   slack=client, pacer=pacer,
-                                   approvals=approvals, metrics=metrics)
+                                   slack=client, pacer=pacer, approvals=approvals, metrics=metrics)
 
-            consumers = JobConsumers(diagnosis=deps, alerts=alert_deps)
+            tickets = (TicketServices(settings=settings, store=store, queue=queue, slack=client, tracker=tracker,
+                                      pacer=pacer) if tracker is not None else None)
+            consumers = JobConsumers(diagnosis=deps, alerts=alert_deps, approvals=approvals, tickets=tickets)
             worker = Worker(queue, consumers.handlers(), listen_url=url, lease_s=settings.job_lease_s,
                             slots=settings.worker_slots, poll_s=settings.worker_poll_s,
                             grace_s=settings.shutdown_grace_s, metrics=metrics,
                             before_claim=alerts.writer.quiet, on_give_up=given_up_reporter(queue, client))
-            surfaces = SurfaceDeps(queue, store, metadata_key(await report_secret(settings, store.pool)))
-            bolt = build_bolt(settings, client, queue, intake, approvals, surfaces)
+            bolt = build_bolt(settings, client, queue, intake, approvals,
+                              SurfaceDeps(queue, store, metadata_key(await report_secret(settings, store.pool))))
             yield Services(settings, store, queue, sources, client, bolt, worker, url, alerts, intake, routes,
-                           approvals, metrics)
+                           approvals, metrics, tracker)
     finally:
         await alerts.aclose()
         await intake_pool.close()

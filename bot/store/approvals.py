@@ -18,13 +18,14 @@ import asyncpg
 
 from bot.errors import StoreError
 from bot.sqlfiles import Queries
+from bot.store.corrections import seal
 from bot.store.db import Conn, Pool
 
 log = logging.getLogger(__name__)
 Q = Queries("bot.store", "sql")
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
-Kind = Literal["freeze", "unfreeze"]
+Kind = Literal["freeze", "unfreeze", "corrections"]
 Vote = Literal["approve", "decline"]
 Via = Literal["reaction", "button"]
 
@@ -40,7 +41,7 @@ class Prompt:
     scope: dict[str, Any]
     reason: str
     quorum: int
-    status: Literal["open", "approved", "declined", "expired"]
+    status: Literal["open", "approved", "declined", "expired", "superseded"]
     freeze_id: int | None
     created_at: datetime
     expires_at: datetime
@@ -66,14 +67,17 @@ class Freeze:
 @dataclass(frozen=True, slots=True)
 class VoteResult:
     """What a vote or retraction did. ``outcome``: counted, retracted, duplicate,
-    refused (not an approver), closed (already decided or expired), expired (this
+    refused (not an approver: the first time on this prompt), refused_again (not an
+    approver, answered before), closed (already decided or expired), expired (this
     reaction found it expired), not_counted (nothing to retract)."""
 
-    outcome: Literal["counted", "retracted", "duplicate", "refused", "closed", "expired", "not_counted"]
+    outcome: Literal["counted", "retracted", "duplicate", "refused", "refused_again", "closed", "expired",
+                     "not_counted"]
     prompt: Prompt
     votes: dict[str, Vote]
     decided: Literal["approved", "declined"] | None = None
     freeze: Freeze | None = None
+    batch_id: int | None = None  # an approved corrections prompt: its sealed batch
 
 
 def decision(votes: Mapping[str, Vote], quorum: int) -> Literal["approved", "declined"] | None:
@@ -144,6 +148,12 @@ class ApprovalStore:
         row = await self._q("prompt_by_message", "fetchrow", channel, ts)
         return Prompt(**dict(row)) if row is not None else None
 
+    async def by_message_or_pending(self, channel: str, ts: str) -> Prompt | None:
+        """The prompt of this message, else an open prompt of the channel whose message is
+        being posted (its ts not stored yet); ``message_ts`` tells which."""
+        row = await self._q("prompt_by_message_or_pending", "fetchrow", channel, ts)
+        return Prompt(**dict(row)) if row is not None else None
+
     async def get(self, prompt_id: int) -> Prompt | None:
         row = await self._q("prompt_get", "fetchrow", prompt_id)
         return Prompt(**dict(row)) if row is not None else None
@@ -191,9 +201,12 @@ class ApprovalStore:
                                      details={"why": "prompt expired"}, dedup_key=dedup_key)
                     return VoteResult("expired", p, votes)
                 if not is_approver:
+                    answered = await conn.fetchval(Q["refusal_seen"], prompt_id, user_id)
                     fresh = await self.audit(p, "refusal", user_id=user_id, vote=vote, via=via, conn=conn,
                                              details={"why": "not an approver"}, dedup_key=dedup_key)
-                    return VoteResult("refused" if fresh else "duplicate", p, votes)
+                    if not fresh:
+                        return VoteResult("duplicate", p, votes)
+                    return VoteResult("refused_again" if answered else "refused", p, votes)
                 if not await self.audit(p, "vote", user_id=user_id, vote=vote, via=via, conn=conn,
                                         dedup_key=dedup_key):
                     return VoteResult("duplicate", p, votes)
@@ -206,15 +219,20 @@ class ApprovalStore:
                                                                           else "decline"))
                 freeze = None
                 freeze_id = None
-                if decided == "approved":
+                batch_id = None
+                if decided == "approved" and p.kind == "corrections":
+                    batch_id = await seal(conn, incident_id=p.incident_id, prompt_id=p.prompt_id, scope=p.scope,
+                                          approved_by=deciders, votes=votes)
+                elif decided == "approved":
                     freeze = await self._apply(conn, p, deciders)
                     freeze_id = freeze.freeze_id if freeze else None
                 row = await conn.fetchrow(Q["prompt_decide"], prompt_id, decided, deciders, freeze_id)
                 assert row is not None  # the row is locked and open
                 p = Prompt(**dict(row))
                 await self.audit(p, "decision", conn=conn, dedup_key=f"decision:{prompt_id}",
-                                 details={"decision": decided, "by": deciders, "freeze_id": freeze_id})
-                return VoteResult("counted", p, votes, decided, freeze)
+                                 details={"decision": decided, "by": deciders, "freeze_id": freeze_id,
+                                          "batch_id": batch_id})
+                return VoteResult("counted", p, votes, decided, freeze, batch_id)
         except _DB_ERRORS as exc:
             raise StoreError(f"recording a vote failed: {exc}") from exc
 
@@ -256,6 +274,15 @@ class ApprovalStore:
                 return VoteResult("retracted", p, votes)
         except _DB_ERRORS as exc:
             raise StoreError(f"recording a retraction failed: {exc}") from exc
+
+    async def supersede(self, p: Prompt, *, by_run: int | None) -> Prompt | None:
+        """Close an open prompt that a newer proposal replaces (None: decided meanwhile)."""
+        row = await self._q("prompt_supersede", "fetchrow", p.prompt_id)
+        if row is None:
+            return None
+        closed = Prompt(**dict(row))
+        await self.audit(closed, "supersede", details={"by_run": by_run}, dedup_key=f"supersede:{p.prompt_id}")
+        return closed
 
     async def expire_due(self) -> list[Prompt]:
         rows = await self._q("prompts_expire_due", "fetch")

@@ -30,7 +30,15 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from bot.errors import BadInput, TrackerRejected, TrackerRetryable
 from bot.tracker.base import Tracker
 from bot.tracker.ensure import Ensured, comment_recovered, ensure_ticket
-from bot.tracker.model import IncidentFacts, LayerOutcome, TicketOutcome, TicketSpec, check_incident_id
+from bot.tracker.model import (
+    IncidentFacts,
+    LayerOutcome,
+    TicketOutcome,
+    TicketSpec,
+    check_incident_id,
+    safe_key,
+    safe_url,
+)
 from bot.tracker.store import TicketStore
 
 log = logging.getLogger(__name__)
@@ -182,7 +190,7 @@ def _mrkdwn(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _slack_link(url: str, text: str) -> str:
-    if url.startswith(("https://", "http://")) and not any(c in url for c in "<>| "):
-        return f"<{url}|{_mrkdwn(text)}>"
-    return _mrkdwn(text)
+def _slack_link(url: str, key: str) -> str:
+    """The ticket's key linked to its URL; a URL or key of another shape is not shown."""
+    link, text = safe_url(url), safe_key(key) or "the ticket"
+    return f"<{link}|{_mrkdwn(text)}>" if link else _mrkdwn(text)

@@ -15,12 +15,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from bot.diagnosis.model import FollowUp
 
 MAX_TITLE = 240  # GitHub: 256; Jira summary: 255
 MAX_LISTED = 50  # ids listed in a body; the rest are counted
 _INCIDENT_RE = re.compile(r"INC-[0-9]{8}-[a-z0-9]{6}")
+TICKET_KEY_RE = re.compile(r"[A-Z][A-Z0-9_]+-[0-9]+|#[0-9]+")
+_URL_UNSAFE = re.compile(r"[\s<>\"'()|`\\]")
+MAX_URL = 2000
 
 
 def check_incident_id(incident_id: str) -> str:
@@ -28,6 +32,21 @@ def check_incident_id(incident_id: str) -> str:
     if not _INCIDENT_RE.fullmatch(incident_id):
         raise ValueError("not an incident id (INC-YYYYMMDD-xxxxxx)")
     return incident_id
+
+
+def safe_key(key: object) -> str | None:
+    """A ticket key as a tracker may answer it (``OPS-12``, ``#12``), else None."""
+    return key if isinstance(key, str) and TICKET_KEY_RE.fullmatch(key) else None
+
+
+def safe_url(url: object) -> str | None:
+    """A ticket's URL fit for a link in mrkdwn, Markdown or HTML: http(s) with a host,
+    nothing that ends or breaks out of a link; else None."""
+    if not isinstance(url, str) or len(url) > MAX_URL or _URL_UNSAFE.search(url) \
+            or any(ord(c) < 32 or ord(c) == 127 for c in url):
+        return None
+    parts = urlsplit(url)
+    return url if parts.scheme in ("http", "https") and parts.hostname else None
 
 
 def marker(incident_id: str, layer: str) -> str:

@@ -19,7 +19,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CREDENTIALS = {"DATABASE_URL", "BILLING_DATABASE_URL", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET",
-               "SLACK_APP_TOKEN", "ALERT_WEBHOOK_TOKEN", "RECON_API_TOKEN", "RECON_REPORT_SECRET"}
+               "SLACK_APP_TOKEN", "ALERT_WEBHOOK_TOKEN", "RECON_API_TOKEN", "RECON_REPORT_SECRET",
+               "GITHUB_TOKEN", "JIRA_API_TOKEN"}
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +67,7 @@ def test_every_credential_comes_from_a_secret(rendered: Path) -> None:
         ref = env[name]["valueFrom"]["secretKeyRef"]
         assert ref["name"] and ref["key"] == name
     assert env["SLACK_APP_TOKEN"]["valueFrom"]["secretKeyRef"]["optional"] is True
+    assert all(env[t]["valueFrom"]["secretKeyRef"]["optional"] is True for t in ("GITHUB_TOKEN", "JIRA_API_TOKEN"))
     # the chart creates no Secret: credentials live in existing ones
     assert not kind(docs, "Secret")
     # ...and refuses a credential given as plain config

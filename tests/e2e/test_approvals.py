@@ -87,10 +87,11 @@ async def test_only_approvers_count_and_an_approved_freeze_is_listed_by_the_api(
         blob = json.dumps(prompt.blocks)
         assert f"<@{APPROVER}>" in blob and "<!subteam^S0APPROVERS>" in blob and "white_check_mark" in blob
         assert {c.args.get("name") for c in slack_standin.calls_to("reactions.add")} == {"white_check_mark", "x"}
-        # a stranger's reaction changes nothing and is answered in the thread
+        # a stranger's reaction changes nothing and is answered, to them only, in the thread
         await react(http, bot, STRANGER, "white_check_mark", prompt.ts)
         await slack_standin.wait_for(lambda _: any(
-            "only approvers decide" in (m.text or "") for m in slack_standin.thread(CHANNEL, prompt.thread_ts or "")))
+            "only the approvers named on the prompt decide" in e.text and e.user == STRANGER
+            for e in slack_standin.ephemerals))
         assert "open until" in prompt_state(slack_standin, prompt.ts)
         # an approver's reaction decides (quorum 1); a repeat of the same event counts once
         await react(http, bot, APPROVER, "white_check_mark", prompt.ts, event_id="Ev0VOTE1")
@@ -158,7 +159,7 @@ async def test_two_approvers_racing_decide_once(
     try:
         decisions = await conn.fetchval("select count(*) from approval_events where type = 'decision'")
         freezes = await conn.fetchval("select count(*) from freezes")
-        status = await conn.fetchval("select status from approval_prompts")
+        status = await conn.fetchval("select status from approval_prompts where kind = 'freeze'")
     finally:
         await conn.close()
     assert decisions == 1 and freezes == (1 if status == "approved" else 0)
@@ -174,7 +175,7 @@ async def test_an_expired_prompt_says_so_and_ignores_votes(
     conn = await asyncpg.connect(store_url)
     try:
         assert await conn.fetchval("select count(*) from freezes") == 0
-        assert await conn.fetchval("select status from approval_prompts") == "expired"
+        assert await conn.fetchval("select status from approval_prompts where kind = 'freeze'") == "expired"
     finally:
         await conn.close()
 
@@ -202,7 +203,8 @@ async def test_unfreeze_by_hand(
             return None
 
         await slack_standin.wait_for(lambda c: unfreeze_prompt(c) is not None)
-        await slack_standin.wait_for_calls("reactions.add", 4)  # the bot has recorded this prompt's message too
+        # the bot has recorded this prompt's message too (after the freeze and corrections prompts')
+        await slack_standin.wait_for_calls("reactions.add", 6)
         lift = unfreeze_prompt(None)
         assert lift is not None
         await react(http, bot, SECOND, "white_check_mark", lift.ts)

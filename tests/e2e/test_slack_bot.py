@@ -105,8 +105,8 @@ async def test_recon_posts_a_thread_step_by_step_and_records_it(
     assert page.status_code == 200 and inc["incident_id"] in page.text
     assert (await http.get(link.group(1).split("?")[0])).status_code == 401
     assert (job["status"], job["attempts"]) == ("done", 1)
-    # the parent, the steps, the follow-ups, the freeze prompt
-    assert n_posts == 1 + STEPS + 2 and run["status"] == "done" and run["job_id"] is not None
+    # the parent, the steps, the follow-ups, the freeze prompt, the corrections prompt
+    assert n_posts == 1 + STEPS + 3 and run["status"] == "done" and run["job_id"] is not None
 
 
 async def test_a_new_incident_is_opened_once_and_its_timeline_says_so(

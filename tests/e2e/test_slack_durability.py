@@ -15,7 +15,7 @@ import pytest_asyncio
 
 from tests.conftest import LoadedPlatform
 from tests.e2e.slackbot import STEPS, BotProcess, bot_env, jobs_settled, start_bot_process
-from tests.standins.slack import SlackStandIn
+from tests.standins.slack import SlackCall, SlackStandIn
 from tests.standins.slack_requests import post, slash_command
 
 CHANNEL = "C0DURABLE"
@@ -36,8 +36,12 @@ async def procs() -> AsyncIterator[list[BotProcess]]:
 
 
 def post_keys(slack: SlackStandIn) -> Counter[str]:
-    return Counter(str((c.args.get("metadata") or {}).get("event_payload", {}).get("key"))
-                   for c in slack.calls_to("chat.postMessage") if c.status == 200)
+    def key(c: SlackCall) -> str:  # the namespace too: every prompt's message has the key "prompt"
+        payload = (c.args.get("metadata") or {}).get("event_payload", {})
+        return str(payload.get("key")) if str(payload.get("ns", "")).startswith("job:") else \
+            f"{payload.get('ns')}/{payload.get('key')}"
+
+    return Counter(key(c) for c in slack.calls_to("chat.postMessage") if c.status == 200)
 
 
 def finished_threads(slack: SlackStandIn) -> int:
@@ -68,7 +72,7 @@ async def test_killed_mid_job_is_finished_by_another_process_without_duplicates(
     await jobs_settled(store_url, 1, timeout=60)
     keys = post_keys(slack_standin)
     assert set(keys.values()) == {1}, keys  # every message posted exactly once
-    assert len(keys) == 1 + STEPS + 2  # the parent, the steps, the follow-ups, the freeze prompt
+    assert len(keys) == 1 + STEPS + 3  # the parent, the steps, the follow-ups, the freeze and corrections prompts
     assert len(slack_standin.messages(CHANNEL)) == 1
     conn = await asyncpg.connect(store_url)
     try:

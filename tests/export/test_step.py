@@ -51,6 +51,7 @@ async def test_without_an_export_there_is_no_export_step(billing: PostgresBillin
     obs = Calls()
     out = await diagnose(Subject(org_id=ORG), WINDOW, NOW, sources(billing), obs, org_scope=(ORG, None))
     assert "Usage export" not in obs.steps
+    assert {s.of for s in out.steps} == {6}  # the thread numbers its replies 1/6 … 6/6
     assert out.diagnosis.sources.export == "not_given" and out.diagnosis.export is None
 
 
@@ -64,6 +65,7 @@ async def test_an_export_read_before_the_run_is_a_step_with_findings_and_a_follo
     d = out.diagnosis
     assert obs.steps[-2:] == ["Usage export", "Reconciliation checklist"]
     assert [s.name for s in out.steps][-2:] == ["export", "reconciliation"]
+    assert {s.of for s in out.steps} == {7}
     [f] = [f for f in d.findings if f.check == "export_mismatch"]
     assert f.app_instance_id == "ai-1" and f.owning_layer == "ui_export"
     assert "ui_export" in {fu.owning_layer for fu in d.follow_ups}

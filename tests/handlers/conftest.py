@@ -56,7 +56,7 @@ class HandlerApp:
         await asyncio.wait_for(self.queued.get(), 10)
 
 
-def settings_for(store_url: str, slack: SlackStandIn, tmp: Path) -> Settings:
+def settings_for(store_url: str, slack: SlackStandIn, tmp: Path, **extra: str) -> Settings:
     env = {
         "DATABASE_URL": store_url,
         "BILLING_DATABASE_URL": store_url,  # never read: no diagnosis runs here
@@ -68,7 +68,7 @@ def settings_for(store_url: str, slack: SlackStandIn, tmp: Path) -> Settings:
         "RECON_WATCH_CHANNELS": WATCHED,
         "RECON_APPROVERS": APPROVER,
         "RECON_MAX_BODY_BYTES": "65536",
-    }
+    } | extra
     return Settings(**env)  # type: ignore[arg-type]
 
 
@@ -85,7 +85,14 @@ async def _listening(url: str) -> AsyncIterator[asyncio.Queue[str]]:
 
 @pytest_asyncio.fixture
 async def app(store_url: str, slack_standin: SlackStandIn, tmp_path: Path) -> AsyncIterator[HandlerApp]:
-    settings = settings_for(store_url, slack_standin, tmp_path)
+    async with running_app(store_url, slack_standin, tmp_path) as handler_app:
+        yield handler_app
+
+
+@contextlib.asynccontextmanager
+async def running_app(store_url: str, slack: SlackStandIn, tmp: Path, **extra: str) -> AsyncIterator[HandlerApp]:
+    """The app with the settings of ``settings_for`` and ``extra`` (more environment)."""
+    settings = settings_for(store_url, slack, tmp, **extra)
     async with running_services(settings) as svc, _listening(store_url) as queued:
         server = TestServer(build_app(svc), host="127.0.0.1")
         await server.start_server()

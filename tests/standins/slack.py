@@ -27,7 +27,9 @@ query string, form body and JSON body, so any of them works for any method):
 Methods served, with Slack's documented answers: ``auth.test``, ``chat.postMessage``,
 ``chat.update``, ``chat.postEphemeral``, ``chat.getPermalink``, ``conversations.replies``,
 ``reactions.add``, ``usergroups.users.list``, ``users.info``, ``views.open``,
-``views.update``, ``files.info``; anything else is
+``views.update``, ``files.info``, and the file upload flow
+(``files.getUploadURLExternal``, a POST of the bytes to its ``upload_url``,
+``files.completeUploadExternal``; ``files`` keeps what arrived); anything else is
 ``200 {"ok":false,"error":"unknown_method"}``. A request without a token gets
 ``not_authed``; a token not starting with ``xox`` gets ``invalid_auth``.
 
@@ -43,7 +45,7 @@ test puts it in the signed request it sends); ``views.open`` refuses one it neve
 used (``exchanged_trigger_id``). ``views.update`` takes ``view_id`` (or ``external_id``)
 and, when given, ``hash``: a stale one is ``hash_conflict``. Both check the view as Slack
 does (a modal, a title of at most 24 characters, a ``submit`` when it has inputs) and
-keep it in ``views``. Files: ``add_file`` stores a file; ``files.info`` answers it with
+keep it in ``views``. Files: ``add_file`` stores a file someone shared (``shared``); ``files.info`` answers it with
 its ``url_private_download`` on this server, where a download with a bot token gets the
 bytes and one without gets Slack's HTML sign-in page with status 200 (recorded as
 method ``file_download``).
@@ -88,6 +90,7 @@ __all__ = [
     "SlackCall",
     "SlackFile",
     "SlackStandIn",
+    "UploadedFile",
     "View",
     "slack_standin",
 ]
@@ -238,6 +241,20 @@ class Message:
         return out
 
 
+@dataclass(slots=True)
+class UploadedFile:
+    """A file uploaded through ``files.getUploadURLExternal`` + the upload URL +
+    ``files.completeUploadExternal`` (``content``: the bytes received)."""
+
+    file_id: str
+    filename: str
+    length: int
+    content: bytes | None = None
+    title: str | None = None
+    channel: str | None = None
+    thread_ts: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Ephemeral:
     """A ``chat.postEphemeral`` message (only ``user`` sees it; not in any conversation)."""
@@ -342,6 +359,7 @@ class SlackStandIn(LoopbackServer):
         self.users: dict[str, dict[str, Any]] = {}  # extra fields merged into users.info answers
         self.strict_users = False  # True: users not in ``users`` are user_not_found
         self.ephemerals: list[Ephemeral] = []
+        self.files: dict[str, UploadedFile] = {}
         self.response_posts: dict[str, list[dict[str, Any]]] = {}
         self._conversations: dict[str, dict[str, Message]] = {}
         self._rules: list[_Rule] = []
@@ -354,7 +372,7 @@ class SlackStandIn(LoopbackServer):
         self.socket_acks: list[dict[str, Any]] = []
         self._envelope_seq = itertools.count(1)
         self.views: dict[str, View] = {}
-        self.files: dict[str, SlackFile] = {}
+        self.shared: dict[str, SlackFile] = {}  # files people shared (add_file), for files.info
         self._triggers: dict[str, float] = {}  # trigger_id -> issued at (monotonic)
         self._used_triggers: set[str] = set()
         self._holds: dict[str, asyncio.Event] = {}
@@ -377,6 +395,7 @@ class SlackStandIn(LoopbackServer):
         app.add_routes(
             [
                 web.route("*", "/api/{method}", self._api),
+                web.route("*", "/upload/{file_id}", self._upload),
                 web.post("/response_url/{name}", self._response_url),
                 web.get("/socket", self._socket),
                 web.get("/files-pri/{key}/download/{name}", self._download),
@@ -424,7 +443,7 @@ class SlackStandIn(LoopbackServer):
         fid = f"F{next(self._ids):08d}TEST"
         url = f"{self.base_url}/files-pri/{TEAM_ID}-{fid}/download/{name}"
         f = SlackFile(fid, name, content, mimetype, filetype, user, url)
-        self.files[fid] = f
+        self.shared[fid] = f
         return f
 
     def reset(self) -> None:
@@ -769,6 +788,8 @@ class SlackStandIn(LoopbackServer):
             "conversations.history": self._history_method,
             "reactions.add": self._reactions_add,
             "usergroups.users.list": self._usergroup_users,
+            "files.getUploadURLExternal": self._upload_url,
+            "files.completeUploadExternal": self._complete_upload,
             "users.info": self._users_info,
             "views.open": self._views_open,
             "views.update": self._views_update,
@@ -988,6 +1009,58 @@ class SlackStandIn(LoopbackServer):
         users.append(BOT_USER_ID)
         return {}
 
+    def _upload_url(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Step 1 of Slack's upload flow: a file id and the URL to POST its bytes to."""
+        filename = str(args.get("filename") or "")
+        try:
+            length = int(args.get("length") or 0)
+        except ValueError:
+            raise _SlackError("invalid_arguments") from None
+        if not filename or length <= 0:
+            raise _SlackError("invalid_arguments")
+        file_id = f"F0{len(self.files) + 1:07d}"
+        self.files[file_id] = UploadedFile(file_id, filename, length)
+        return {"upload_url": f"http://127.0.0.1:{self.port}/upload/{file_id}", "file_id": file_id}
+
+    async def _upload(self, request: web.Request) -> web.StreamResponse:
+        """Step 2: the bytes, POSTed to the upload URL (raw body, or one multipart part)."""
+        f = self.files.get(request.match_info["file_id"])
+        if f is None or request.method != "POST":
+            return web.Response(status=404, text="not found")
+        if request.content_type.startswith("multipart/"):
+            form = await request.post()
+            part = next(iter(form.values()), b"")
+            data = part.file.read() if hasattr(part, "file") else str(part).encode()
+        else:
+            data = await request.read()
+        f.content = data
+        return web.Response(status=200, text=f"OK - {len(data)}")
+
+    def _complete_upload(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Step 3: share the uploaded files in ``channel_id`` (a reply when ``thread_ts``)."""
+        files = args.get("files")
+        if isinstance(files, str):
+            try:
+                files = json.loads(files)
+            except ValueError:
+                raise _SlackError("invalid_arguments") from None
+        if not isinstance(files, list) or not files:
+            raise _SlackError("invalid_arguments")
+        channel = str(args.get("channel_id") or "")
+        thread_ts = self._resolve_thread(channel, args.get("thread_ts")) if channel else None
+        out = []
+        for item in files:
+            f = self.files.get(str((item or {}).get("id") or ""))
+            if f is None or f.content is None or len(f.content) != f.length:
+                raise _SlackError("file_not_found" if f is None else "file_upload_size_mismatch")
+            f.title, f.channel, f.thread_ts = str(item.get("title") or f.filename), channel or None, thread_ts
+            out.append({"id": f.file_id, "name": f.filename, "title": f.title, "size": f.length})
+            if channel:
+                msg = Message(channel=channel, ts=self._next_ts(), text="", thread_ts=thread_ts,
+                              parent_user_id=self._author(channel, thread_ts), extra={"files": [out[-1]]})
+                self._conversations.setdefault(channel, {})[msg.ts] = msg
+        return {"files": out}
+
     def _usergroup_users(self, args: dict[str, Any]) -> dict[str, Any]:
         group = str(args.get("usergroup") or "")
         if group not in self.usergroups:
@@ -1051,7 +1124,7 @@ class SlackStandIn(LoopbackServer):
         return {"view": v.to_api()}
 
     def _files_info(self, args: dict[str, Any]) -> dict[str, Any]:
-        f = self.files.get(str(args.get("file") or ""))
+        f = self.shared.get(str(args.get("file") or ""))
         if f is None:
             raise _SlackError("file_not_found")
         return {"file": f.to_api(), "comments": [], "response_metadata": {"next_cursor": ""}}
@@ -1063,7 +1136,7 @@ class SlackStandIn(LoopbackServer):
         auth = headers.get("authorization", "")
         token = auth[7:] if auth.lower().startswith("bearer ") else None
         fid = request.match_info["key"].removeprefix(f"{TEAM_ID}-")
-        f = self.files.get(fid)
+        f = self.shared.get(fid)
         self._seq += 1
         if f is None:
             status, body, ctype = 404, b"not found", "text/plain"

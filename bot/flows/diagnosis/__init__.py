@@ -10,7 +10,10 @@
 
 One module per step (a ``Step``: ``fetch`` reads the sources into the typed
 ``RunState``, ``report`` tells it); ``runner`` runs them in order; ``assemble`` makes
-the ``Diagnosis``. A step that cannot read a source says so and the run goes on with
+the ``Diagnosis``. The reads follow their data, not the runbook's order: a trace and an
+instance's logs are asked as soon as any source names them (``leads``: the billing rows
+name most of them within milliseconds), so the common case costs one Loki/Tempo round
+trip, not three. A step that cannot read a source says so and the run goes on with
 what the other sources support (``complete: false``). Every source call is handed to
 the observer with what came back, so a recorder can keep it as evidence.
 """

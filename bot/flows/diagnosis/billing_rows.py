@@ -25,6 +25,7 @@ async def fetch(ctx: Context, state: RunState, rep: StepReport) -> None:
     if refs:
         usage.extend(await ctx.call(rep, "billing", partial(billing.usage_by_ids, refs), "usage_by_ids") or [])
     state.rows.usage, state.rows.ledger = usage, ledger
+    ctx.leads.saw(usage=usage)  # the rows' traces and instances: read them now, not after the logs
 
 
 def report(ctx: Context, state: RunState, rep: StepReport) -> None:

@@ -1,7 +1,8 @@
 """What every step may use: the subject, the window, the sources, the observer, and the
 one way to call a source (``Context.call``: a failure becomes a note and a partial step,
-never an exception; every call, answered or not, goes to the observer). And ``Step``,
-the shape of one runbook step."""
+never an exception; every call, answered or not, goes to the observer; ``settle`` does
+the same for a read started earlier, one of ``leads``). And ``Step``, the shape of one
+runbook step."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any, TypeVar
 from bot.diagnosis.model import SourceState, Subject, Window
 from bot.errors import SourceFailure
 from bot.export.request import ExportFetch, ExportRequest
+from bot.flows.diagnosis.leads import Leads
 from bot.flows.diagnosis.state import RunState
 from bot.flows.steps_report import Observer, StepReport
 from bot.sources.protocols import BillingReader, Fetched, LogSource, SourceCall, TraceSource
@@ -34,6 +36,10 @@ class SourceSet:
     warm_up: tuple[Callable[[], Awaitable[object]], ...] = ()
     # BILLING_EXPORT_URL: every diagnosis not given an export of its own fetches one
     export: ExportFetch | None = None
+    # read in the runbook's order, one round trip after another, instead of asking for a
+    # trace or an instance's logs as soon as any source names it (a fallback, and the
+    # benchmark's baseline)
+    sequential: bool = False
 
     async def prepare(self) -> None:
         for step in self.warm_up:
@@ -55,8 +61,12 @@ class Context:
     searched: list[str] = field(default_factory=list)  # what was looked up, for "no findings" answers
     notes: list[str] = field(default_factory=list)
     export: ExportRequest | None = None  # a usage export to reconcile (step "export")
+    leads: Leads = field(init=False)  # traces and instances' logs, asked once, as soon as named
 
     def __post_init__(self) -> None:
+        # an org's instances have no logs worth reading one by one: the database screens them
+        self.leads = Leads(self.sources.logs if self.org_scope is None else None, self.sources.traces, self.window,
+                           eager=not self.sources.sequential)
         for name, reason in self.sources.missing.items():
             self.health[name] = "unavailable"
             self.notes.append(f"{name}: {reason}")
@@ -80,8 +90,13 @@ class Context:
     async def call(self, rep: StepReport, source: Source, make: Callable[[], Awaitable[Fetched[T]]],
                    describe: str) -> list[T] | None:
         """The items ``make`` fetched, or None when the source failed (said in ``rep``)."""
+        return await self.settle(rep, source, make(), describe)
+
+    async def settle(self, rep: StepReport, source: Source, read: Awaitable[Fetched[T]],
+                     describe: str) -> list[T] | None:
+        """``call`` for a read already under way (a task ``leads`` started)."""
         try:
-            got = await make()
+            got = await read
         except SourceFailure as exc:
             self._fail(source, exc)
             rep.state = "partial"

@@ -18,11 +18,13 @@ async def fetch(ctx: Context, state: RunState, rep: StepReport) -> None:
         return
     q = logql.by_correlation_id(cid)
     state.logs.query = q.logql
-    got = await ctx.call(rep, "loki", partial(src.query, q, ctx.window), f"Loki {q.logql}")
+    async with ctx.leads.loki_slots:
+        got = await ctx.call(rep, "loki", partial(src.query, q, ctx.window), f"Loki {q.logql}")
     if got is None:
         state.logs_available = False
         return
     state.logs.events, state.logs.read = got, True
+    ctx.leads.saw(logs=got)  # trace ids and instances only the logs name
 
 
 def report(ctx: Context, state: RunState, rep: StepReport) -> None:

@@ -1,5 +1,8 @@
 """Step 4, ``pivot``: every app instance the evidence names (or, for an org, every
-instance in scope); Loki again by app_instance_id; the instances' metadata."""
+instance in scope); Loki again by app_instance_id; the instances' metadata.
+
+An instance's logs are asked as soon as a source names it (``Context.leads``); this
+step asks for the rest and collects them."""
 
 from __future__ import annotations
 
@@ -7,15 +10,12 @@ import asyncio
 from functools import partial
 
 from bot.diagnosis import core
-from bot.diagnosis.model import LogEvent
 from bot.flows.diagnosis.context import Context, Step
+from bot.flows.diagnosis.leads import MAX_PIVOT_INSTANCES
 from bot.flows.diagnosis.state import RunState
 from bot.flows.steps_report import StepReport
 from bot.sources import logql
-from bot.sources.protocols import LogSource
 
-MAX_PIVOT_INSTANCES = 50
-PIVOT_CONCURRENCY = 8
 SHOWN = 12
 
 
@@ -32,7 +32,10 @@ async def _instance_ids(ctx: Context, state: RunState, rep: StepReport) -> list[
         instance_ids = sorted({*instance_ids, *(i.app_instance_id for i in state.pivot.instances)})
     if len(instance_ids) > MAX_PIVOT_INSTANCES and ctx.org_scope is None:
         ctx.notes.append(f"{len(instance_ids)} app instances named; pivoting on the first {MAX_PIVOT_INSTANCES}")
-        instance_ids = instance_ids[:MAX_PIVOT_INSTANCES]
+        # the ones already asked first (the rows named them before the logs did)
+        asked = ctx.leads.instances
+        first = sorted(instance_ids, key=lambda i: i not in asked)  # stable: sorted within each part
+        instance_ids = sorted(first[:MAX_PIVOT_INSTANCES])
     return instance_ids
 
 
@@ -51,16 +54,13 @@ async def _metadata(ctx: Context, state: RunState, rep: StepReport) -> None:
     pivot.components = got_c or []
 
 
-async def _logs(ctx: Context, state: RunState, rep: StepReport, src: LogSource) -> None:
-    limit = asyncio.Semaphore(PIVOT_CONCURRENCY)
-
-    async def one(iid: str) -> list[LogEvent] | None:
-        q = logql.by_app_instance_id(iid)
-        async with limit:
-            return await ctx.call(rep, "loki", partial(src.query, q, ctx.window), f"Loki {q.logql}")
-
+async def _logs(ctx: Context, state: RunState, rep: StepReport) -> None:
+    ids, leads = state.pivot.instance_ids, ctx.leads
+    leads.start_instances(ids)  # what the rows, logs and spans did not start already
     state.pivot.logs_asked = True
-    for got in await asyncio.gather(*(one(iid) for iid in state.pivot.instance_ids)):
+    for got in await asyncio.gather(*(
+        ctx.settle(rep, "loki", leads.instances[iid], f"Loki {logql.by_app_instance_id(iid).logql}") for iid in ids
+    )):
         if got is None:
             state.logs_available = False
         else:
@@ -68,13 +68,13 @@ async def _logs(ctx: Context, state: RunState, rep: StepReport, src: LogSource) 
 
 
 async def fetch(ctx: Context, state: RunState, rep: StepReport) -> None:
+    ctx.leads.stop()  # the evidence that names instances is all in: the set is this step's now
     state.pivot.instance_ids = await _instance_ids(ctx, state, rep)
     # an org's instances have no logs worth reading one by one: the database screens them
-    src = ctx.sources.logs if ctx.org_scope is None else None
-    if src is None:
+    if ctx.sources.logs is None or ctx.org_scope is not None:
         await _metadata(ctx, state, rep)
     else:
-        await asyncio.gather(_metadata(ctx, state, rep), _logs(ctx, state, rep, src))
+        await asyncio.gather(_metadata(ctx, state, rep), _logs(ctx, state, rep))
 
 
 def report(ctx: Context, state: RunState, rep: StepReport) -> None:

@@ -1,7 +1,8 @@
 """The runner: the runbook's steps in order, each announced, fetched, reported.
 
 A step's reading starts as soon as the steps it ``needs`` are done (so ``logs`` and
-``billing_rows``, which need nothing, start at once); the thread still reads in the
+``billing_rows``, which need nothing, start at once), and the traces and instances'
+logs as soon as any source names them (``leads``); the thread still reads in the
 list's order: each step is announced, awaited, reported and handed to the observer in
 turn. Adding a step is one module (a ``Step``), its part of ``RunState``, its title in
 ``STEP_TITLES``, and one line in ``STEPS``.
@@ -46,7 +47,7 @@ class Outcome:
 
 
 async def run_steps(ctx: Context, state: RunState, steps: Sequence[Step] = STEPS) -> list[StepReport]:
-    reports = {s.name: StepReport(name=s.name, title=STEP_TITLES[s.name]) for s in steps}
+    reports = {s.name: StepReport(name=s.name, title=STEP_TITLES[s.name], of=len(steps)) for s in steps}
     fetching: dict[str, asyncio.Task[None]] = {}
     done: list[StepReport] = []
     try:
@@ -64,8 +65,10 @@ async def run_steps(ctx: Context, state: RunState, steps: Sequence[Step] = STEPS
             if step.then is not None:
                 await step.then(ctx, state, rep)
     finally:
-        for task in fetching.values():  # a step that raised leaves no reading behind
+        # a step that raised, or a run that timed out, leaves no reading behind
+        for task in fetching.values():
             task.cancel()
+        await asyncio.gather(*fetching.values(), ctx.leads.aclose(), return_exceptions=True)
     return done
 
 

@@ -1,6 +1,7 @@
 """Step 3, ``trace``: the traces the logs and rows name, read from Tempo; the four stages.
 
-An app instance subject has no correlation id to start from: its traces are the ones
+The reads start as soon as the rows or the logs name a trace (``Context.leads``); this
+step collects them. An app instance subject has no correlation id to start from: its traces are the ones
 its own usage rows name, read once those are known (``instance_traces``, after the
 attribution)."""
 
@@ -12,11 +13,10 @@ from functools import partial
 
 from bot.diagnosis import core
 from bot.flows.diagnosis.context import Context, Step
+from bot.flows.diagnosis.leads import MAX_TRACES
 from bot.flows.diagnosis.state import RunState, TraceRead
 from bot.flows.steps_report import StepReport
 from bot.sources.protocols import TraceSource
-
-MAX_TRACES = 20
 
 
 async def read_traces(ctx: Context, rep: StepReport, tempo: TraceSource, trace_ids: Sequence[str]) -> TraceRead:
@@ -48,17 +48,26 @@ def _by_correlation(ctx: Context) -> bool:
     return not (ctx.subject.app_instance_id and not ctx.subject.correlation_id)
 
 
+async def _collect(ctx: Context, rep: StepReport) -> TraceRead:
+    """Every trace read started (by ``leads`` or just now), in trace id order."""
+    tids = sorted(ctx.leads.traces)
+    fetched = await asyncio.gather(*(
+        ctx.settle(rep, "tempo", ctx.leads.traces[tid], f"Tempo trace {tid}") for tid in tids
+    ))
+    return TraceRead(list(zip(tids, fetched, strict=True)))
+
+
 async def fetch(ctx: Context, state: RunState, rep: StepReport) -> None:
-    tempo = ctx.sources.traces
     _, trace_ids = core.identifiers(state.logs.events, state.rows.usage, [], [])
     if not _by_correlation(ctx):
         trace_ids = []  # read after the attribution, from the instance's own rows
-    if tempo is None:
+    if ctx.sources.traces is None:
         state.trace.spans = None
         return
     if not trace_ids and ctx.subject.correlation_id:
         return
-    read = state.trace.read = await read_traces(ctx, rep, tempo, trace_ids[:MAX_TRACES])
+    ctx.leads.start_traces(trace_ids)  # what the rows and logs did not start already
+    read = state.trace.read = await _collect(ctx, rep)
     state.trace.spans = None if read.all_failed else read.spans
 
 

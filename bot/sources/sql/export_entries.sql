@@ -1,6 +1,7 @@
 -- export_entries: the ledger entries of an org (and project, when $2 is not null) posted
 -- in the given UTC months, each as the usage export shows it (platform.md, rule 8): the
--- entry, its signed amount, and for a usage debit the usage row it charges for, as stored.
+-- entry, its signed amount, and for a usage debit the usage row it charges for, as stored
+-- (other kinds show no usage_record_id and no usage columns, so a row IS the expected line).
 -- Columns in the order of bot.export.lines.ExportLine.
 -- $1 org_id, $2 project_id or null, $3 first instant, $4 end (exclusive), $5 months 'YYYY-MM'
 select e.ledger_entry_id,
@@ -10,7 +11,7 @@ select e.ledger_entry_id,
        e.kind,
        case when e.direction = 'debit' then e.amount_minor else -e.amount_minor end as amount_minor,
        e.currency,
-       e.usage_record_id,
+       case when e.kind = 'usage' then e.usage_record_id end as usage_record_id,
        u.usage_source,
        u.app_instance_id,
        u.component,
