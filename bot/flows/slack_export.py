@@ -20,6 +20,7 @@ from bot.export.csvfile import ExportInvalid
 from bot.export.fetch import SLACK_MAX_BYTES, SOURCE, download_slack_file
 from bot.export.request import ExportReady
 from bot.export.run import reconcile_export
+from bot.render.mrkdwn import esc
 from bot.settings import Settings
 from bot.sources.protocols import BillingReader
 
@@ -66,12 +67,9 @@ async def read_slack_export(slack: AsyncWebClient, settings: Settings, billing: 
 
 def export_problem_text(name: str, exc: ExportInvalid | SourceFailure) -> str:
     """The reply in the thread: which file, what is wrong (its line and column), what now."""
-    shown = _esc(name[:MAX_SHOWN_NAME])
+    shown = esc(name[:MAX_SHOWN_NAME])
     if isinstance(exc, ExportInvalid):
-        return (f":warning: The usage export *{shown}* was not read: {_esc(str(exc))}. Nothing was reconciled; "
+        return (f":warning: The usage export *{shown}* was not read: {esc(str(exc))}. Nothing was reconciled; "
                 "fix the file and share it in this thread again.")
-    return f":warning: The usage export *{shown}* could not be fetched or reconciled: {_esc(exc.reason)}."
+    return f":warning: The usage export *{shown}* could not be fetched or reconciled: {esc(exc.reason)}."
 
-
-def _esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

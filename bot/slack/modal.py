@@ -153,11 +153,6 @@ def metadata_key(secret: bytes) -> bytes:
     return hmac.new(secret, b"recon slack modal private_metadata v1", hashlib.sha256).digest()
 
 
-def _esc(text: str) -> str:
-    """Slack mrkdwn's three control characters, escaped."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _b64(b: bytes) -> str:
     return base64.urlsafe_b64encode(b).rstrip(b"=").decode("ascii")
 
@@ -202,7 +197,7 @@ def form_view(origin: Origin, prefill: Prefill, now: datetime, key: bytes) -> di
                   "label": f"Reconcile the attached export {prefill.export.name}"}
     return _render(note=note, channel_picker=origin.kind == "global", fields=fields,
                    window_start=int(start.timestamp()), window_end=int(end.timestamp()), window_hint=window_hint,
-                   export=export, remarks=_esc(" ".join(prefill.remarks)), private_metadata=seal(origin, key))
+                   export=export, remarks=" ".join(prefill.remarks), private_metadata=seal(origin, key))
 
 
 def _render(**ctx: Any) -> dict[str, Any]:
