@@ -20,8 +20,8 @@ from bot.diagnosis.model import Subject, Window
 from bot.flows.run import RecordedRun, open_incident, run_recorded
 from bot.flows.thread import ThreadObserver
 from bot.render.slack import Message, blocks_to_text
-from bot.scenario.evidence_files import write_evidence
 from bot.scenario import Platform, build_platform, demo_spec
+from bot.scenario.evidence_files import write_evidence
 from bot.scenario.load import load_billing
 from bot.settings import Settings
 from bot.store.db import redact_url

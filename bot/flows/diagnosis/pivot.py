@@ -51,7 +51,10 @@ async def _metadata(ctx: Context, state: RunState, rep: StepReport) -> None:
     pivot.components = got_c or []
 
 
-async def _logs(ctx: Context, state: RunState, rep: StepReport, src: LogSource) -> None:
+async def logs_by_instance(ctx: Context, rep: StepReport, src: LogSource,
+                           ids: list[str]) -> tuple[list[LogEvent], bool]:
+    """Loki by app_instance_id for each of ``ids``, ``PIVOT_CONCURRENCY`` at a time: the
+    lines, and whether every read answered."""
     limit = asyncio.Semaphore(PIVOT_CONCURRENCY)
 
     async def one(iid: str) -> list[LogEvent] | None:
@@ -59,17 +62,28 @@ async def _logs(ctx: Context, state: RunState, rep: StepReport, src: LogSource) 
         async with limit:
             return await ctx.call(rep, "loki", partial(src.query, q, ctx.window), f"Loki {q.logql}")
 
-    state.pivot.logs_asked = True
-    for got in await asyncio.gather(*(one(iid) for iid in state.pivot.instance_ids)):
+    events: list[LogEvent] = []
+    ok = True
+    for got in await asyncio.gather(*(one(iid) for iid in ids)):
         if got is None:
-            state.logs_available = False
+            ok = False
         else:
-            state.pivot.logs.extend(got)
+            events.extend(got)
+    return events, ok
+
+
+async def _logs(ctx: Context, state: RunState, rep: StepReport, src: LogSource) -> None:
+    state.pivot.logs_asked = True
+    events, ok = await logs_by_instance(ctx, rep, src, state.pivot.instance_ids)
+    state.pivot.logs.extend(events)
+    if not ok:
+        state.logs_available = False
 
 
 async def fetch(ctx: Context, state: RunState, rep: StepReport) -> None:
     state.pivot.instance_ids = await _instance_ids(ctx, state, rep)
-    # an org's instances have no logs worth reading one by one: the database screens them
+    # an org's instances are screened in the database; the reconciliation reads the logs of
+    # those with missing hours only
     src = ctx.sources.logs if ctx.org_scope is None else None
     if src is None:
         await _metadata(ctx, state, rep)

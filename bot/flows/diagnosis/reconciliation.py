@@ -12,6 +12,7 @@ from bot.diagnosis.checks import RECONCILIATION_CHECKS, propose_corrections, run
 from bot.diagnosis.followups import follow_ups
 from bot.flows.diagnosis.attribution import evidence
 from bot.flows.diagnosis.context import Context, Step
+from bot.flows.diagnosis.scope_logs import read_scope_logs, report_scope_logs
 from bot.flows.diagnosis.state import Reconciliation, RunState
 from bot.flows.steps_report import StepReport, Verdict
 
@@ -30,9 +31,10 @@ async def fetch(ctx: Context, state: RunState, rep: StepReport) -> None:
         orphan_call = ctx.call(rep, "billing", partial(billing.orphan_debits_by_correlation, cids, ctx.window),
                                "orphan_debits_by_correlation")
     row_ids = [u.usage_record_id for u in usage]
-    got_ledger, got_orphans = await asyncio.gather(
+    got_ledger, got_orphans, _ = await asyncio.gather(
         ctx.call(rep, "billing", partial(billing.ledger_for_usage, row_ids), "ledger_for_usage"),
         orphan_call,
+        read_scope_logs(ctx, state, rep),  # an org's: the logs of its instances with missing hours
     )
     ledger, orphans = got_ledger or [], got_orphans or []
     have = {e.ledger_entry_id for e in ledger}
@@ -57,6 +59,7 @@ def report(ctx: Context, state: RunState, rep: StepReport) -> None:
     r.findings = list(state.attribution.findings)
     if r.read:
         rep.lines.append(f"{len(r.ledger)} ledger entries ({r.orphans} debit(s) without a usage row)")
+        report_scope_logs(ctx, state, rep)
         if not state.logs_available and state.pivot.instances:
             ctx.notes.append("logs unavailable: the owning layer of missing usage is not confirmed")
         ev = evidence(ctx, state, r.ledger)
