@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from bot.errors import ConfigError
-from bot.export.csvfile import DEFAULT_MAX_BYTES, ExportInvalid, open_export
+from bot.export.csvfile import DEFAULT_MAX_BYTES, open_export
 from bot.export.run import ExportOutcome, reconcile_export
 from bot.sources.protocols import BillingReader
 
@@ -38,25 +38,29 @@ class ExportFetch:
 ExportRequest = ExportReady | ExportFetch
 
 
+@dataclass(frozen=True, slots=True)
+class GivenExport:
+    """An export a person gave, not yet read: a file, stdin, a file shared in Slack."""
+
+    source: Path | bytes | IO[bytes]
+    origin: str  # "file usage.csv", "stdin", "slack file F123"
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+
 async def read_given_export(source: Path | bytes | IO[bytes], origin: str, billing: BillingReader | None, *,
                             org_id: str | None = None, project_id: str | None = None,
                             max_bytes: int = DEFAULT_MAX_BYTES, cover: Sequence[str] = ()) -> ExportReady:
     """An export given by a person (a file, stdin, a file shared in Slack), read and
     reconciled now, before anything is recorded. ``org_id``: the scope's org (a line of
-    another org is refused); ``project_id``: the scope's project (an export with lines of
-    other projects is refused: it is not that project's export); ``cover``: months it must
-    cover (a verification's window). Raises ``ExportInvalid`` (bad input, naming the line
+    another org is refused); ``project_id``: the scope's project (a file whose lines are all
+    of it is taken as that project's export, else as the whole org's); ``cover``: months it
+    must cover (a verification's window). Raises ``ExportInvalid`` (bad input, naming the line
     and column) or ``ConfigError`` (no billing database to compare it with)."""
     if billing is None:
         raise ConfigError("a usage export is compared with the billing database: set BILLING_DATABASE_URL")
     export = open_export(source, origin, max_bytes=max_bytes, expected_org=org_id)
     try:
-        got = await reconcile_export(export, billing, project_id=project_id, cover=cover)
-        others = sorted(export.projects - {project_id}) if project_id else []
-        if others:
-            raise ExportInvalid(f"has lines of project {others[0]}, so it is not the export of project "
-                                f"{project_id}: give that project's export, or the whole org's without a project")
-        return ExportReady(got)
+        return ExportReady(await reconcile_export(export, billing, cover=cover, narrow_to=project_id))
     finally:
         export.close()
 
