@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from bot.errors import BadInput, ReconError, SourceFailure
 from bot.export.request import ExportReady, read_given_export
 from bot.flows.diagnosis import SourceSet
 from bot.flows.run import run_recorded
+from bot.flows.steps_report import Observer
 from bot.ids import parse_duration, validate_id
 from bot.render import terminal
 from bot.settings import Settings
@@ -134,7 +136,8 @@ def _print_empty(args: argparse.Namespace, empty: EmptyScope) -> int:
     return 0
 
 
-async def run_diagnose(settings: Settings, args: argparse.Namespace) -> int:
+async def run_diagnose(settings: Settings, args: argparse.Namespace, observers: Sequence[Observer] = ()) -> int:
+    """``recon diagnose``; ``observers``: more watchers of the steps (a benchmark's clock)."""
     subject = subject_from_args(args.correlation_id, args.app_instance, args.org, args.project)
     since = parse_duration(args.since)
     now = parse_until(args.until) if args.until else datetime.now(UTC)
@@ -153,7 +156,7 @@ async def run_diagnose(settings: Settings, args: argparse.Namespace) -> int:
             print(f"Diagnosing {subject.label()} over {args.since} to {now:%Y-%m-%d %H:%M} UTC", file=out, flush=True)
             rec = await run_recorded(
                 store=store, sources=sources, subject=subject, window=window, now=now, origin="cli",
-                observers=[terminal.TerminalProgress(out)], row_cap=settings.evidence_row_cap,
+                observers=[terminal.TerminalProgress(out), *observers], row_cap=settings.evidence_row_cap,
                 org_scope=org_scope, export=export,
             )
     finally:
