@@ -64,6 +64,13 @@ async def _usage(ctx: Context, state: RunState, rep: StepReport, billing: Billin
 
 
 async def fetch(ctx: Context, state: RunState, rep: StepReport) -> None:
+    try:
+        await _fetch(ctx, state, rep)
+    finally:
+        state.attribution.read.set()
+
+
+async def _fetch(ctx: Context, state: RunState, rep: StepReport) -> None:
     billing, a = ctx.sources.billing, state.attribution
     if billing is None:
         return

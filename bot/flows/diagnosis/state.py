@@ -3,6 +3,7 @@ that step's ``fetch`` and read by the steps after it. A new step adds its part h
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -86,6 +87,8 @@ class Attribution:
     covered: dict[tuple[str, str], frozenset[datetime]] | None = None
     rows_examined: int = 0
     findings: list[Finding] = field(default_factory=list)
+    # set when the rows are read (or could not be): the reconciliation's reading waits for it
+    read: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass(slots=True)
