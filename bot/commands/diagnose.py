@@ -106,8 +106,8 @@ async def empty_scope(sources: SourceSet, subject: Subject, window: Window) -> E
         if (await billing.instances_in_scope(org, subject.project_id, window)).items:
             return None
         if not (await billing.billing_accounts([org])).items:
-            raise BadInput(f"unknown org {org}: the billing database has no billing account and no app "
-                           "instance of it")
+            raise BadInput(f"unknown org {org}: the billing database has no billing account of it and no "
+                           "app instance of it ran in the window")
     except SourceFailure as exc:
         log.warning("could not ask the billing database about org %s: %s", org, exc.reason)
         return None
