@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/billing_scale.py [--database-url URL] [--rows 10000000] [--runs 5]
-                                       [--explain] [--build-only] [--with-reversal-index]
+                                       [--explain] [--build-only] [--with-reversal-index] [--org]
 
 Without ``--database-url`` it runs an embedded PostgreSQL whose data directory is
 ``benchmarks/.data/pg`` (kept between runs, so the database is built only once). The
@@ -29,6 +29,12 @@ Measured, each ``--runs`` times after one warm-up (min / median / p95):
     over all its instances, plus ``run_checks``;
 (c) the baselines: a bare indexed read of the same usage rows and their ledger entries
     with asyncpg (``select *``, no mapping).
+
+(d) ``--org``: a dispute with no correlation id, end to end through the CLI's code path:
+    ``recon diagnose --org org-tenant --since 7d --until ANCHOR --no-record --json`` (the
+    function the CLI calls, ``run_diagnose``, with the real billing reader; no Loki or
+    Tempo configured), timed in total and per step (each step's time as the thread sees
+    it, from its announcement to its report); only this case is measured.
 
 ``--with-reversal-index`` measures with an index on ``ledger_entries (reverses_entry_id)``
 created in the benchmark's database: a recommendation to the platform's DBA, not part of
@@ -788,6 +794,70 @@ async def measure(url: str, meta: dict[str, Any], runs: int, want_explain: bool)
     return results
 
 
+class StepClock:
+    """An observer of the diagnosis: each step's time, announcement to report (ms)."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+        self._started: dict[str, float] = {}
+
+    async def step_started(self, name: str, title: str) -> None:
+        self._started[name] = time.perf_counter()
+
+    async def step_finished(self, report: Any) -> None:
+        self.times[report.name] = (time.perf_counter() - self._started[report.name]) * 1000
+
+    async def source_call(self, step: str, call: Any, items: Any, error: str | None) -> None:
+        return None
+
+
+async def org_dispute(url: str, meta: dict[str, Any], runs: int) -> dict[str, Any]:
+    """(d): ``recon diagnose --org`` for the tenant over 7 days, as the CLI runs it."""
+    import io
+
+    from bot.cli import build_parser
+    from bot.commands.diagnose import run_diagnose
+    from bot.settings import Settings
+
+    anchor: datetime = meta["anchor"]
+    await plant_drift(url, Window(anchor - timedelta(days=7), anchor))
+    for k in [k for k in os.environ if k.startswith(("LOKI_", "TEMPO_", "RECON_", "BILLING_EXPORT"))]:
+        del os.environ[k]
+    os.environ["BILLING_DATABASE_URL"] = url
+    settings = Settings()
+    until = (anchor + timedelta(minutes=5)).isoformat()
+    args = build_parser().parse_args(["diagnose", "--org", TENANT, "--since", "7d", "--until", until,
+                                      "--no-record", "--json"])
+
+    async def once() -> dict[str, float | int]:
+        clock, out = StepClock(), io.StringIO()
+        t0 = time.perf_counter()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+            code = await run_diagnose(settings, args, observers=[clock])
+        total = (time.perf_counter() - t0) * 1000
+        doc = json.loads(out.getvalue())
+        got: dict[str, float | int] = {"total": total, **clock.times}
+        got.update(exit_code=code, findings=len(doc["findings"]), instances=len(doc["identifiers"]["app_instance_ids"]))
+        return got
+
+    return await repeat(once, runs)
+
+
+def report_org(res: dict[str, Any]) -> str:
+    c = res["counts"]
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"\n{'(d) recon diagnose --org, tenant, 7 days':<44} {fmt(res['total'])}   ({c['instances']:,} instances, "
+          f"{c['findings']} findings, exit {c['exit_code']})")
+    for k, v in res.items():
+        if k not in ("total", "counts", "runs"):
+            print(f"    {k:<40} {fmt(v)}")
+    med = res["total"]["median"]
+    verdict = (f"(d) median {med:,.1f} ms: target <= 3,000 ms {'MET' if med <= 3000 else 'MISSED'} "
+               f"(load average {load} on {os.cpu_count()} cores)")
+    print(f"\n{verdict}")
+    return verdict
+
+
 def report(meta: dict[str, Any], res: dict[str, Any]) -> list[str]:
     a, b = res["a_one_instance"], res["b_tenant"]
     ca, cb = res["c_baseline_one_instance"], res["c_baseline_tenant"]
@@ -836,11 +906,15 @@ async def amain(args: argparse.Namespace) -> None:
         return
     reversal_index = await set_reversal_index(url, args.with_reversal_index)
     print(f"index on ledger_entries (reverses_entry_id): {'yes' if reversal_index else 'no'}")
-    res = await measure(url, meta, args.runs, args.explain)
+    if args.org:
+        res = {"d_org_dispute": await org_dispute(url, meta, args.runs), "load_average": os.getloadavg()}
+        verdicts = [report_org(res["d_org_dispute"])]
+    else:
+        res = await measure(url, meta, args.runs, args.explain)
+        verdicts = report(meta, res)
     res["reversal_index"] = reversal_index
-    verdicts = report(meta, res)
     RESULTS_DIR.mkdir(exist_ok=True)
-    out = RESULTS_DIR / f"billing_scale-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    out = RESULTS_DIR / f"billing_scale{'-org' if args.org else ''}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     doc = {
         "meta": {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in meta.items()},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
@@ -862,6 +936,8 @@ def main() -> None:
                     help="measure with an index on ledger_entries (reverses_entry_id), created in "
                          "the benchmark's database (not in the platform's schema; without this "
                          "option it is dropped if a previous run created it)")
+    ap.add_argument("--org", action="store_true",
+                    help="measure only (d): recon diagnose --org for the tenant's 1,000 instances, end to end")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     asyncio.run(amain(args))

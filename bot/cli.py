@@ -11,7 +11,6 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -31,12 +30,15 @@ drift, duplicate charge), and records what it saw. It never writes to billing da
 
 EPILOG = """\
 configuration (environment or .env): DATABASE_URL, BILLING_DATABASE_URL, LOKI_URL,
-LOKI_TENANT, TEMPO_URL, TEMPO_TENANT, RECON_EVIDENCE_DIR, RECON_DATA_DIR (see README).
+LOKI_TENANT, TEMPO_URL, TEMPO_TENANT, BILLING_EXPORT_URL, RECON_EVIDENCE_DIR, RECON_DATA_DIR
+(see README).
 
 examples:
   recon demo                                   seed the demo platform and diagnose it
   recon diagnose corr-7f3a9c --since 48h       diagnose one correlation id
   recon diagnose - --app-instance ai-ray-0007  diagnose an app instance
+  recon diagnose --org org-acme --since 30d    a dispute with no correlation id: every instance of the org
+  recon diagnose --org org-acme --export usage.csv   ... and the customer's usage export (rule 8)
   recon diagnose corr-7f3a9c --json | jq .findings
   recon serve --port 3000                      the Slack bot (see README, Connect to Slack)
 """
@@ -55,28 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output on stderr (-vv: debug)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    d = sub.add_parser(
-        "diagnose", help="run the correlation-first diagnosis once, from the terminal",
-        description="Run the whole correlation-first diagnosis once, without Slack.\n\n"
-                    "exit codes: 0 complete; 3 a source was unavailable (the partial result is still "
-                    "printed, complete: false); 2 bad input; 1 recon itself failed.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    d.add_argument("correlation_id", metavar="CORRELATION_ID",
-                   help="the correlation id from the ticket or error envelope; '-' with --app-instance")
-    d.add_argument("--app-instance", metavar="ID", help="diagnose from this app instance (as alert triage does)")
-    d.add_argument("--since", default="7d", metavar="DURATION",
-                   help="how far back the window reaches, e.g. 90m, 48h, 7d (default 7d; the window ends now)")
-    d.add_argument("--until", metavar="TIMESTAMP",
-                   help="end the window at this RFC 3339 time instead of now (replaying a past incident); "
-                        "hours within 2 h before it count as still pending")
-    d.add_argument("--json", action="store_true",
-                   help="print one JSON document (diagnosis.schema.json) on stdout, nothing else")
-    d.add_argument("--evidence", type=Path, metavar="DIR",
-                   help="offline evidence folder (logcli jsonl exports, Tempo trace JSON) used when "
-                        "LOKI_URL / TEMPO_URL are unset")
-    d.add_argument("--no-record", action="store_true", help="do not record the run in the store")
+    from bot.commands import diagnose_args
 
+    diagnose_args.add_parser(sub)
     m = sub.add_parser("demo", help="seed a demo platform into the embedded PostgreSQL and diagnose it",
                        description="Seed a demo platform (billing rows with known drift, logs, traces) into the "
                                    "embedded PostgreSQL, run a diagnosis end to end, show the Slack thread as it "

@@ -3,20 +3,31 @@
 Seeds a demo platform (billing rows with known drift, logs, traces) into the embedded
 PostgreSQL, runs the diagnosis of a disputed correlation id end to end, shows the
 Slack thread as it would read, and says where the timeline and evidence are.
+
+The customer's usage export comes with the dispute: the faithful export of the disputed
+org's months is written from the billing database, then a UI/export drift is planted
+in it (app_runtime usage shown as allocation, one entry left out), and the "Usage
+export" step must find exactly those lines.
 """
 
 from __future__ import annotations
 
+import csv
 import sys
 import textwrap
 import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TextIO
 
 import asyncpg
 
 from bot.diagnosis.model import Subject, Window
+from bot.export.request import ExportReady, months_of, read_given_export
+from bot.export.sample import write_export
+from bot.flows.diagnosis import SourceSet
 from bot.flows.run import RecordedRun, open_incident, run_recorded
 from bot.flows.thread import ThreadObserver
 from bot.render.slack import Message, blocks_to_text
@@ -32,6 +43,7 @@ from bot.wiring import DEMO_BILLING_DB, demo_billing_url, open_sources
 
 DEMO_CHANNEL = "#billing-incidents"
 DEMO_WINDOW = timedelta(days=7)
+SHOWN_AS_ALLOCATION = 2  # app_runtime usage lines the planted export drift shows as allocation
 
 
 class TerminalThread:
@@ -109,20 +121,72 @@ async def _close_previous(store: Store, cid: str) -> None:
         await store.set_incident_status(previous.incident_id, "closed")
 
 
-async def _diagnose(settings: Settings, store: Store, subject: Subject, now: datetime, out: TextIO) -> RecordedRun:
-    """The disputed call diagnosed as `/recon` would, the thread printed as it goes."""
+@dataclass(frozen=True, slots=True)
+class PlantedExport:
+    """The customer's export of the disputed org, with a UI/export drift planted in it."""
+
+    path: Path
+    org_id: str
+    months: list[str]
+    ledger_entry_ids: frozenset[str]  # the lines shown otherwise than stored, and the entry left out
+
+
+async def _plant_export(sources: SourceSet, platform: Platform, now: datetime, folder: Path) -> PlantedExport:
+    """The faithful export of the disputed org's months, then some app_runtime usage
+    shown as allocation and one entry left out (rule 8 (a) and (b))."""
+    assert sources.billing is not None and platform.disputed_correlation_id is not None
+    disputed = set(platform.subject_instances(platform.disputed_correlation_id))
+    org = next(i.org_id for i in platform.instances if i.app_instance_id in disputed)
+    months = months_of(now - DEMO_WINDOW, now)
+    path = folder / "usage-export.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        await write_export(sources.billing, f, org, months)
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    # on the disputed call's instances: the customer disputes what they were shown for them
+    theirs = [r for r in rows if r["app_instance_id"] in disputed]
+    shown = [r for r in theirs if r["usage_source"] == "app_runtime"][:SHOWN_AS_ALLOCATION]
+    for r in shown:
+        r["usage_source"] = "allocation"
+    left_out = next(r for r in reversed(theirs) if r["line_kind"] == "usage" and r not in shown)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\r\n")
+        w.writeheader()
+        w.writerows(r for r in rows if r is not left_out)
+    return PlantedExport(path, org, months, frozenset(r["ledger_entry_id"] for r in [*shown, left_out]))
+
+
+async def _diagnose(settings: Settings, store: Store, platform: Platform, now: datetime,
+                    out: TextIO) -> tuple[RecordedRun, PlantedExport]:
+    """The disputed call diagnosed as `/recon` would, with the customer's export, the thread
+    printed as it goes."""
+    subject = Subject(correlation_id=platform.disputed_correlation_id)
     assert subject.correlation_id is not None
     await _close_previous(store, subject.correlation_id)
     async with open_sources(settings, settings.demo_evidence_dir) as sources:
+        planted = await _plant_export(sources, platform, now, settings.demo_evidence_dir)
+        _say(out, f"      The customer attached their usage export of {planted.org_id} for "
+                  f"{', '.join(planted.months)} ({planted.path}); it is read before the run.\n")
+        export: ExportReady = await read_given_export(planted.path, f"file {planted.path.name}", sources.billing,
+                                                      org_id=planted.org_id)
         opened = await open_incident(store, subject, "demo")
         thread = ThreadObserver(TerminalThread(out), subject, incident_id=opened.incident.incident_id,
                                 incident_url=None, requested_by="U0DEMO")
         await thread.start()
         rec = await run_recorded(store=store, sources=sources, subject=subject, window=Window(now - DEMO_WINDOW, now),
                                  now=now, origin="demo", observers=[thread], row_cap=settings.evidence_row_cap,
-                                 actor="U0DEMO", incident=opened)
+                                 actor="U0DEMO", incident=opened, export=export)
         await thread.finish(rec.outcome.diagnosis)
-    return rec
+    return rec, planted
+
+
+def _export_summary(out: TextIO, rec: RecordedRun, planted: PlantedExport) -> None:
+    found = {lid for f in rec.outcome.diagnosis.findings if f.check == "export_mismatch" for lid in f.ledger_entry_ids}
+    want = planted.ledger_entry_ids
+    _say(out, f"Planted export drift: {len(want)} lines; found: {len(found & want)}"
+              f"{'' if found >= want else ' — MISSED: ' + str(sorted(want - found))}"
+              f"{'' if found <= want else '; unexpected: ' + str(sorted(found - want))}")
+    _say(out, f"  again: recon diagnose {rec.outcome.diagnosis.subject.correlation_id} --export {planted.path}")
 
 
 def _summary(out: TextIO, platform: Platform, rec: RecordedRun, recorded: tuple[int, int], surl: str) -> None:
@@ -130,7 +194,7 @@ def _summary(out: TextIO, platform: Platform, rec: RecordedRun, recorded: tuple[
     assert rec.incident is not None
     subject_instances = set(d.identifiers.app_instance_ids)
     want = {(e.check, e.app_instance_id) for e in platform.expected if e.app_instance_id in subject_instances}
-    got = {(f.check, f.app_instance_id) for f in d.findings}
+    got = {(f.check, f.app_instance_id) for f in d.findings if f.check != "export_mismatch"}
     _say(out, "\nWhat was recorded")
     _say(out, f"  incident {rec.incident.incident_id}, diagnosis run {rec.run_id}: {recorded[0]} timeline events, "
               f"{recorded[1]} evidence records (each: what was asked, the window, when, rows with count and "
@@ -158,12 +222,13 @@ async def run_demo(settings: Settings, *, seed: int = 7, out: TextIO | None = No
     try:
         _say(out, f"[5/5] A customer disputes a charge quoting correlation id {cid}.\n"
                   f"      Someone types `/recon {cid}` in {DEMO_CHANNEL}; the thread reads:\n")
-        rec = await _diagnose(settings, store, Subject(correlation_id=cid), now, out)
+        rec, planted = await _diagnose(settings, store, platform, now, out)
         assert rec.incident is not None
         timeline = await store.timeline(rec.incident.incident_id)
         evidence = await store.evidence(rec.incident.incident_id, rec.run_id)
     finally:
         await store.close()
     _summary(out, platform, rec, (len(timeline), len(evidence)), surl)
+    _export_summary(out, rec, planted)
     _say(out, f"done in {time.perf_counter() - t0:.1f} s")
     return 0 if rec.outcome.diagnosis.complete else 3

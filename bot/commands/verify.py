@@ -9,8 +9,9 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.commands.diagnose import parse_until
+from bot.commands.diagnose import export_source, parse_until
 from bot.errors import BadInput
+from bot.export.request import GivenExport
 from bot.flows.followup_tickets import enqueue_after_verify
 from bot.flows.verify import verify
 from bot.render import terminal
@@ -27,12 +28,21 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
         "verify", help="re-run the checks over an incident's scope: recovered or not",
         description="Re-run the checks over the incident's scope, record the 'after' evidence, and evaluate the "
-                    "runbook's four recovery criteria. Exit 0: recovered (the incident is marked so); 4: not "
-                    "recovered; 3: a source was unavailable; 2: bad input.")
+                    "runbook's four recovery criteria. Criterion 1 (the usage listing/export separates allocation "
+                    "from app_runtime) needs a usage export covering the incident's org and months: --export "
+                    "FILE, or BILLING_EXPORT_URL; without one it is 'not verified' and the incident is not "
+                    "recovered. Exit 0: recovered (the incident is marked so); 4: not recovered; 3: a source was "
+                    "unavailable; 2: bad input (a malformed export: nothing is recorded).",
+        epilog="examples:\n  recon verify INC-20261120-abc123 --export usage.csv\n"
+               "  recon verify INC-20261120-abc123 --json --export - < usage.csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("incident_id", metavar="INCIDENT")
     p.add_argument("--json", action="store_true", help="print the verification as JSON")
     p.add_argument("--until", metavar="TIMESTAMP", help="end the window at this RFC 3339 time instead of now")
     p.add_argument("--evidence", metavar="DIR", help="offline evidence folder (as for diagnose)")
+    p.add_argument("--export", metavar="FILE",
+                   help="the customer's usage export (CSV; '-' reads standard input) covering the incident's org "
+                        "and months: recovery criterion 1 is verified only with one (or with BILLING_EXPORT_URL)")
     return p
 
 
@@ -44,6 +54,10 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     from bot.store.opening import open_store
 
     out = sys.stderr if args.json else sys.stdout
+    given = None
+    if args.export is not None:
+        source, origin = export_source(args.export)
+        given = GivenExport(source, origin, settings.export_max_bytes)
     store = await open_store(settings, max_size=4)
     job = None
     try:
@@ -51,7 +65,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             now = parse_until(args.until) if args.until else datetime.now(UTC)
             v = await verify(store=store, sources=sources, incident_id=args.incident_id, now=now,
                              actor="cli", row_cap=settings.evidence_row_cap,
-                             observers=[terminal.TerminalProgress(out)])
+                             observers=[terminal.TerminalProgress(out)], given=given)
         job = await enqueue_after_verify(JobQueue(store.pool), settings, args.incident_id, v.run.run_id,
                                          v.recovered, v.after, None, None)
     finally:

@@ -10,11 +10,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
 
-from bot.export.csvfile import DEFAULT_MAX_BYTES
-from bot.export.run import ExportOutcome
+from bot.errors import ConfigError
+from bot.export.csvfile import DEFAULT_MAX_BYTES, open_export
+from bot.export.run import ExportOutcome, reconcile_export
+from bot.sources.protocols import BillingReader
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +36,33 @@ class ExportFetch:
 
 
 ExportRequest = ExportReady | ExportFetch
+
+
+@dataclass(frozen=True, slots=True)
+class GivenExport:
+    """An export a person gave, not yet read: a file, stdin, a file shared in Slack."""
+
+    source: Path | bytes | IO[bytes]
+    origin: str  # "file usage.csv", "stdin", "slack file F123"
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+
+async def read_given_export(source: Path | bytes | IO[bytes], origin: str, billing: BillingReader | None, *,
+                            org_id: str | None = None, project_id: str | None = None,
+                            max_bytes: int = DEFAULT_MAX_BYTES, cover: Sequence[str] = ()) -> ExportReady:
+    """An export given by a person (a file, stdin, a file shared in Slack), read and
+    reconciled now, before anything is recorded. ``org_id``: the scope's org (a line of
+    another org is refused); ``project_id``: the scope's project (a file whose lines are all
+    of it is taken as that project's export, else as the whole org's); ``cover``: months it
+    must cover (a verification's window). Raises ``ExportInvalid`` (bad input, naming the line
+    and column) or ``ConfigError`` (no billing database to compare it with)."""
+    if billing is None:
+        raise ConfigError("a usage export is compared with the billing database: set BILLING_DATABASE_URL")
+    export = open_export(source, origin, max_bytes=max_bytes, expected_org=org_id)
+    try:
+        return ExportReady(await reconcile_export(export, billing, cover=cover, narrow_to=project_id))
+    finally:
+        export.close()
 
 
 def months_of(start: datetime, end: datetime) -> list[str]:

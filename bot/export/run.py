@@ -34,15 +34,21 @@ class ExportOutcome:
 
 
 async def reconcile_export(export: ExportFile, billing: BillingReader, *, project_id: str | None = None,
-                           months: Sequence[str] | None = None) -> ExportOutcome:
+                           months: Sequence[str] | None = None, cover: Sequence[str] = (),
+                           narrow_to: str | None = None) -> ExportOutcome:
     """Rule 8 for one export. ``months``: the months asked for (a fetched export); else the
-    months its lines name. ``project_id``: a project-scoped export covers that project only."""
+    months its lines name and the ``cover`` months (a file that must cover a window: a month
+    with entries and no line is then a break, not a month the file left out). ``project_id``:
+    a project-scoped export covers that project only. ``narrow_to``: a project a given file
+    may be the export of: it is, when every line is of that project; else it is the org's."""
     tally = Tally()
     await asyncio.to_thread(_first_pass, export, tally)
+    if narrow_to is not None and export.projects <= {narrow_to}:
+        project_id = narrow_to
     org = export.org_id
     if org is None:
         raise ExportInvalid("the export has no lines and no org was named for it")
-    scope_months = sorted(set(months) if months else export.months)
+    scope_months = sorted(set(months) if months else export.months | set(cover))
     call = None
     if scope_months:
         call = await billing.scan_export_entries(org, project_id, scope_months, tally.add_entries)

@@ -201,6 +201,15 @@ def _target(c: Correction) -> str:
     return f"for `{esc(c.usage_record_id)}`"
 
 
+def _criterion_line(c: dict[str, Any]) -> str:
+    if c.get("state") == "not_verified":
+        return (f":grey_question: {esc(c['text'])} — *not verified*: {esc(c.get('why') or '')}\n"
+                f"      To verify it, {esc(c.get('how') or '')}")
+    return f"{CHECK_MARK[not c['holds']]} {esc(c['text'])}" + (
+        f" — {esc(c['before'])} → {esc(c['after'])} finding(s)" if c["before"] is not None
+        else f" — {esc(c['after'])} finding(s)")
+
+
 def verification_message(v: dict[str, Any], incident_url: str | None = None) -> Message:
     """Before against after, and the four recovery criteria one by one."""
     before = v.get("before_checks") or {}
@@ -209,9 +218,7 @@ def verification_message(v: dict[str, Any], incident_url: str | None = None) -> 
             for c in CHECKS if before.get(c) or after.get(c)]
     head = (":white_check_mark: *Recovered*: all four recovery criteria hold" if v["recovered"]
             else ":x: *Not recovered yet*" + ("" if v.get("complete", True) else " (a source could not be read)"))
-    crit = "\n".join(f"{CHECK_MARK[not c['holds']]} {esc(c['text'])}" +
-                     (f" — {esc(c['before'])} → {esc(c['after'])} finding(s)" if c["before"] is not None else
-                      f" — {esc(c['after'])} finding(s)") for c in v["criteria"])
+    crit = "\n".join(_criterion_line(c) for c in v["criteria"])
     text = f"{head}\n*Findings before → after*\n" + ("\n".join(rows) or "none before, none after") + f"\n{crit}"
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": f"Verification of {v['incident_id']}"[:150]}},

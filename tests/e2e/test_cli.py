@@ -16,6 +16,9 @@ import asyncpg
 import jsonschema
 import pytest
 
+from bot.export.request import months_of
+from bot.export.sample import write_export
+from bot.sources.billing import PostgresBillingReader
 from tests.conftest import LoadedPlatform
 from tests.constants import NOW
 from tests.standins import dead_url
@@ -128,8 +131,19 @@ def test_help_explains_commands() -> None:
     assert "exit codes" in p.stdout and "--since" in p.stdout
 
 
+async def faithful_export(loaded: LoadedPlatform, org: str, path: Path, project: str | None = None) -> Path:
+    """What the billing UI's "Export usage" gives for the org's months of the 7-day window."""
+    reader = PostgresBillingReader(loaded.billing_url, statement_timeout_ms=10_000)
+    try:
+        with path.open("w", newline="", encoding="utf-8") as out:
+            await write_export(reader, out, org, months_of(NOW - timedelta(days=7), NOW), project)
+    finally:
+        await reader.aclose()
+    return path
+
+
 async def test_verify_after_applying_the_proposed_corrections(env: dict[str, str], demo_loaded: LoadedPlatform,
-                                                              store_url: str) -> None:
+                                                              store_url: str, tmp_path: Path) -> None:
     """Diagnose one instance with a duplicate charge; verification says not recovered;
     the approved procedure posts exactly the corrections recon proposed; verification
     then says recovered and marks the incident so."""
@@ -149,7 +163,9 @@ async def test_verify_after_applying_the_proposed_corrections(env: dict[str, str
                        capture_output=True, text=True, timeout=120, check=False)
     assert v.returncode == 4, v.stderr
     before = json.loads(v.stdout)
-    assert not before["recovered"] and [c["key"] for c in before["criteria"] if not c["holds"]] == ["charges"]
+    assert not before["recovered"] and [c["key"] for c in before["criteria"] if not c["holds"]] == ["separation",
+                                                                                                      "charges"]
+    assert before["criteria"][0]["state"] == "not_verified" and "--export usage.csv" in before["criteria"][0]["how"]
     billing = await asyncpg.connect(demo_loaded.billing_url)
     try:
         for i, c in enumerate(corrections):  # what the approved correction procedure would post
@@ -161,8 +177,9 @@ async def test_verify_after_applying_the_proposed_corrections(env: dict[str, str
                 f"fix-{i}", c["correlation_id"], NOW - timedelta(minutes=5))
     finally:
         await billing.close()
-    v = subprocess.run([*RECON, "verify", incident, "--json", *until], env={**os.environ, **env},
-                       capture_output=True, text=True, timeout=120, check=False)
+    usage_csv = await faithful_export(demo_loaded, doc["identifiers"]["org_ids"][0], tmp_path / "usage.csv")
+    v = subprocess.run([*RECON, "verify", incident, "--json", *until, "--export", str(usage_csv)],
+                       env={**os.environ, **env}, capture_output=True, text=True, timeout=120, check=False)
     assert v.returncode == 0, v.stdout + v.stderr
     after = json.loads(v.stdout)
     assert after["recovered"] and after["before_checks"] == {"duplicate_charge": 1} and after["after_checks"] == {}

@@ -37,6 +37,10 @@ async def test_demo_runs_twice_and_records_the_run(data_dir: Path) -> None:
     assert "started" in out and "reply in thread" in out and "Drift found" in out
     m = re.search(r"Planted drift on the disputed call's instances: (\d+); found: (\d+)\n", out)
     assert m and int(m.group(1)) >= 2 and m.group(1) == m.group(2), out[-2000:]
+    # the customer's export, with a UI/export drift planted, read in the "Usage export" step
+    assert "Usage export*" in out and "shown as allocation, stored as app_runtime" in out
+    m = re.search(r"Planted export drift: (\d+) lines; found: (\d+)\n", out)
+    assert m and int(m.group(1)) == 3 and m.group(1) == m.group(2), out[-2000:]
     inc = re.search(r"incident (INC-\d{8}-[a-z0-9]{6}), diagnosis run (\d+): (\d+) timeline events, (\d+) evidence",
                     out)
     assert inc, out[-2000:]
@@ -53,7 +57,7 @@ async def test_demo_runs_twice_and_records_the_run(data_dir: Path) -> None:
                                   int(inc.group(2)))
     finally:
         await conn.close()
-    assert n_ev == int(inc.group(4)) and kinds == {"logql", "trace", "sql", "summary", "proposal"}
+    assert n_ev == int(inc.group(4)) and kinds == {"logql", "trace", "sql", "summary", "proposal", "export"}
     assert all(t["correlation_id"] for t in timeline) and any(t["trace_id"] for t in timeline)
     assert run["status"] == "done" and run["complete"] is True and run["scope"] == "project"
 

@@ -249,6 +249,8 @@ async def test_recon_verify_answers_in_the_incident_thread(
         f"Verification of {incident}" in (m.text or "") for m in slack_standin.thread(CHANNEL, parent.ts)), timeout=30)
     v = next(m for m in slack_standin.thread(CHANNEL, parent.ts) if f"Verification of {incident}" in (m.text or ""))
     assert "not recovered" in (v.text or "") and "Not recovered yet" in json.dumps(v.blocks)
+    # no usage export was read: criterion 1 is not verified, and the thread says how to give one
+    assert "not verified" in json.dumps(v.blocks) and "share the CSV in the incident" in json.dumps(v.blocks)
     r = await post(http, f"{bot.url}/slack/events", slash_command(text="verify INC-bogus", channel_id=CHANNEL))
     assert "needs an incident id" in answer(r)
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from bot.diagnosis.checks.attribution import ATTRIBUTION_CHECKS
 from bot.diagnosis.checks.context import Context
 from bot.diagnosis.checks.evidence import BillingEvidence
-from bot.diagnosis.model import CheckName, Correction, Finding, LedgerEntry, UsageRecord
+from bot.diagnosis.model import AppInstance, CheckName, Correction, Finding, LedgerEntry, UsageRecord
 
 
 def propose_corrections(ev: BillingEvidence, findings: Iterable[Finding]) -> list[Correction]:
@@ -17,9 +17,14 @@ def propose_corrections(ev: BillingEvidence, findings: Iterable[Finding]) -> lis
     that need a data correction, each linked to its correlation id. Proposed only:
     reversals of wrong or extra debits, and debits at the rule 5 price (for a
     re-attributed row, at the price under the correct attribution). Missing usage needs
-    its metering event re-driven, not a ledger entry, and gets none here."""
+    its metering event re-driven, not a ledger entry, and gets none here.
+
+    Every new debit goes to the instance's own org and project (a row recorded against
+    the wrong project is charged in the right one). A row with an attribution finding is
+    corrected under the correct attribution first; its other findings then find it done."""
     p = _Proposal(ev)
-    for f in findings:
+    ordered = sorted(findings, key=lambda f: f.check not in ATTRIBUTION_CHECKS)  # stable: attribution first
+    for f in ordered:
         if f.check == "duplicate_charge":
             for lid in f.ledger_entry_ids:
                 if lid in p.entries:
@@ -58,10 +63,13 @@ class _Proposal:
                                    amount_minor=e.amount_minor, currency=e.currency,
                                    correlation_id=e.correlation_id, reason=reason, check=check))
 
-    def debit(self, u: UsageRecord, amount: int, reason: str, check: CheckName) -> None:
-        self.out.append(Correction(action="post_debit", org_id=u.org_id, project_id=u.project_id,
+    def debit(self, u: UsageRecord, inst: AppInstance | None, amount: int, reason: str, check: CheckName) -> None:
+        """A usage debit for ``u``, anchored to its instance's org and project (rule 2),
+        not to wherever the row was recorded."""
+        org, project = (inst.org_id, inst.project_id) if inst is not None else (u.org_id, u.project_id)
+        self.out.append(Correction(action="post_debit", org_id=org, project_id=project,
                                    usage_record_id=u.usage_record_id, amount_minor=amount,
-                                   currency=self.c.currency.get(u.org_id, "unknown"),
+                                   currency=self.c.currency.get(org, "unknown"),
                                    correlation_id=u.correlation_id, reason=reason, check=check))
 
     def reprice(self, uid: str, check: CheckName) -> None:
@@ -77,7 +85,7 @@ class _Proposal:
             if d is not keep:
                 self.reverse(d, "debit that differs from the rate card price, or one too many", check)
         if keep is None:
-            self.debit(u, expected, "the rate card price of the usage row (rule 5)", check)
+            self.debit(u, self.c.owner(u), expected, "the rate card price of the usage row (rule 5)", check)
 
     def reattribute(self, uid: str, check: CheckName) -> None:
         """Reverse the row's debits and debit it at the price under the correct attribution."""
@@ -95,5 +103,5 @@ class _Proposal:
             return
         for d in c.effective_debits(uid):
             self.reverse(d, f"charged under the wrong attribution ({check})", check)
-        self.debit(u, correct, f"re-attribute the row to {source}, control plane {cp}, scope "
+        self.debit(u, inst, correct, f"re-attribute the row to {source}, control plane {cp}, scope "
                                f"{inst.control_plane_scope}; charge at that price", check)

@@ -35,6 +35,8 @@ class BillingEvidence:
     rate_cards: list[RateCard]
     logs: list[LogEvent] = field(default_factory=list)  # pivot logs: who emitted / published
     logs_available: bool = True
+    # the instances whose logs were read (an org's: only those with missing hours); None: all
+    logs_for: frozenset[str] | None = None
     # At scale the database screens rows first: ``usage`` then holds only the rows that
     # need a closer look, and ``covered`` says which (instance, component, hour) have a
     # row at all (rule 4). None: ``usage`` is every row in the window.

@@ -145,7 +145,8 @@ def check_completeness(ctx: Context, inst: AppInstance, rows: list[UsageRecord])
 
 def _missing(ctx: Context, inst: AppInstance, c: Component, h: datetime, seconds: Decimal, cur: str | None) -> None:
     layer: OwningLayer
-    if not ctx.ev.logs_available:
+    logs_for = ctx.ev.logs_for
+    if not ctx.ev.logs_available or (logs_for is not None and inst.app_instance_id not in logs_for):
         layer, why = "metering_emitter", "logs unavailable: owning layer not confirmed"
     else:
         sids = ctx.logs.emitted.get((inst.app_instance_id, c.component, h), [])

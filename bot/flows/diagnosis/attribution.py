@@ -25,11 +25,13 @@ def screened(ctx: Context, n_instances: int) -> bool:
 
 def evidence(ctx: Context, state: RunState, ledger: list[LedgerEntry]) -> BillingEvidence:
     """What the checks look at: the instances, their rows, the given ledger, the prices."""
-    a = state.attribution
+    a, logs_for = state.attribution, state.reconciliation.logs_for
+    # an org's logs are read for its instances with missing hours only (step reconciliation)
+    read = ctx.org_scope is None or logs_for is not None
     return BillingEvidence(window=ctx.window, now=ctx.now, instances=state.pivot.instances,
                            components=state.pivot.components, usage=a.usage, ledger=ledger, accounts=a.accounts,
-                           rate_cards=a.rate_cards, logs=state.all_logs,
-                           logs_available=state.logs_available and ctx.org_scope is None, covered=a.covered)
+                           rate_cards=a.rate_cards, logs=state.all_logs, logs_available=state.logs_available and read,
+                           covered=a.covered, logs_for=logs_for if ctx.org_scope is not None else None)
 
 
 async def _prices(ctx: Context, state: RunState, rep: StepReport,
@@ -62,6 +64,13 @@ async def _usage(ctx: Context, state: RunState, rep: StepReport, billing: Billin
 
 
 async def fetch(ctx: Context, state: RunState, rep: StepReport) -> None:
+    try:
+        await _fetch(ctx, state, rep)
+    finally:
+        state.attribution.read.set()
+
+
+async def _fetch(ctx: Context, state: RunState, rep: StepReport) -> None:
     billing, a = ctx.sources.billing, state.attribution
     if billing is None:
         return

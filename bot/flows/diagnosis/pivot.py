@@ -10,11 +10,14 @@ import asyncio
 from functools import partial
 
 from bot.diagnosis import core
+from bot.diagnosis.model import LogEvent
 from bot.flows.diagnosis.context import Context, Step
+from bot.flows.diagnosis.leads import LOKI_CONCURRENCY as PIVOT_CONCURRENCY
 from bot.flows.diagnosis.leads import MAX_PIVOT_INSTANCES
 from bot.flows.diagnosis.state import RunState
 from bot.flows.steps_report import StepReport
 from bot.sources import logql
+from bot.sources.protocols import LogSource
 
 SHOWN = 12
 
@@ -54,6 +57,27 @@ async def _metadata(ctx: Context, state: RunState, rep: StepReport) -> None:
     pivot.components = got_c or []
 
 
+async def logs_by_instance(ctx: Context, rep: StepReport, src: LogSource,
+                           ids: list[str]) -> tuple[list[LogEvent], bool]:
+    """Loki by app_instance_id for each of ``ids``, ``PIVOT_CONCURRENCY`` at a time: the
+    lines, and whether every read answered (an org's instances with missing hours)."""
+    limit = asyncio.Semaphore(PIVOT_CONCURRENCY)
+
+    async def one(iid: str) -> list[LogEvent] | None:
+        q = logql.by_app_instance_id(iid)
+        async with limit:
+            return await ctx.call(rep, "loki", partial(src.query, q, ctx.window), f"Loki {q.logql}")
+
+    events: list[LogEvent] = []
+    ok = True
+    for got in await asyncio.gather(*(one(iid) for iid in ids)):
+        if got is None:
+            ok = False
+        else:
+            events.extend(got)
+    return events, ok
+
+
 async def _logs(ctx: Context, state: RunState, rep: StepReport) -> None:
     ids, leads = state.pivot.instance_ids, ctx.leads
     leads.start_instances(ids)  # what the rows, logs and spans did not start already
@@ -70,7 +94,8 @@ async def _logs(ctx: Context, state: RunState, rep: StepReport) -> None:
 async def fetch(ctx: Context, state: RunState, rep: StepReport) -> None:
     ctx.leads.stop()  # the evidence that names instances is all in: the set is this step's now
     state.pivot.instance_ids = await _instance_ids(ctx, state, rep)
-    # an org's instances have no logs worth reading one by one: the database screens them
+    # an org's instances are screened in the database; the reconciliation reads the logs of
+    # those with missing hours only (scope_logs.py)
     if ctx.sources.logs is None or ctx.org_scope is not None:
         await _metadata(ctx, state, rep)
     else:

@@ -5,34 +5,57 @@ the approved procedure would post, and one follow-up per owning layer."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from functools import partial
 
 from bot.diagnosis import core
 from bot.diagnosis.checks import RECONCILIATION_CHECKS, propose_corrections, run_checks, sort_findings
 from bot.diagnosis.followups import follow_ups
+from bot.diagnosis.model import LedgerEntry
 from bot.flows.diagnosis.attribution import evidence
 from bot.flows.diagnosis.context import Context, Step
+from bot.flows.diagnosis.scope_logs import read_scope_logs, report_scope_logs
 from bot.flows.diagnosis.state import Reconciliation, RunState
 from bot.flows.steps_report import StepReport, Verdict
 
 
 async def fetch(ctx: Context, state: RunState, rep: StepReport) -> None:
+    """Starts once the instances are known: an org's debits without a usage row are asked
+    at once (they need only the instances' orgs and projects), alongside the attribution's
+    reading; the rest waits for the attribution's rows."""
+    billing, corr_ledger = ctx.sources.billing, state.rows.ledger
+    orphan_task = None
+    if billing is not None and ctx.org_scope is not None and (state.pivot.instances or corr_ledger):
+        pairs = sorted({(i.org_id, i.project_id) for i in state.pivot.instances}
+                       | {(e.org_id, e.project_id) for e in corr_ledger})
+        orphan_task = asyncio.ensure_future(
+            ctx.call(rep, "billing", partial(billing.orphan_debits, pairs, ctx.window), "orphan_debits"))
+    try:
+        await state.attribution.read.wait()
+        await _read(ctx, state, rep, orphan_task)
+    finally:
+        if orphan_task is not None:
+            orphan_task.cancel()
+
+
+async def _read(ctx: Context, state: RunState, rep: StepReport,
+                orphan_task: asyncio.Future[list[LedgerEntry] | None] | None) -> None:
     billing, instances, corr_ledger = ctx.sources.billing, state.pivot.instances, state.rows.ledger
     if billing is None or not (instances or corr_ledger):
         return
     usage = state.attribution.usage
-    if ctx.org_scope is not None:
-        pairs = sorted({(i.org_id, i.project_id) for i in instances} | {(e.org_id, e.project_id) for e in corr_ledger})
-        orphan_call = ctx.call(rep, "billing", partial(billing.orphan_debits, pairs, ctx.window), "orphan_debits")
+    if orphan_task is not None:
+        orphan_call: Awaitable[list[LedgerEntry] | None] = orphan_task
     else:
         # debits of the subject's calls whose usage row does not exist
         cids = sorted({c for c in (ctx.subject.correlation_id, *(u.correlation_id for u in usage)) if c})
         orphan_call = ctx.call(rep, "billing", partial(billing.orphan_debits_by_correlation, cids, ctx.window),
                                "orphan_debits_by_correlation")
     row_ids = [u.usage_record_id for u in usage]
-    got_ledger, got_orphans = await asyncio.gather(
+    got_ledger, got_orphans, _ = await asyncio.gather(
         ctx.call(rep, "billing", partial(billing.ledger_for_usage, row_ids), "ledger_for_usage"),
         orphan_call,
+        read_scope_logs(ctx, state, rep),  # an org's: the logs of its instances with missing hours
     )
     ledger, orphans = got_ledger or [], got_orphans or []
     have = {e.ledger_entry_id for e in ledger}
@@ -57,6 +80,7 @@ def report(ctx: Context, state: RunState, rep: StepReport) -> None:
     r.findings = list(state.attribution.findings)
     if r.read:
         rep.lines.append(f"{len(r.ledger)} ledger entries ({r.orphans} debit(s) without a usage row)")
+        report_scope_logs(ctx, state, rep)
         if not state.logs_available and state.pivot.instances:
             ctx.notes.append("logs unavailable: the owning layer of missing usage is not confirmed")
         ev = evidence(ctx, state, r.ledger)
@@ -73,4 +97,6 @@ def report(ctx: Context, state: RunState, rep: StepReport) -> None:
         rep.state = "partial"
 
 
-STEP = Step("reconciliation", fetch, report, needs=("billing_rows", "pivot", "attribution", "export"))
+# its reading waits for the attribution's rows itself (``Attribution.read``), so that an
+# org's orphan debits are asked alongside the attribution's screening
+STEP = Step("reconciliation", fetch, report, needs=("billing_rows", "pivot"))

@@ -3,6 +3,7 @@ that step's ``fetch`` and read by the steps after it. A new step adds its part h
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -86,6 +87,8 @@ class Attribution:
     covered: dict[tuple[str, str], frozenset[datetime]] | None = None
     rows_examined: int = 0
     findings: list[Finding] = field(default_factory=list)
+    # set when the rows are read (or could not be): the reconciliation's reading waits for it
+    read: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass(slots=True)
@@ -105,6 +108,10 @@ class Reconciliation:
     read: bool = False  # the ledger was asked (there were rows or entries to reconcile)
     ledger: list[LedgerEntry] = field(default_factory=list)
     orphans: int = 0  # debits without a usage row
+    # an org's logs, read by app_instance_id for the instances with missing hours only
+    scope_logs: list[LogEvent] = field(default_factory=list)
+    logs_for: frozenset[str] | None = None  # whose were read (None: not asked)
+    logs_wanted: int = 0  # instances with missing hours
     findings: list[Finding] = field(default_factory=list)
     corrections: list[Correction] = field(default_factory=list)
     follow_ups: list[FollowUp] = field(default_factory=list)
@@ -123,4 +130,4 @@ class RunState:
 
     @property
     def all_logs(self) -> list[LogEvent]:
-        return [*self.logs.events, *self.pivot.logs]
+        return [*self.logs.events, *self.pivot.logs, *self.reconciliation.scope_logs]
