@@ -19,7 +19,7 @@ import asyncpg
 from bot.errors import StoreError
 from bot.sqlfiles import Queries
 from bot.store.corrections import seal
-from bot.store.db import Conn, Pool
+from bot.store.db import Conn, NamedQueries
 
 log = logging.getLogger(__name__)
 Q = Queries("bot.store", "sql")
@@ -111,16 +111,7 @@ def scope_rows(scope: Mapping[str, Any]) -> tuple[list[str], list[str | None], l
     return orgs, projects, instances
 
 
-class ApprovalStore:
-    def __init__(self, pool: Pool) -> None:
-        self._pool = pool
-
-    async def _q(self, name: str, method: str, *args: Any) -> Any:
-        try:
-            return await getattr(self._pool, method)(Q[name], *args)
-        except _DB_ERRORS as exc:
-            raise StoreError(f"store query {name} failed: {exc}") from exc
-
+class ApprovalStore(NamedQueries):
     async def create_prompt(self, *, incident_id: str, kind: Kind, channel: str, thread_ts: str | None,
                             scope: Mapping[str, Any], reason: str, quorum: int, expires_in_s: float,
                             freeze_id: int | None = None) -> tuple[Prompt, bool]:

@@ -17,7 +17,7 @@ import asyncpg
 from bot.diagnosis.corrections import batch_digest, proposal_rows
 from bot.errors import StoreError
 from bot.sqlfiles import Queries
-from bot.store.db import Conn, Pool
+from bot.store.db import Conn, NamedQueries
 
 Q = Queries("bot.store", "sql")
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
@@ -54,16 +54,7 @@ async def seal(conn: Conn, *, incident_id: str, prompt_id: int, scope: Mapping[s
     return batch_id
 
 
-class CorrectionStore:
-    def __init__(self, pool: Pool) -> None:
-        self._pool = pool
-
-    async def _q(self, name: str, method: str, *args: Any) -> Any:
-        try:
-            return await getattr(self._pool, method)(Q[name], *args)
-        except _DB_ERRORS as exc:
-            raise StoreError(f"store query {name} failed: {exc}") from exc
-
+class CorrectionStore(NamedQueries):
     async def batches_of(self, incident_id: str) -> list[CorrectionBatch]:
         return [CorrectionBatch(**dict(r)) for r in await self._q("correction_batches_of", "fetch", incident_id)]
 

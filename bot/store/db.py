@@ -55,6 +55,24 @@ _CONNECT_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.Interfa
 # ------------------------------------------------------------------ URLs
 
 
+DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+
+class NamedQueries:
+    """A store over a pool that runs the named queries of ``bot/store/sql``: ``_q(name,
+    method, *args)`` is ``pool.<method>(query, *args)``, a database failure raised as a
+    ``StoreError`` naming the query."""
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def _q(self, name: str, method: str, *args: Any) -> Any:
+        try:
+            return await getattr(self._pool, method)(Q[name], *args)
+        except DB_ERRORS as exc:
+            raise StoreError(f"store query {name} failed: {exc}") from exc
+
+
 def redact_url(url: str) -> str:
     """The URL with its password (userinfo or ``password=`` parameter) replaced by ***."""
     try:

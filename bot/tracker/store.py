@@ -14,7 +14,7 @@ import asyncpg
 
 from bot.errors import StoreError
 from bot.sqlfiles import Queries
-from bot.store.db import Pool
+from bot.store.db import NamedQueries
 from bot.tracker.model import FollowUpState, Ticket
 
 Q = Queries("bot.store", "sql")
@@ -58,17 +58,8 @@ def _row(r: asyncpg.Record) -> StoredTicket:
     return StoredTicket(**d)
 
 
-class TicketStore:
+class TicketStore(NamedQueries):
     """``tracker_tickets`` over the store's pool."""
-
-    def __init__(self, pool: Pool) -> None:
-        self._pool = pool
-
-    async def _q(self, name: str, method: str, *args: Any) -> Any:
-        try:
-            return await getattr(self._pool, method)(Q[name], *args)
-        except _DB_ERRORS as exc:
-            raise StoreError(f"store query {name} failed: {exc}") from exc
 
     async def get(self, incident_id: str, layer: str) -> StoredTicket | None:
         r = await self._q("tracker_ticket_get", "fetchrow", incident_id, layer)
