@@ -5,8 +5,9 @@ incident): the incident; its diagnosis runs (the newest finished one's result pa
 ``Diagnosis``); the timeline in order; the evidence grouped by run and phase, with the
 rows kept and a before/after comparison per query; the findings and the customer impact
 of the latest diagnosis; usage against ledger per app instance; approval prompts with
-their votes and audit; the incident's freezes; and its follow-up tickets (GitHub or
-Jira, ``bot.tracker``). Queries: ``bot/report/sql/``.
+their votes and audit; the incident's freezes; its follow-up tickets (GitHub or Jira,
+``bot.tracker``); and its sealed correction batches with the latest diagnosis's proposals
+when none of them is from its run (``bot.report.corrections``). Queries: ``bot/report/sql/``.
 
 **Usage against ledger**: ``bot.report.charges``. **Org / project**: the incident's own,
 else the one org and project all the latest diagnosis's findings sit in.
@@ -28,6 +29,7 @@ from bot.diagnosis.model import Diagnosis, Finding, ImpactRow
 from bot.errors import StoreError
 from bot.flows.steps_report import STEP_TITLES
 from bot.report.charges import InstanceCharge, UsageVsLedger, usage_vs_ledger
+from bot.report.corrections import ReportCorrections, SealedBatch, report_corrections
 from bot.sqlfiles import Queries
 from bot.store.db import Pool, canonical_json
 from bot.store.store import EvidenceRecord, Incident, TimelineEvent
@@ -192,6 +194,7 @@ class IncidentReport:
     tickets: tuple[FollowUpTicket, ...] = field(default=())
     org_id: str | None = None  # the incident's, else the one its findings name (module doc)
     project_id: str | None = None
+    corrections: ReportCorrections = field(default_factory=ReportCorrections)
 
     @property
     def findings(self) -> list[Finding]:
@@ -244,11 +247,14 @@ async def load_report(store_pool: Pool, incident_id: str) -> IncidentReport | No
             events = await conn.fetch(Q["report_approval_events"], incident_id)
             freezes = await conn.fetch(Q["report_freezes"], incident_id)
             tickets = await conn.fetch(Q["report_tickets"], incident_id)
+            batches = await conn.fetch(Q["report_correction_batches"], incident_id)
+            batch_rows = await conn.fetch(Q["report_correction_rows"], incident_id)
     except _DB_ERRORS as exc:
         raise StoreError(f"cannot read the report of {incident_id}: {exc}") from exc
     rows = [[dict(r) for r in rs] for rs in (runs, timeline, evidence, prompts, events, freezes)]
     return build_report(dict(inc), rows[0], rows[1], rows[2], rows[3], rows[4], rows[5],
-                        tickets=[dict(t) for t in tickets])
+                        tickets=[dict(t) for t in tickets], corrections=([dict(b) for b in batches],
+                                                                         [dict(c) for c in batch_rows]))
 
 
 def _run_summary(r: Mapping[str, Any]) -> RunSummary:
@@ -331,8 +337,10 @@ def build_report(
     events: Sequence[Mapping[str, Any]],
     freezes: Sequence[Mapping[str, Any]],
     tickets: Sequence[Mapping[str, Any]] = (),
+    corrections: tuple[Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]]] = ((), ()),
 ) -> IncidentReport:
-    """The report from the rows of the report queries (pure)."""
+    """The report from the rows of the report queries (pure); ``corrections``: the rows of
+    the sealed batches and of their corrections."""
     incident = Incident(**{k: inc[k] for k in Incident.__dataclass_fields__})
     diagnosis, latest_run_id, errors = _latest_diagnosis(runs)
     records = [
@@ -350,6 +358,7 @@ def build_report(
         prompts=_prompts(prompts, events), freezes=tuple(_freeze(f) for f in freezes),
         notes=tuple(errors), org_id=org_id, project_id=project_id,
         tickets=tuple(FollowUpTicket.of(t) for t in tickets),
+        corrections=report_corrections(incident.incident_id, *corrections, diagnosis, latest_run_id),
     )
 
 
@@ -403,8 +412,10 @@ __all__ = [
     "IncidentReport",
     "InstanceCharge",
     "QueryComparison",
+    "ReportCorrections",
     "RunEvidence",
     "RunSummary",
+    "SealedBatch",
     "UsageVsLedger",
     "Vote",
     "build_report",
