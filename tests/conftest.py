@@ -203,3 +203,20 @@ def every_injection(*, alternate_hours: bool = False) -> list[Injection]:
         for check, flavours in FLAVOURS.items()
         for n, flavour in enumerate(flavours)
     ]
+
+
+async def faithful_export(loaded: LoadedPlatform, org: str, path: Path, project: str | None = None) -> Path:
+    """What the billing UI's "Export usage" gives for the org's months of the 7-day window."""
+    from datetime import timedelta
+
+    from bot.export.request import months_of
+    from bot.export.sample import write_export
+    from bot.sources.billing import PostgresBillingReader
+
+    reader = PostgresBillingReader(loaded.billing_url, statement_timeout_ms=10_000)
+    try:
+        with path.open("w", newline="", encoding="utf-8") as out:
+            await write_export(reader, out, org, months_of(NOW - timedelta(days=7), NOW), project)
+    finally:
+        await reader.aclose()
+    return path

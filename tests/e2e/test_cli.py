@@ -16,10 +16,7 @@ import asyncpg
 import jsonschema
 import pytest
 
-from bot.export.request import months_of
-from bot.export.sample import write_export
-from bot.sources.billing import PostgresBillingReader
-from tests.conftest import LoadedPlatform
+from tests.conftest import LoadedPlatform, faithful_export
 from tests.constants import NOW
 from tests.standins import dead_url
 
@@ -129,17 +126,6 @@ def test_help_explains_commands() -> None:
         assert word in p.stdout
     p = run(["diagnose", "--help"], {})
     assert "exit codes" in p.stdout and "--since" in p.stdout
-
-
-async def faithful_export(loaded: LoadedPlatform, org: str, path: Path, project: str | None = None) -> Path:
-    """What the billing UI's "Export usage" gives for the org's months of the 7-day window."""
-    reader = PostgresBillingReader(loaded.billing_url, statement_timeout_ms=10_000)
-    try:
-        with path.open("w", newline="", encoding="utf-8") as out:
-            await write_export(reader, out, org, months_of(NOW - timedelta(days=7), NOW), project)
-    finally:
-        await reader.aclose()
-    return path
 
 
 async def test_verify_after_applying_the_proposed_corrections(env: dict[str, str], demo_loaded: LoadedPlatform,

@@ -32,7 +32,7 @@ from bot.tracker.github import GitHubTracker
 from bot.tracker.job import RetryPolicy
 from bot.tracker.model import safe_key, safe_url
 from bot.worker import Worker, retry_in_s
-from tests.conftest import LoadedPlatform
+from tests.conftest import LoadedPlatform, faithful_export
 from tests.constants import NOW
 from tests.standins import dead_url
 from tests.standins.github import GitHubStandIn
@@ -91,7 +91,9 @@ async def test_cli_diagnose_files_and_verify_that_recovers_comments(
                     f"fix-{i}", c.correlation_id, NOW - timedelta(minutes=5))
         finally:
             await billing.close()
-        args = build_parser().parse_args(["verify", incident_id, "--json", *until])
+        org = Diagnosis.model_validate(run["result"]).identifiers.org_ids[0]
+        export = await faithful_export(demo_loaded, org, tmp_path / "usage.csv")  # criterion 1 needs one
+        args = build_parser().parse_args(["verify", incident_id, "--json", "--export", str(export), *until])
         assert await verify_command.run(settings, args) == verify_command.EXIT_RECOVERED
         [recovered] = await run_ticket_jobs(store, services)
         assert await run_ticket_jobs(store, services) == []
