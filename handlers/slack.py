@@ -8,7 +8,8 @@ middleware hands the parsed command to the listener (``context["recon"]``). The 
 listener takes the rest: ``help``, and text that does not parse (the reason, then the
 usage). Every ``/recon`` listener and the mention's have an ``authorized`` middleware
 first: a channel not in ``RECON_ALLOWED_CHANNELS`` or a person not in ``RECON_USERS``
-(bot.slack.access) gets an ephemeral refusal, and no listener runs. Slack events:
+(bot.slack.access) gets an ephemeral refusal, and no listener runs (the shortcuts and
+CSV shares of handlers/shortcuts.py ask the same ``Access``). Slack events:
 ``app_mention`` (a diagnosis like ``/recon``), ``message`` (alert
 posts in watched channels), and the approvals' reactions and buttons
 (handlers/approvals.py).
@@ -19,7 +20,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,7 +69,7 @@ def register(app: AsyncApp, deps: SlackHandlerDeps) -> None:
     if deps.approvals is not None:
         register_approvals(app, deps.approvals)
     if deps.surfaces is not None:  # its file_share listener comes before the catch-all below
-        register_surfaces(app, deps.surfaces)
+        register_surfaces(app, replace(deps.surfaces, access=deps.access))
     # Message events arrive for every channel the bot is in: alert posts by other
     # integrations in watched channels are triaged; everything else is left alone.
     app.event("message")(message(deps))
