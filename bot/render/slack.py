@@ -7,6 +7,7 @@ report, never cut mid-structure. Every message has a plain-text fallback.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -165,10 +166,23 @@ def blocks_to_text(blocks: list[dict[str, Any]]) -> str:
             out.append("  " + " · ".join(e.get("text", "") for e in b.get("elements", [])))
         elif t == "divider":
             out.append("-" * 40)
-    text = "\n".join(out)
+    # Slack's own markup read as a person would (mentions, links), then the escaped text as typed
+    text = _SLACK_MARKUP.sub(_as_terminal, "\n".join(out))
     for a, b_ in (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"), *TERMINAL_EMOJI.items()):
         text = text.replace(a, b_)
     return text
+
+
+_SLACK_MARKUP = re.compile(r"<(@[UW][A-Z0-9]+|![a-z]+|https?://[^|<>\s]+)(?:\|([^<>]*))?>")
+
+
+def _as_terminal(m: re.Match[str]) -> str:
+    target, label = m.group(1), m.group(2)
+    if target.startswith("!"):
+        return "@" + target[1:]
+    if label:
+        return f"{label} ({target})"
+    return target
 
 
 def follow_ups_message(follow_ups: Sequence[FollowUp], corrections: Sequence[Correction],

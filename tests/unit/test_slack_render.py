@@ -75,3 +75,16 @@ def test_parse(text: str, action: str, label: str | None) -> None:
 def test_parse_refuses_with_a_reason(text: str) -> None:
     with pytest.raises(BadInput):
         parse(text)
+
+
+def test_the_terminal_reads_slack_markup_as_a_person_would_and_escaped_text_as_typed() -> None:
+    from bot.render.slack import blocks_to_text
+
+    blocks = [{"type": "context", "elements": [{"type": "mrkdwn", "text": "requested by <@U0DEMO> · <!here>"}]},
+              {"type": "section", "text": {"type": "mrkdwn",
+                                           "text": "see <https://recon.example/incidents/INC-1|the report> · "
+                                                   "typed: &lt;@U9&gt; &amp; &lt;!channel&gt;"}}]
+    text = blocks_to_text(blocks)
+    assert "requested by @U0DEMO · @here" in text
+    assert "the report (https://recon.example/incidents/INC-1)" in text
+    assert "typed: <@U9> & <!channel>" in text
