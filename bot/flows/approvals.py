@@ -138,7 +138,7 @@ class ApprovalFlow:
         if current is not None:
             await self._supersede(current, run_id)
         scope = {"run_id": run_id, "digest": batch_digest(incident_id, run_id, rows), "corrections": rows,
-                 "link": await incident_link(self.settings, self.store, incident_id)}
+                 "link": _to_corrections(await incident_link(self.settings, self.store, incident_id))}
         p, _ = await self.approvals.create_prompt(
             incident_id=incident_id, kind="corrections", channel=channel, thread_ts=thread_ts, scope=scope,
             reason=(f"a diagnosis of {d.subject.label()} found ledger drift ({', '.join(d.failed_checks())}); "
@@ -307,3 +307,8 @@ class ApprovalFlow:
             if p.message_ts:
                 await self.sink(p).update(p.message_ts, self._message(p, await self.approvals.votes(p.prompt_id)))
         return len(expired)
+
+
+def _to_corrections(url: str | None) -> str | None:
+    """The report link, opened at its corrections section."""
+    return f"{url}#corrections" if url else url

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -78,6 +79,8 @@ async def test_quorum_retraction_seal_upload_and_cli(
         prompt = await corrections_prompt(bot, http, slack_standin, live)
         text = state(slack_standin, prompt.ts)
         assert "ledger correction(s) proposed" in text and "never applies" in text and "totalling" in text
+        # the full list: a working link to the report, opened at its corrections section
+        assert re.search(r"<https?://[^|<>]+/incidents/INC-[^|<>]+#corrections\|the full list", text), text
         await react(http, bot, APPROVER, "white_check_mark", prompt.ts)
         await slack_standin.wait_for(lambda _: "approve 1/2" in state(slack_standin, prompt.ts))
         await react(http, bot, APPROVER, "white_check_mark", prompt.ts, removed=True)
