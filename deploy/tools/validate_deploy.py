@@ -418,8 +418,9 @@ SLACK_MANIFEST_SCHEMA: dict[str, Any] = {
                                "description": {"type": "string", "minLength": 1, "maxLength": 150}}}},
         }},
         "oauth_config": {"type": "object", "required": ["scopes"], "properties": {"scopes": {
-            "type": "object", "properties": {"bot": {"type": "array", "uniqueItems": True,
-                                                     "items": {"type": "string", "pattern": "^[a-z_.]+(:[a-z_.]+)*$"}}}}}},
+            "type": "object", "properties": {"bot": {
+                "type": "array", "uniqueItems": True,
+                "items": {"type": "string", "pattern": "^[a-z_.]+(:[a-z_.]+)*$"}}}}}},
         "settings": {"type": "object", "required": ["event_subscriptions", "interactivity"], "properties": {
             "event_subscriptions": {"type": "object", "required": ["request_url", "bot_events"]},
             "interactivity": {"type": "object", "required": ["is_enabled"],
