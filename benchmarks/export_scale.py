@@ -108,10 +108,20 @@ async def child(case: str, url: str, org: str, month: str, path: Path) -> dict[s
             got = await reconcile_export(open_export(path, str(path)), reader)
         finally:
             await reader.aclose()
-        out.update(lines=got.read.lines, entries=got.entries, counts=got.counts, findings=len(got.findings))
+        out.update(lines=got.read.lines, entries=got.entries, counts=got.counts, findings=len(got.findings),
+                   phases={k: round(v, 2) for k, v in got.seconds.items()})
     out["seconds"] = time.perf_counter() - t0
-    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    out["peak_rss_mb"] = peak_rss_mb()
     return out
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM): its own, not ru_maxrss, which on Linux
+    keeps the parent's high-water mark across fork and exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def run_child(case: str, args: argparse.Namespace, url: str, month: str, path: Path) -> dict[str, Any]:
@@ -149,7 +159,8 @@ def main() -> None:
             got = run_child(case, args, url, month, path)
             results.setdefault(case, []).append(got)
             print(f"run {r + 1} {case:10} {got['seconds']:6.2f} s  peak RSS {got['peak_rss_mb']:6.1f} MB  "
-                  + ("" if case != "reconcile" else f"counts {got['counts']} findings {got['findings']}"))
+                  + ("" if case != "reconcile" else
+                     f"phases {got['phases']} counts {got['counts']} findings {got['findings']}"), flush=True)
     med = {c: statistics.median(x["seconds"] for x in v) for c, v in results.items()}
     ratio = med["reconcile"] / (med["bare-read"] + med["bare-parse"])
     print(f"\nmedian: bare read {med['bare-read']:.2f} s, bare parse {med['bare-parse']:.2f} s, "

@@ -20,45 +20,25 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import operator
-import re
 import shutil
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TypeVar
 
-from bot.errors import BadInput
-from bot.export.lines import COLUMNS, ExportLine
+from bot.export.lines import ExportLine
+from bot.export.parse import ExportInvalid, LineParser
+from bot.export.scan import PartScan
+
+__all__ = ["DEFAULT_MAX_BYTES", "ExportFile", "ExportInvalid", "open_export"]
 
 #: The largest export read from a file or a URL (a Slack file has its own, smaller cap).
 DEFAULT_MAX_BYTES = 1 << 30
-MAX_ID_CHARS = 128
 _CHUNK = 1 << 20
-
-_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
-_DECIMAL = re.compile(r"-?\d{1,20}(\.\d{1,12})?")
-_CURRENCY = re.compile(r"[A-Z]{3}")
-_KIND = re.compile(r"[a-z][a-z_]{0,39}")
-_BOOLS = {"true": True, "false": False, "": None}
-
-
-class ExportInvalid(BadInput):
-    """The export cannot be read: says which line and column, and why."""
-
-    def __init__(self, reason: str, line: int | None = None, column: str | None = None, *,
-                 label: str = "") -> None:
-        where = label
-        if line is not None:
-            where += f"line {line}" + (f", column {column}" if column else "") + ": "
-        super().__init__(f"usage export {where}{reason}")
-        self.label = label
-        self.line = line
-        self.column = column
-        self.reason = reason
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -85,48 +65,48 @@ class ExportFile:
     def lines(self, only: set[int] | None = None) -> Iterator[tuple[int, ExportLine]]:
         """Every line, checked, with its line number. The first full pass also digests the
         bytes and counts. ``only``: the lines whose ``hash(ledger_entry_id)`` is in it, the
-        others skipped unparsed (a cheap second pass for a finding's words)."""
-        for no, values in self._records(only):
+        others skipped unchecked (a cheap second pass for a finding's words)."""
+        for no, values in self._read(lambda scan: scan.records(only), full=only is None):
             yield no, ExportLine._make(values)
 
-    def tuples(self) -> Iterator[tuple[int, tuple[Any, ...]]]:
-        """As ``lines()``, each line a plain tuple equal to (and hashing as) its ``ExportLine``:
-        the hot path of a million lines does not build named tuples."""
-        return self._records(None)
+    def texts(self) -> Iterator[tuple[str, str]]:
+        """``(ledger_entry_id, canonical text)`` of every line, checked (``bot.export.canon``):
+        the hot path of a million lines builds no typed tuple for a plain line."""
+        return self._read(PartScan.texts, full=True)
 
-    def _records(self, only: set[int] | None) -> Iterator[tuple[int, tuple[Any, ...]]]:
-        sha, size, n = hashlib.sha256(), 0, 0
-        parser = _LineParser(self.expected_org)
+    def _read(self, each: Callable[[PartScan], Iterator[T]], *, full: bool) -> Iterator[T]:
+        """``each`` of every part's scan, in order, its errors naming the part; after a
+        ``full`` read, what it found (digest, size, count, org, months, projects) is kept."""
+        digest = _Digest() if full else None
+        try:
+            yield from self._parts(each, digest)
+        finally:
+            if digest is not None:
+                digest.close()
+
+    def _parts(self, each: Callable[[PartScan], Iterator[T]], digest: _Digest | None) -> Iterator[T]:
+        size, n = 0, 0
+        parser = LineParser(self.expected_org)
         for label, stream in self.parts:
             stream.seek(0)
-            tap = _Tap(stream, self.max_bytes - size, sha, self.max_bytes)
+            tap = _Tap(stream, self.max_bytes - size, digest, self.max_bytes)
             text = io.TextIOWrapper(io.BufferedReader(tap, _CHUNK), encoding="utf-8-sig", newline="")
             parser.start(label)
             try:
-                reader = csv.reader(text, strict=True)
-                parser.header(next(reader, None))
-                key_at = parser.index[0]
-                for rec in reader:
-                    if not rec:
-                        continue  # a blank line
-                    n += 1
-                    if only is None or hash(rec[key_at]) in only:
-                        yield reader.line_num, parser.parse(rec, reader.line_num)
+                scan = PartScan.start(text, parser)
+                yield from each(scan)
             except UnicodeDecodeError:
                 raise ExportInvalid("the file is not UTF-8 text", label=label) from None
-            except csv.Error as e:
-                raise ExportInvalid(f"not CSV as RFC 4180 has it ({e})", parser.last_line + 1,
-                                    label=label) from None
-            except IndexError:
-                raise ExportInvalid(f"fewer fields than the header's {parser.width}", reader.line_num,
-                                    label=label) from None
+            except csv.Error as e:  # the header's (a record's is raised by the scan)
+                raise ExportInvalid(f"not CSV as RFC 4180 has it ({e})", 1, label=label) from None
             except ExportInvalid as e:
                 if not label or e.label:
                     raise
                 raise ExportInvalid(e.reason, e.line, e.column, label=label) from None
+            n += scan.count
             size += tap.size
-        if only is None:
-            self.sha256, self.size, self.count = sha.hexdigest(), size, n
+        if digest is not None:
+            self.sha256, self.size, self.count = digest.hexdigest(), size, n
             self.org_id = parser.org_id or self.expected_org
             self.months, self.projects = parser.months, parser.projects
 
@@ -162,12 +142,39 @@ def _spool(src: IO[bytes], max_bytes: int) -> IO[bytes]:
     return tmp
 
 
-class _Tap(io.RawIOBase):
-    """Reads through to a binary stream, hashing and counting, refusing past the cap."""
+class _Digest:
+    """The SHA-256 of the bytes read, computed beside the parse: hashlib lets go of the GIL
+    for a large chunk, so a thread of its own hashes each chunk, in order, while the
+    parse goes on."""
 
-    def __init__(self, src: IO[bytes], max_bytes: int, sha: Any = None, cap: int | None = None) -> None:
+    AHEAD = 4  # chunks handed over and not yet hashed, at most (memory: a few MB)
+
+    def __init__(self) -> None:
+        self.sha = hashlib.sha256()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="export-sha256")
+        self._pending: deque[Future[None]] = deque()
+
+    def update(self, data: bytes) -> None:
+        self._pending.append(self._pool.submit(self.sha.update, data))
+        while len(self._pending) > self.AHEAD:
+            self._pending.popleft().result()
+
+    def hexdigest(self) -> str:
+        self.close()
+        return self.sha.hexdigest()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=False)
+
+
+class _Tap(io.RawIOBase):
+    """Reads through to a binary stream, counting (and digesting, given a ``_Digest``),
+    refusing past the cap."""
+
+    def __init__(self, src: IO[bytes], max_bytes: int, digest: _Digest | None = None,
+                 cap: int | None = None) -> None:
         self.src, self.max_bytes, self.cap = src, max_bytes, cap or max_bytes
-        self.sha = sha if sha is not None else hashlib.sha256()
+        self.digest = digest
         self.size = 0
 
     def readable(self) -> bool:
@@ -179,7 +186,8 @@ class _Tap(io.RawIOBase):
         self.size += n
         if self.size > self.max_bytes:
             raise ExportInvalid(f"the file is larger than {self.cap:,} bytes")
-        self.sha.update(data)
+        if self.digest is not None:
+            self.digest.update(data)
         b[:n] = data
         return n
 
@@ -189,120 +197,3 @@ class _Tap(io.RawIOBase):
         return bytes(buf[:n])
 
 
-class _LineParser:
-    """Checks one record at a time against the header; caches repeated values."""
-
-    def start(self, label: str) -> None:
-        """A new part: its own header follows."""
-        self.label = label
-        self.last_line = 1
-
-    def __init__(self, expected_org: str | None) -> None:
-        self.label = ""
-        self.org_id = expected_org
-        self.months: set[str] = set()
-        self.projects: set[str] = set()
-        self.last_line = 1
-        self.index: tuple[int, ...] = ()
-        self.width = 0
-        self.pick: Callable[[list[str]], Any] = operator.itemgetter(0)
-        self._kinds: set[str] = set()
-        self._currencies: set[str] = set()
-        self._times: dict[str, datetime] = {}
-        self._decimals: dict[str, Decimal] = {}
-
-    def header(self, rec: list[str] | None) -> None:
-        if not rec:
-            raise ExportInvalid("the file is empty: a usage export starts with a header row", 1)
-        names = [h.strip().lower() for h in rec]
-        missing = [c for c in COLUMNS if c not in names]
-        if len(missing) == len(COLUMNS):
-            raise ExportInvalid("not a usage export: the header names none of its columns "
-                                f"({', '.join(COLUMNS[:4])}, …)", 1)
-        if missing:
-            raise ExportInvalid(f"missing required column{'s' if len(missing) > 1 else ''} "
-                                f"{', '.join(missing)}", 1)
-        self.index = tuple(names.index(c) for c in COLUMNS)
-        self.width = len(names)
-        self.pick = operator.itemgetter(*self.index)
-
-    def parse(self, rec: list[str], line: int) -> tuple[Any, ...]:
-        self.last_line = line
-        if len(rec) != self.width:
-            raise ExportInvalid(f"{len(rec)} fields where the header has {self.width}", line)
-        (eid, month, org, project, kind, amount, currency, urid, source, aid, comp, cp, mode, scope, backend, rclass,
-         start, qty, unit) = self.pick(rec)
-        if not eid or len(eid) > MAX_ID_CHARS:
-            raise ExportInvalid(f"a ledger_entry_id of {len(eid)} characters (1 to {MAX_ID_CHARS})", line,
-                                "ledger_entry_id")
-        if month not in self.months:
-            self._month(month, line)
-        if org != self.org_id:
-            self._org(org, line)
-        if project not in self.projects:
-            if not project:
-                raise ExportInvalid("no project_id", line, "project_id")
-            self.projects.add(project)
-        if kind not in self._kinds:
-            if not _KIND.fullmatch(kind):
-                raise ExportInvalid(f"{_short(kind)} is not a ledger entry kind", line, "line_kind")
-            self._kinds.add(kind)
-        digits = amount[1:] if amount[:1] == "-" else amount
-        if not (digits.isascii() and digits.isdigit() and len(digits) <= 18):
-            raise ExportInvalid(f"{_short(amount)} is not a whole number of minor units", line, "amount_minor")
-        if currency not in self._currencies:
-            if not _CURRENCY.fullmatch(currency):
-                raise ExportInvalid(f"{_short(currency)} is not an ISO 4217 currency code", line, "currency")
-            self._currencies.add(currency)
-        return (
-            eid, month, org, project, kind, int(amount), currency, urid or None, source or None, aid or None,
-            comp or None, self._bool(cp, line) if cp else None, mode or None, scope or None, backend or None,
-            rclass or None, self._time(start, line) if start else None, self._decimal(qty, line) if qty else None,
-            unit or None,
-        )
-
-    def _month(self, month: str, line: int) -> None:
-        if not _MONTH.fullmatch(month):
-            raise ExportInvalid(f"{_short(month)} is not a month (YYYY-MM)", line, "billing_month")
-        self.months.add(month)
-
-    def _org(self, org: str, line: int) -> None:
-        if not org:
-            raise ExportInvalid("no org_id", line, "org_id")
-        if self.org_id is not None:
-            raise ExportInvalid(f"a line of org {_short(org)} in an export of {self.org_id}", line, "org_id")
-        self.org_id = org
-
-    def _bool(self, s: str, line: int) -> bool | None:
-        try:
-            return _BOOLS[s] if s in _BOOLS else _BOOLS[s.lower()]
-        except KeyError:
-            raise ExportInvalid(f"{_short(s)} is not true or false", line, "control_plane_component") from None
-
-    def _time(self, s: str, line: int) -> datetime:
-        t = self._times.get(s)
-        if t is None:
-            try:
-                t = datetime.fromisoformat(s)
-            except ValueError:
-                t = None
-            if t is None or t.tzinfo is None or "T" not in s:
-                raise ExportInvalid(f"{_short(s)} is not an RFC 3339 UTC time", line, "period_start")
-            if len(self._times) < 100_000:
-                self._times[s] = t
-        return t
-
-    def _decimal(self, s: str, line: int) -> Decimal:
-        d = self._decimals.get(s)
-        if d is None:
-            if not _DECIMAL.fullmatch(s):
-                raise ExportInvalid(f"{_short(s)} is not a decimal number", line, "quantity")
-            d = Decimal(s)
-            if len(self._decimals) < 100_000:
-                self._decimals[s] = d
-        return d
-
-
-def _short(s: str, n: int = 40) -> str:
-    """A value quoted for a message, cut to n characters."""
-    return repr(s if len(s) <= n else s[:n] + "…")

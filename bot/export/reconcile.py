@@ -1,16 +1,21 @@
 """Rule 8 over a whole export, streamed: the file once, the ledger once, the breaks again.
 
-Memory is two small integers per line (the hash of its ledger_entry_id, the hash of the
-whole canonical line), never the lines or the ledger entries themselves:
+Both sides are compared as canonical texts (``bot.export.canon``): each line of the file
+and each ledger entry (``export_lines.sql``, written by the server) is its id and one
+string, and each string is kept only as its hash. Memory is two 8-byte integers per line
+in arrays (the hash of its ledger_entry_id, the hash of its text), never the lines or the
+ledger entries themselves, nor a Python object per line:
 
-1. ``Tally.add_line`` for each line of the file;
+1. ``Tally.add_texts`` for the file's lines, then ``Tally.freeze`` sorts them by id hash
+   (the first line of an id is the one compared; an id on several lines is *repeated*);
 2. ``Tally.add_entries`` for each batch of the org's entries posted in the export's
-   months (``export_entries.sql``), each turned into the line a faithful export shows
-   (``expected_line``): the entry's hash pops its line; no line is a *missing* break, a
-   line whose hash differs is a *differs* break (the stored side is kept for the words);
-3. what is left in the tally are lines naming no such entry (*unknown*), and ids seen on
-   more than one line are *repeated*;
-4. ``details`` reads the file again for the lines of those breaks only.
+   months: each entry's id hash is looked up among the lines' (a binary search over the
+   sorted array, a batch at a time); no line is a *missing* break, a line whose text hash
+   differs is a *differs* break (their ids are kept, up to ``DETAIL_CAP``);
+3. lines no entry looked up are lines naming no such entry (*unknown*);
+4. the stored side of the kept breaks is read typed (``export_entries_by_id``) and
+   ``details`` reads the file again for the lines of those breaks only, comparing typed
+   values: a line whose text differed but whose values are equal is no break.
 
 Hashes are Python's (salted per process, so both sides must be hashed in one process,
 as they are); two different ids or lines hash alike with odds of about 2**-64 a pair.
@@ -19,9 +24,13 @@ At most ``DETAIL_CAP`` breaks of each kind are kept in words; all are counted.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Literal
+
+import numpy as np
 
 from bot.export.lines import ExportLine, expected_line
 
@@ -49,54 +58,95 @@ class Break:
         return None
 
 
-@dataclass(slots=True)
 class Tally:
-    lines: dict[int, int] = field(default_factory=dict)
-    copies: dict[int, int] = field(default_factory=dict)
-    stored: dict[int, ExportLine] = field(default_factory=dict)  # differs, by id hash
-    missing: list[ExportLine] = field(default_factory=list)
-    counts: dict[BreakKind, int] = field(default_factory=lambda: dict.fromkeys(
-        ("differs", "missing", "unknown", "repeated"), 0))
-    entries: int = 0
+    """Both sides of rule 8 as hashes (see the module's docstring for the steps)."""
 
-    def add_lines(self, numbered: Iterable[tuple[int, tuple[Any, ...]]]) -> None:
-        """Each ``(line number, line)`` of the file (the hot loop: two hashes and a dict)."""
-        lines, copies = self.lines, self.copies
-        for _, line in numbered:
-            key = hash(line[0])
-            if key in lines:
-                copies[key] = copies.get(key, 1) + 1
-            else:
-                lines[key] = hash(line)
+    def __init__(self) -> None:
+        self._ids: array[int] = array("q")  # the file's lines, in file order, until freeze()
+        self._texts: array[int] = array("q")
+        empty = np.empty(0, np.int64)
+        self.ids, self.texts = empty, empty  # one per distinct id, sorted by id hash
+        self.matched = np.empty(0, np.bool_)
+        self.copies: dict[int, int] = {}  # repeated: id hash -> lines (the first DETAIL_CAP)
+        self.unknown: set[int] = set()  # id hashes of unknown lines (the first DETAIL_CAP)
+        self.differ_ids: dict[int, str] = {}  # differs: id hash -> id (the first DETAIL_CAP)
+        self.missing_ids: list[str] = []  # the first DETAIL_CAP
+        self.stored: dict[int, ExportLine] = {}  # the stored side of the kept breaks
+        self.missing: list[ExportLine] = []
+        self.counts: dict[BreakKind, int] = dict.fromkeys(("differs", "missing", "unknown", "repeated"), 0)
+        self.entries = 0
+
+    def add_texts(self, texts: Iterable[tuple[str, str]]) -> None:
+        """Each ``(ledger_entry_id, canonical text)`` of the file (the hot loop: two hashes, two appends)."""
+        add_id, add_text = self._ids.append, self._texts.append
+        for eid, text in texts:
+            add_id(hash(eid))
+            add_text(hash(text))
+
+    def freeze(self) -> None:
+        """After the file: its lines sorted by id hash, one per id (the first), repeats counted."""
+        ids = np.frombuffer(self._ids, np.int64)
+        order = np.argsort(ids, kind="stable")  # stable: the first line of an id comes first
+        ids = ids[order]
+        texts = np.frombuffer(self._texts, np.int64)[order]
+        del order
+        self._ids, self._texts = array("q"), array("q")
+        first = np.ones(len(ids), np.bool_)
+        first[1:] = ids[1:] != ids[:-1]
+        starts = np.flatnonzero(first)
+        lines = np.diff(np.append(starts, len(ids)))
+        self.ids, self.texts = ids[starts], texts[starts]
+        self.matched = np.zeros(len(self.ids), np.bool_)
+        repeated = np.flatnonzero(lines > 1)
+        self.counts["repeated"] = len(repeated)
+        self.copies = {int(self.ids[i]): int(lines[i]) for i in repeated[:DETAIL_CAP]}
 
     def add_entries(self, rows: Sequence[Sequence[Any]]) -> None:
-        pop, counts = self.lines.pop, self.counts
-        for row in rows:
-            line = tuple(row)  # equal to (and hashing as) its expected_line(row)
-            key = hash(line[0])
-            fp = pop(key, None)
-            if fp is None:
-                counts["missing"] += 1
-                if len(self.missing) < DETAIL_CAP:
-                    self.missing.append(expected_line(line))
-            elif fp != hash(line):
-                counts["differs"] += 1
-                if len(self.stored) < DETAIL_CAP:
-                    self.stored[key] = expected_line(line)
-        self.entries += len(rows)
+        """A batch of ``(ledger_entry_id, canonical text)`` of the stored entries."""
+        n = len(rows)
+        if not n:
+            return
+        ids = np.fromiter(map(hash, map(_first, rows)), np.int64, n)
+        texts = np.fromiter(map(hash, map(_second, rows)), np.int64, n)
+        at = np.searchsorted(self.ids, ids)
+        np.minimum(at, max(len(self.ids) - 1, 0), out=at)
+        found = self.ids[at] == ids if len(self.ids) else np.zeros(n, np.bool_)
+        self.matched[at[found]] = True
+        differs = found & (self.texts[at] != texts) if len(self.ids) else found
+        missing = np.flatnonzero(~found)
+        self.counts["missing"] += len(missing)
+        for i in missing[:DETAIL_CAP - len(self.missing_ids)]:
+            self.missing_ids.append(rows[i][0])
+        wrong = np.flatnonzero(differs)
+        self.counts["differs"] += len(wrong)
+        for i in wrong[:DETAIL_CAP - len(self.differ_ids)]:
+            self.differ_ids[int(ids[i])] = rows[i][0]
+        self.entries += n
 
     def finish(self) -> set[int]:
         """After the last entry: count what is left; the id hashes whose lines to read again."""
-        self.counts["unknown"] = len(self.lines)
-        self.counts["repeated"] = len(self.copies)
-        wanted = set(self.stored)
-        wanted.update(list(self.lines)[:DETAIL_CAP])
-        wanted.update(list(self.copies)[:DETAIL_CAP])
-        return wanted
+        unknown = np.flatnonzero(~self.matched)
+        self.counts["unknown"] = len(unknown)
+        self.unknown = {int(self.ids[i]) for i in unknown[:DETAIL_CAP]}
+        return set(self.differ_ids) | self.unknown | set(self.copies)
+
+    @property
+    def stored_ids(self) -> list[str]:
+        """The entries whose stored lines the breaks' words need."""
+        return [*self.differ_ids.values(), *self.missing_ids]
+
+    def add_stored(self, rows: Iterable[Sequence[Any]]) -> None:
+        """The typed stored lines of ``stored_ids``."""
+        by_id = {row[0]: expected_line(row) for row in rows}
+        self.stored = {k: by_id[eid] for k, eid in self.differ_ids.items() if eid in by_id}
+        self.missing = [by_id[eid] for eid in self.missing_ids if eid in by_id]
 
     @property
     def broken(self) -> bool:
         return any(self.counts.values())
+
+
+_first, _second = itemgetter(0), itemgetter(1)
 
 
 def details(tally: Tally, wanted: set[int], lines: Iterable[tuple[int, ExportLine]]) -> list[Break]:
@@ -111,8 +161,12 @@ def details(tally: Tally, wanted: set[int], lines: Iterable[tuple[int, ExportLin
         seen.add(key)
         if key in tally.copies:
             out.append(Break("repeated", line.ledger_entry_id, shown=line, line_no=no, copies=tally.copies[key]))
-        if key in tally.stored:
-            out.append(Break("differs", line.ledger_entry_id, shown=line, stored=tally.stored[key], line_no=no))
-        elif key in tally.lines:
+        stored = tally.stored.get(key)
+        if stored is not None:
+            if stored == line:  # the texts differed, the values do not: no break
+                tally.counts["differs"] -= 1
+            else:
+                out.append(Break("differs", line.ledger_entry_id, shown=line, stored=stored, line_no=no))
+        elif key in tally.unknown:
             out.append(Break("unknown", line.ledger_entry_id, shown=line, line_no=no))
     return out

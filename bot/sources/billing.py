@@ -59,6 +59,7 @@ from bot.errors import SourceError, SourceUnavailable
 from bot.gcpause import gc_paused
 from bot.sources.billing_args import coverage, describe_url, no_reset, partition, sample
 from bot.sources.billing_args import ids as ids_of
+from bot.sources.billing_export import ExportReads
 from bot.sources.protocols import Coverage, Fetched, SourceCall
 from bot.sqlfiles import Queries
 
@@ -110,7 +111,7 @@ def floor_hour(t: datetime) -> datetime:
     return t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-class PostgresBillingReader:
+class PostgresBillingReader(ExportReads):
     """``BillingReader`` over an asyncpg pool (given, or created from a URL and owned).
 
     ``statement_timeout_ms`` bounds every query (a connection setting of an owned pool,
@@ -376,33 +377,16 @@ class PostgresBillingReader:
                     rows = await conn.fetch(sql, *args)
                 return rows
 
-    async def scan_export_entries(
-        self, org_id: str, project_id: str | None, months: Sequence[str],
-        sink: Callable[[Sequence[Sequence[Any]]], None], *, batch: int = 20_000,
-    ) -> SourceCall:
-        """Every ledger entry of the org (and project) posted in these months, as the usage
-        export shows it (``export_entries.sql``), handed to ``sink`` a batch at a time
-        through a server-side cursor: an org-month of a million entries is never a list."""
-        name = "export_entries"
-        months = sorted(set(months))
-        params = {"org_id": org_id, "project_id": project_id, "months": months}
-        started_at = datetime.now(UTC)
-        t0 = time.perf_counter()
-        if months:
-            lo = datetime.strptime(months[0], "%Y-%m").replace(tzinfo=UTC)
-            last = datetime.strptime(months[-1], "%Y-%m").replace(tzinfo=UTC)
-            hi = (last + timedelta(days=32)).replace(day=1)
-            args = (org_id, project_id, lo, hi, months)
-            with self._failures(name):
-                pool = await self._get_pool()
-                async with pool.acquire(timeout=self._connect_timeout_s) as conn:
-                    local = {} if self._owns_pool else {"statement_timeout": str(self._timeout_ms), **_SETTINGS}
-                    async with self._read_only(conn, local, always=True):
-                        cursor = await conn.cursor(QUERIES[name], *args)
-                        while rows := await cursor.fetch(batch):
-                            sink(rows)  # type: ignore[arg-type]  # a Record is a sequence
-        return SourceCall(source=SOURCE, kind="sql", request=name, params=params, started_at=started_at,
-                          duration_ms=(time.perf_counter() - t0) * 1000.0, via="postgres")
+    @contextlib.asynccontextmanager
+    async def _session(self, name: str) -> AsyncIterator[Any]:
+        """A connection in a read-only transaction with the query settings (a long read's),
+        its errors the source errors of ``name``."""
+        with self._failures(name):
+            pool = await self._get_pool()
+            async with pool.acquire(timeout=self._connect_timeout_s) as conn:
+                local = {} if self._owns_pool else {"statement_timeout": str(self._timeout_ms), **_SETTINGS}
+                async with self._read_only(conn, local, always=True):
+                    yield conn
 
     @contextlib.asynccontextmanager
     async def _read_only(self, conn: Any, local: dict[str, str], *,

@@ -147,3 +147,15 @@ class BillingReader(Protocol):
         as the usage export shows it (``bot.export.lines.expected_line``'s row), a batch at a
         time to ``sink``; never the whole set at once."""
         ...
+
+    async def scan_export_lines(
+        self, org_id: str, project_id: str | None, months: Sequence[str],
+        sink: Callable[[Sequence[Sequence[Any]]], None],
+    ) -> SourceCall:
+        """The same entries, each as ``(ledger_entry_id, canonical text)`` (``bot.export.canon``),
+        a batch at a time to ``sink``."""
+        ...
+
+    async def export_entries_by_id(self, org_id: str, ledger_entry_ids: Sequence[str]) -> Fetched[tuple[Any, ...]]:
+        """The typed lines (as ``scan_export_entries`` gives them) of the named entries of the org."""
+        ...

@@ -88,9 +88,10 @@ async def _record(ctx: Context, rep: StepReport, got: ExportOutcome) -> None:
                               "breaks": dict(got.counts)}, window=ctx.window, via="export")
     rep.calls.append(call)
     await ctx.observer.source_call(rep.name, call, [f.model_dump(mode="json") for f in got.findings], None)
-    if got.call is not None:
-        rep.calls.append(got.call)
-        await ctx.observer.source_call(rep.name, got.call, [], None)
+    for sql in (got.call, got.detail_call):
+        if sql is not None:
+            rep.calls.append(sql)
+            await ctx.observer.source_call(rep.name, sql, [], None)
 
 
 def report(ctx: Context, state: RunState, rep: StepReport) -> None:

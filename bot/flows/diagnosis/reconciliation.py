@@ -51,7 +51,7 @@ async def _read(ctx: Context, state: RunState, rep: StepReport,
         cids = sorted({c for c in (ctx.subject.correlation_id, *(u.correlation_id for u in usage)) if c})
         orphan_call = ctx.call(rep, "billing", partial(billing.orphan_debits_by_correlation, cids, ctx.window),
                                "orphan_debits_by_correlation")
-    row_ids = [u.usage_record_id for u in usage]
+    row_ids = sorted({u.usage_record_id for u in usage})  # not in arrival order: the evidence is the same each run
     got_ledger, got_orphans, _ = await asyncio.gather(
         ctx.call(rep, "billing", partial(billing.ledger_for_usage, row_ids), "ledger_for_usage"),
         orphan_call,
