@@ -12,14 +12,17 @@ unless ``--database-url``). The org's fullest UTC month is written as a faithful
 (``bot.export.sample.write_export``) to ``benchmarks/.data/``, then ``--breaks`` lines
 are changed (usage_source flipped), so the detail pass runs too.
 
-Each case runs in a child process of its own, so its peak RSS is its own
-(``ru_maxrss`` of the child, which it reports itself):
+Each case runs in a child process of its own, so its peak RSS is its own (``VmHWM`` of
+the child, which it reports itself; not ``ru_maxrss``, which on Linux keeps the parent's
+high-water mark across fork and exec):
 
 - ``bare-read``: the org-month's ledger entries with their usage rows through a
-  server-side cursor (the same query), rows dropped;
+  server-side cursor (``export_entries.sql``, typed: what a plain reader of the same
+  entries reads), rows dropped;
 - ``bare-parse``: ``csv.reader`` over the file, rows dropped;
-- ``reconcile``: ``bot.export.run.reconcile_export`` (parse and check every value, both
-  passes, the database stream, the findings).
+- ``reconcile``: ``bot.export.run.reconcile_export`` (check every value, the canonical
+  texts and their hashes, the ledger's texts by COPY, the breaks' stored lines and the
+  file again for their words, the findings), with the time of each phase.
 
 Targets (issue 14): reconcile ≤ 15 s, peak RSS ≤ 300 MB, and ≤ 2 × (bare read + bare parse).
 """
