@@ -23,7 +23,7 @@ import io
 import shutil
 import tempfile
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,12 +69,21 @@ class ExportFile:
         for no, values in self._read(lambda scan: scan.records(only), full=only is None):
             yield no, ExportLine._make(values)
 
+    def first_line(self) -> ExportLine | None:
+        """The first line, checked (its errors are the full read's), or None for no line."""
+        lines = self._read(lambda scan: scan.records(None), full=False)
+        try:
+            got = next(lines, None)
+        finally:
+            lines.close()
+        return None if got is None else ExportLine._make(got[1])
+
     def texts(self) -> Iterator[tuple[str, str]]:
         """``(ledger_entry_id, canonical text)`` of every line, checked (``bot.export.canon``):
         the hot path of a million lines builds no typed tuple for a plain line."""
         return self._read(PartScan.texts, full=True)
 
-    def _read(self, each: Callable[[PartScan], Iterator[T]], *, full: bool) -> Iterator[T]:
+    def _read(self, each: Callable[[PartScan], Iterator[T]], *, full: bool) -> Generator[T, None, None]:
         """``each`` of every part's scan, in order, its errors naming the part; after a
         ``full`` read, what it found (digest, size, count, org, months, projects) is kept."""
         digest = _Digest() if full else None

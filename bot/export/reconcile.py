@@ -9,10 +9,12 @@ ledger entries themselves, nor a Python object per line:
 1. ``Tally.add_texts`` for the file's lines, then ``Tally.freeze`` sorts them by id hash
    (the first line of an id is the one compared; an id on several lines is *repeated*);
 2. ``Tally.add_entries`` for each batch of the org's entries posted in the export's
-   months: each entry's id hash is looked up among the lines' (a binary search over the
-   sorted array, a batch at a time); no line is a *missing* break, a line whose text hash
-   differs is a *differs* break (their ids are kept, up to ``DETAIL_CAP``);
-3. lines no entry looked up are lines naming no such entry (*unknown*);
+   months, as hashes too (and the ids, joined in one string a batch): the ledger is read
+   while the file is (``bot.export.run``), so neither side waits for the other;
+3. ``Tally.match`` looks each entry's id hash up among the lines' (a binary search over
+   the sorted array): no line is a *missing* break, a line whose text hash differs is a
+   *differs* break (their ids are kept, up to ``DETAIL_CAP``); lines no entry looked up
+   name no such entry (*unknown*);
 4. the stored side of the kept breaks is read typed (``export_entries_by_id``) and
    ``details`` reads the file again for the lines of those breaks only, comparing typed
    values: a line whose text differed but whose values are equal is no break.
@@ -25,7 +27,7 @@ At most ``DETAIL_CAP`` breaks of each kind are kept in words; all are counted.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Literal
@@ -74,6 +76,9 @@ class Tally:
         self.stored: dict[int, ExportLine] = {}  # the stored side of the kept breaks
         self.missing: list[ExportLine] = []
         self.counts: dict[BreakKind, int] = dict.fromkeys(("differs", "missing", "unknown", "repeated"), 0)
+        self._db_ids: list[np.ndarray[Any, np.dtype[np.int64]]] = []  # the ledger's entries, a batch each
+        self._db_texts: list[np.ndarray[Any, np.dtype[np.int64]]] = []
+        self._db_eids: list[str] = []
         self.entries = 0
 
     def add_texts(self, texts: Iterable[tuple[str, str]]) -> None:
@@ -102,33 +107,51 @@ class Tally:
         self.copies = {int(self.ids[i]): int(lines[i]) for i in repeated[:DETAIL_CAP]}
 
     def add_entries(self, rows: Sequence[Sequence[Any]]) -> None:
-        """A batch of ``(ledger_entry_id, canonical text)`` of the stored entries."""
+        """A batch of ``(ledger_entry_id, canonical text)`` of the stored entries, kept as
+        their hashes (and the ids, joined, for the few breaks put in words) until ``match``:
+        the ledger may be read before, while or after the file is."""
         n = len(rows)
-        if not n:
-            return
-        ids = np.fromiter(map(hash, map(_first, rows)), np.int64, n)
-        texts = np.fromiter(map(hash, map(_second, rows)), np.int64, n)
-        at = np.searchsorted(self.ids, ids)
-        np.minimum(at, max(len(self.ids) - 1, 0), out=at)
-        found = self.ids[at] == ids if len(self.ids) else np.zeros(n, np.bool_)
-        self.matched[at[found]] = True
-        differs = found & (self.texts[at] != texts) if len(self.ids) else found
-        missing = np.flatnonzero(~found)
-        self.counts["missing"] += len(missing)
-        for i in missing[:DETAIL_CAP - len(self.missing_ids)]:
-            self.missing_ids.append(rows[i][0])
-        wrong = np.flatnonzero(differs)
-        self.counts["differs"] += len(wrong)
-        for i in wrong[:DETAIL_CAP - len(self.differ_ids)]:
-            self.differ_ids[int(ids[i])] = rows[i][0]
-        self.entries += n
+        if n:
+            self._db_ids.append(np.fromiter(map(hash, map(_first, rows)), np.int64, n))
+            self._db_texts.append(np.fromiter(map(hash, map(_second, rows)), np.int64, n))
+            self._db_eids.append("\x00".join(map(_first, rows)))  # PostgreSQL text holds no NUL
+            self.entries += n
 
-    def finish(self) -> set[int]:
-        """After the last entry: count what is left; the id hashes whose lines to read again."""
+    def reset_entries(self) -> None:
+        """Forget the entries read so far (a read of the wrong scope)."""
+        self._db_ids, self._db_texts, self._db_eids, self.entries = [], [], [], 0
+
+    def match(self) -> set[int]:
+        """After both sides: each entry looked up among the lines' id hashes (a binary
+        search over the sorted array); the counts; the id hashes whose lines to read again."""
+        ids = np.concatenate(self._db_ids) if self._db_ids else np.empty(0, np.int64)
+        texts = np.concatenate(self._db_texts) if self._db_texts else np.empty(0, np.int64)
+        if len(self.ids):
+            at = np.minimum(np.searchsorted(self.ids, ids), len(self.ids) - 1)
+            found = self.ids[at] == ids
+            self.matched[at[found]] = True
+            wrong = np.flatnonzero(found & (self.texts[at] != texts))
+        else:
+            found, wrong = np.zeros(len(ids), np.bool_), np.empty(0, np.int64)
+        missing = np.flatnonzero(~found)
+        eid = self._eid_at()
+        self.counts["missing"], self.counts["differs"] = len(missing), len(wrong)
+        self.missing_ids = [eid(int(i)) for i in missing[:DETAIL_CAP]]
+        self.differ_ids = {int(ids[i]): eid(int(i)) for i in wrong[:DETAIL_CAP]}
         unknown = np.flatnonzero(~self.matched)
         self.counts["unknown"] = len(unknown)
         self.unknown = {int(self.ids[i]) for i in unknown[:DETAIL_CAP]}
         return set(self.differ_ids) | self.unknown | set(self.copies)
+
+    def _eid_at(self) -> Callable[[int], str]:
+        """The ledger_entry_id of the i-th entry read."""
+        starts = np.cumsum([0] + [len(a) for a in self._db_ids])
+        chunks = self._db_eids
+
+        def eid(i: int) -> str:
+            c = int(np.searchsorted(starts, i, side="right")) - 1
+            return chunks[c].split("\x00")[i - int(starts[c])]
+        return eid
 
     @property
     def stored_ids(self) -> list[str]:

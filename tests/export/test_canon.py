@@ -21,15 +21,20 @@ from bot.export.sample import line_fields
 from bot.sources.billing import PostgresBillingReader
 from tests.export.conftest import ORG, T0, usage
 
+
 # values record_out quotes, and the spellings of times and quantities that differ from
 # what a faithful export writes but are equal
+def put(row: tuple[Any, ...], at: int, *values: Any) -> tuple[Any, ...]:
+    """The usage row with ``values`` from column ``at`` on (USAGE's column order)."""
+    return (*row[:at], *values, *row[at + len(values):])
+
+
 EDGE_USAGE = [
     usage("ur-e1", "ai (1)", 'back\\slash "q", x', 2),
-    usage("ur-e2", "ai-e", "tab\there", 3)[:13] + (Decimal("0.5"),) + usage("x", "a", "c", 3)[14:],
-    usage("ur-e3", "ai-e", "worker", 4)[:15] + (T0 + timedelta(microseconds=250_000),
-                                                 T0 + timedelta(hours=1)) + usage("x", "a", "c", 0)[17:],
-    usage("ur-e4", "ai-e", "", 5)[:9] + ("",) + usage("x", "a", "c", 0)[10:],  # empty strings, not nulls
-    usage("ur-e5", "ai-é", "wörker ", 6)[:13] + (Decimal("12345678901234.123456"),) + usage("x", "a", "c", 0)[14:],
+    put(usage("ur-e2", "ai-e", "tab\there", 3), 13, Decimal("0.5")),
+    put(usage("ur-e3", "ai-e", "worker", 4), 15, T0 + timedelta(microseconds=250_000), T0 + timedelta(hours=1)),
+    put(usage("ur-e4", "ai-e", "", 5), 9, ""),  # empty strings, not nulls
+    put(usage("ur-e5", "ai-é", "wörker ", 6), 13, Decimal("12345678901234.123456")),
 ]
 EDGE_LEDGER = [
     ("le-e1", ORG, "prj-1", "ur-e1", "debit", "usage", 0, "USD", None, "i-e1", None, T0 + timedelta(hours=3)),

@@ -3,6 +3,7 @@ one export_mismatch finding per app instance naming the lines' ids and what diff
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import io
@@ -10,7 +11,7 @@ import random
 
 import pytest
 
-from bot.export.csvfile import open_export
+from bot.export.csvfile import ExportInvalid, open_export
 from bot.export.run import ExportOutcome, reconcile_export
 from bot.sources.billing import PostgresBillingReader
 from tests.export.conftest import ODD, ORG, faithful_csv
@@ -151,3 +152,30 @@ async def test_usage_columns_compare_by_value(billing: PostgresBillingReader, co
         assert got.faithful, got.findings
     else:
         assert shown in got.findings[0].summary
+
+
+async def test_the_scope_read_early_is_made_good_by_the_whole_file(billing: PostgresBillingReader) -> None:
+    """The ledger is read while the file is, for the scope its first line tells; a later
+    line of another month or project changes the scope, and the answer is the same as if
+    the file had been read first."""
+    october = rows_of(await faithful_csv(billing, ("2026-10",)))
+    november = rows_of(await faithful_csv(billing))
+    both = await check(billing, csv_of([*october, *november[1:]]))  # first line: October's
+    assert both.faithful and both.read.months == ["2026-10", "2026-11"] and both.entries == 9
+    assert both.call is not None and both.call.params["months"] == ["2026-10", "2026-11"]
+    head = november[0]
+    prj2_first = sorted(november[1:], key=lambda r: r[head.index("project_id")] != "prj-2")
+    org_wide = await check(billing, csv_of([head, *prj2_first]), narrow_to="prj-2")  # prj-2's first, then prj-1's
+    assert org_wide.faithful and org_wide.read.project_id is None and org_wide.entries == 8
+    only = [r for r in prj2_first if r[head.index("project_id")] == "prj-2"]
+    narrowed = await check(billing, csv_of([head, *only]), narrow_to="prj-2")
+    assert narrowed.faithful and narrowed.read.project_id == "prj-2" and narrowed.entries == 2
+
+
+async def test_a_bad_line_after_the_ledger_read_began_stops_both(billing: PostgresBillingReader) -> None:
+    rows = rows_of(await faithful_csv(billing))
+    rows[-1][rows[0].index("amount_minor")] = "12.5"
+    before = {t for t in asyncio.all_tasks() if not t.done()}
+    with pytest.raises(ExportInvalid, match="amount_minor"):
+        await check(billing, csv_of(rows))
+    assert {t for t in asyncio.all_tasks() if not t.done()} - before == {asyncio.current_task()} - before
