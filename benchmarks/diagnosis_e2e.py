@@ -7,13 +7,21 @@ Usage::
 Setup: an embedded PostgreSQL (``durable=False``) in a temp dir under ``/dev/shm`` holds
 the bot's store and the demo platform's billing database (``build_platform(demo_spec(),
 now=<now>, seed=7)``); the same platform's log lines and traces are served by the Loki
-and Tempo stand-ins (``tests/standins``), which answer each request after a fixed delay
-D. The stand-ins run in a child process (this script with ``--standins-child``), so
-their own CPU work (LogQL evaluation, JSON encoding) does not run on the bot's event
-loop, as a real Loki and Tempo would not; they record every request's arrival and
-answer time on the system-wide monotonic clock. The Loki stand-in pre-selects the
-entries whose JSON line carries the queried ``correlation_id`` / ``app_instance_id``
-before its own LogQL evaluation (same answers, less CPU). A Slack Web API stand-in and
+and Tempo stand-ins (``tests/standins``), which answer each request at its arrival + D.
+D stands for a real Loki's or Tempo's whole response time (spent on many cores, in
+parallel), so the stand-ins' own CPU work (LogQL evaluation, JSON encoding) is kept off
+that path: each distinct answer is computed once, when first asked (the warm-up run),
+and kept, keyed by what it depends on (path, query but its window, and, for Loki, which
+of the queried id's entries the window holds: the data does not change within a run);
+a request is computed or taken from that cache at arrival and the rest of D is slept
+(the stand-ins' own ``delay_s``, which sleeps first and computes after, is not used).
+An answer that takes longer than D to compute leaves when ready: the "stand-in beyond
+D" column shows it. The stand-ins run in a child process (this script with
+``--standins-child``), so their work does not run on the bot's event loop either, as a
+real Loki and Tempo's would not; they record every request's arrival and answer time on
+the system-wide monotonic clock. The Loki stand-in pre-selects the entries whose JSON
+line carries the queried ``correlation_id`` / ``app_instance_id`` before its own LogQL
+evaluation (same answers, less CPU). A Slack Web API stand-in and
 ``recon serve`` (HTTP mode, ``LOKI_URL``/``TEMPO_URL`` pointing at the stand-ins,
 ``BILLING_DATABASE_URL`` at PostgreSQL) run in this process.
 
@@ -54,6 +62,7 @@ import statistics
 import sys
 import tempfile
 import time
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -107,21 +116,57 @@ def demo_platform(now: datetime) -> Platform:
 
 
 class _Timed:
-    """Records (kind, arrival, answered, what was asked) of every request on ``time.monotonic()``."""
+    """Records (kind, arrival, answered, what was asked) of every request on ``time.monotonic()``,
+    and answers each request at its arrival + ``answer_after_s`` (D).
+
+    D stands for a real Loki's or Tempo's whole response time, which they spend on many
+    cores at once. Here the stand-ins' own CPU work (LogQL evaluation, JSON encoding)
+    would run one request after another in one process and push the later answers past
+    D, so it is taken off that path: each distinct answer is computed once, when first
+    asked (the warm-up run), and kept (``answer_key``: the data does not change within a
+    run); a request is computed or taken from the cache at arrival, and the rest of D is
+    slept. An answer that takes longer than D to compute leaves when it is ready."""
 
     timings: list[tuple[str, float, float, str]]
+    answer_after_s: float
+    answers: dict[tuple[Any, ...], tuple[int, bytes, str]]
 
     def kind_of(self, request: web.Request) -> str:
         return request.path
+
+    def answer_key(self, request: web.Request) -> tuple[Any, ...] | None:
+        """What the answer depends on; ``None``: not kept."""
+        return None
+
+    def _cached(self, handler: Any) -> Any:
+        async def answer(request: web.Request) -> web.StreamResponse:
+            key = self.answer_key(request)
+            hit = self.answers.get(key) if key is not None else None
+            if hit is not None:
+                return web.Response(status=hit[0], body=hit[1], headers={"Content-Type": hit[2]})
+            resp: web.StreamResponse = await handler(request)
+            if key is not None and isinstance(resp, web.Response) and resp.status == 200 \
+                    and isinstance(resp.body, bytes):
+                self.answers[key] = (resp.status, resp.body, resp.headers.get("Content-Type", "application/json"))
+            return resp
+        return answer
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         t0 = time.monotonic()
         try:
-            return await super()._middleware(request, handler)  # type: ignore[misc, no-any-return]
+            resp: web.StreamResponse = await super()._middleware(request, self._cached(handler))  # type: ignore[misc]
+            rest = t0 + self.answer_after_s - time.monotonic()
+            if rest > 0:
+                await asyncio.sleep(rest)
+            return resp
         finally:
             what = f"{request.path}?{request.query.get('query', '')}"
             self.timings.append((self.kind_of(request), t0, time.monotonic(), what))
+
+
+def _without_window(request: web.Request) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, v) for k, v in request.query.items() if k not in ("start", "end")))
 
 
 class BenchLoki(_Timed, LokiStandIn):
@@ -130,7 +175,10 @@ class BenchLoki(_Timed, LokiStandIn):
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.timings = []
+        self.answer_after_s = 0.0
+        self.answers = {}
         self._by: dict[tuple[str, str], list[Any]] = defaultdict(list)
+        self._ts: dict[tuple[str, str], list[int]] = {}
 
     def index(self) -> None:
         self._by.clear()
@@ -143,6 +191,9 @@ class BenchLoki(_Timed, LokiStandIn):
                 v = obj.get(f) if isinstance(obj, dict) else None
                 if isinstance(v, str):
                     self._by[(f, v)].append(e)
+        for key, entries in self._by.items():
+            entries.sort(key=lambda e: e.ts_ns)
+            self._ts[key] = [e.ts_ns for e in entries]
 
     def _key(self, request: web.Request) -> tuple[str, str] | None:
         try:
@@ -157,6 +208,20 @@ class BenchLoki(_Timed, LokiStandIn):
     def kind_of(self, request: web.Request) -> str:
         key = self._key(request)
         return f"loki:{key[0]}" if key else "loki:other"
+
+    def answer_key(self, request: web.Request) -> tuple[Any, ...] | None:
+        """The query but its window, and which of the id's entries the window holds:
+        the same entries and the same query give the same answer."""
+        key = self._key(request)
+        try:
+            start, end = int(request.query["start"]), int(request.query["end"])
+        except (KeyError, ValueError):
+            return None
+        if key is None:
+            return None
+        ts = self._ts.get(key, [])
+        return (request.path, _without_window(request), request.headers.get("X-Loki-Response-Encoding-Flags"),
+                request.headers.get("X-Scope-OrgID"), bisect_left(ts, start), bisect_left(ts, end))
 
     async def _query_range(self, request: web.Request) -> web.Response:
         key = self._key(request)
@@ -174,14 +239,21 @@ class BenchTempo(_Timed, TempoStandIn):
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.timings = []
+        self.answer_after_s = 0.0
+        self.answers = {}
 
     def kind_of(self, request: web.Request) -> str:
         return "tempo:trace"
 
+    def answer_key(self, request: web.Request) -> tuple[Any, ...] | None:
+        """The stand-in answers a trace by its id whatever the window (``start``/``end``)."""
+        return (request.path, _without_window(request), request.headers.get("X-Scope-OrgID"))
+
 
 async def standins_child(now_iso: str) -> int:
     plat = demo_platform(datetime.fromisoformat(now_iso))
-    async with BenchLoki() as loki, BenchTempo() as tempo:
+    loki, tempo = BenchLoki(), BenchTempo()
+    async with loki, tempo:
         for e in plat.logs:
             loki.push(e.labels, e.line, e.ts)
         loki.index()
@@ -194,7 +266,7 @@ async def standins_child(now_iso: str) -> int:
                 return 0
             cmd = json.loads(line)
             if "delay" in cmd:
-                loki.delay_s = tempo.delay_s = float(cmd["delay"])
+                loki.answer_after_s = tempo.answer_after_s = float(cmd["delay"])
                 print(json.dumps({"ok": True}), flush=True)
             elif cmd.get("take"):
                 out = sorted([*loki.timings, *tempo.timings], key=lambda t: t[1])
