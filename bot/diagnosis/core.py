@@ -42,15 +42,17 @@ def identifiers(
             projects.add(e.project_id)
         if e.app_instance_id:
             instances.add(e.app_instance_id)
-        if e.trace_id and _is_trace_id(e.trace_id):
-            traces.add(e.trace_id)
+        t = e.trace_id
+        if t and (t in traces or _is_trace_id(t)):  # most lines repeat a trace id already checked
+            traces.add(t)
     for u in usage:
         orgs.add(u.org_id)
         projects.add(u.project_id)
         if u.app_instance_id:
             instances.add(u.app_instance_id)
-        if u.trace_id and _is_trace_id(u.trace_id.lower()):
-            traces.add(u.trace_id.lower())
+        t = u.trace_id.lower() if u.trace_id else None
+        if t and (t in traces or _is_trace_id(t)):
+            traces.add(t)
     for le in ledger:
         orgs.add(le.org_id)
         projects.add(le.project_id)
@@ -66,8 +68,11 @@ def identifiers(
     )
 
 
+_HEX = frozenset("0123456789abcdef")
+
+
 def _is_trace_id(t: str) -> bool:
-    return len(t) == 32 and all(c in "0123456789abcdef" for c in t)
+    return len(t) == 32 and _HEX.issuperset(t)
 
 
 def stages(spans: list[Span] | None, correlation_logs: Iterable[LogEvent]) -> Stages:
