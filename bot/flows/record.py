@@ -58,8 +58,10 @@ class Recorder:
         self.evidence_count = 0
         self.timeline_count = 0
         self.trace_id: str | None = None
-        # evidence is written off the diagnosis's path (in order); flush() before the run ends
-        self._writes = Serial(f"evidence-{incident_id}-{run_id}")
+        # evidence is written off the diagnosis's path, in order, once the run is over
+        # (flush(), after the verdict): converting and digesting every row read is CPU
+        # work that would otherwise compete with the diagnosis's own for the event loop
+        self._writes = Serial(f"evidence-{incident_id}-{run_id}", held=True)
 
     async def _timeline(self, type_: str, source: str, description: str, details: dict[str, Any],
                         trace_id: str | None = None) -> None:
@@ -131,7 +133,7 @@ class Recorder:
         self._writes.submit(lambda: self._write("reconciliation", call, list(rows), None))
 
     async def flush(self) -> None:
-        """Wait until every evidence record submitted so far is written."""
+        """Write every evidence record submitted so far, in order, and wait for them."""
         try:
             await self._writes.drain()
         except asyncio.CancelledError:
