@@ -457,9 +457,9 @@ async def one_run(http: aiohttp.ClientSession, url: str, slack: SlackStandIn, si
     upd = updates(slack)[n_updates]
     t_end = upd.at
     verdict = json.dumps(upd.args.get("blocks") or upd.args.get("text"))
-    calls = slack.calls[n_calls:]
-    posts = [c for c in calls if c.method == "chat.postMessage"]
     await job_done(env.store_url)
+    # the replies still on their way when the verdict was shown are posted by now
+    posts = [c for c in slack.calls[n_calls:] if c.method == "chat.postMessage"]
     reqs = await si.take()
     ws = waves(reqs)
     kinds: dict[str, int] = defaultdict(int)
@@ -467,8 +467,8 @@ async def one_run(http: aiohttp.ClientSession, url: str, slack: SlackStandIn, si
         kinds[k] += 1
     parent_at = posts[0].at if posts else float("nan")
     timeline = [((t_ack - t0) * 1000, "ack received")]
-    timeline += [((c.at - t0) * 1000, "slack: parent posted" if i == 0 else f"slack: step {i}/6 posted")
-                 for i, c in enumerate(posts)]
+    timeline += [((c.at - t0) * 1000, "slack: parent posted" if i == 0 else f"slack: step {i}/{STEPS} posted"
+                  if i <= STEPS else "slack: follow-ups posted") for i, c in enumerate(posts)]
     timeline += [((a - t0) * 1000, f"{k} sent") for k, a, _, _ in reqs] + [((b - t0) * 1000, f"{k} answered")
                                                                            for k, _, b, _ in reqs]
     timeline.append(((t_end - t0) * 1000, "slack: parent updated with the verdict"))
@@ -478,6 +478,7 @@ async def one_run(http: aiohttp.ClientSession, url: str, slack: SlackStandIn, si
         "e2e_ms": (t_end - t0) * 1000,
         "ack_ms": (t_ack - t0) * 1000,
         "to_parent_posted_ms": (parent_at - t0) * 1000,
+        "to_last_reply_ms": (posts[-1].at - t0) * 1000 if len(posts) > 1 else None,
         "to_first_source_request_ms": ((ws[0][0] - t0) * 1000) if ws else None,
         "last_source_answer_to_update_ms": (t_end - last_src) * 1000,
         "slack_posts": len(posts),
@@ -588,6 +589,7 @@ def summarise(mode: str, subject: str, d: float, billing: dict[str, Any], runs: 
         "minimum_ms": minimum, "above_min_median_ms": med(e2e) - minimum, "above_min_p95_ms": pct(e2e, 95) - minimum,
         "ack_median_ms": med([r["ack_ms"] for r in runs]),
         "to_parent_posted_median_ms": med([r["to_parent_posted_ms"] for r in runs]),
+        "to_last_reply_median_ms": med([r["to_last_reply_ms"] for r in runs if r["to_last_reply_ms"] is not None]),
         "to_first_source_request_median_ms": med([r["to_first_source_request_ms"] for r in runs]),
         "last_source_answer_to_update_median_ms": med([r["last_source_answer_to_update_ms"] for r in runs]),
         "gaps_between_waves_median_ms": per_wave(lambda r, i: r["gaps_between_waves_ms"][i], 1),
@@ -624,8 +626,9 @@ def print_tables(results: list[dict[str, Any]], billing: dict[str, dict[str, Any
               f"{r['bot_overhead_median_ms']:.0f} / {r['bot_overhead_p95_ms']:.0f} ms |")
     print()
     print("| order | subject | D | Loki/Tempo requests | repeated | waves | max at once | ack | → parent posted "
-          "| → first source request | wave durations | gaps between waves | last answer → update | stand-in beyond D |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "| → first source request | wave durations | gaps between waves | last answer → update | → last reply "
+          "| stand-in beyond D |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         reqs = ", ".join(f"{k} {v}" for k, v in sorted(r["requests"].items()))
         print(f"| {r['mode']} | {r['subject']} | {r['delay_ms']:.0f} ms | {r['n_requests']} ({reqs}) | "
@@ -634,7 +637,7 @@ def print_tables(results: list[dict[str, Any]], billing: dict[str, dict[str, Any
               f"{r['to_first_source_request_median_ms']:.1f} | "
               f"{' / '.join(f'{x:.0f}' for x in r['wave_durations_median_ms'])} | "
               f"{' / '.join(f'{x:.1f}' for x in r['gaps_between_waves_median_ms'])} | "
-              f"{r['last_source_answer_to_update_median_ms']:.1f} | "
+              f"{r['last_source_answer_to_update_median_ms']:.1f} | {r['to_last_reply_median_ms']:.1f} | "
               f"{r['standin_time_beyond_d_median_ms']:.1f} (max {r['standin_time_beyond_d_max_ms']:.1f}) |")
     print("(medians in ms, measured from the moment the /recon request was sent)")
     for r in results:
