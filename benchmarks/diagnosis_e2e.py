@@ -33,9 +33,11 @@ it) and ``sequential`` (``RECON_DIAGNOSIS_SEQUENTIAL=true``: the runbook's order
 
 Measured, ``--runs`` times per mode, subject and D after one warm-up: from just before
 the signed ``/recon <correlation id>`` request is sent to the moment the Slack stand-in
-receives the ``chat.update`` of the parent message with the verdict. For each run: the
-Loki and Tempo requests made (and whether one was repeated), how many ran at once, and
-the sequential "waves" they formed (overlapping requests merged).
+receives the ``chat.update`` of the parent message with the verdict (the bot sends it as
+soon as the diagnosis is assembled: step replies may still follow it, so they are counted,
+and the last one timed, once the job is done). For each run: the Loki and Tempo requests
+made (and whether one was repeated), how many ran at once, and the sequential "waves"
+they formed (overlapping requests merged).
 
 The minimum: the Loki/Tempo round trips on the critical path, each at least D, plus
 ``billing``, the median time of the same billing queries alone (same arguments and
