@@ -7,13 +7,21 @@ Usage::
 Setup: an embedded PostgreSQL (``durable=False``) in a temp dir under ``/dev/shm`` holds
 the bot's store and the demo platform's billing database (``build_platform(demo_spec(),
 now=<now>, seed=7)``); the same platform's log lines and traces are served by the Loki
-and Tempo stand-ins (``tests/standins``), which answer each request after a fixed delay
-D. The stand-ins run in a child process (this script with ``--standins-child``), so
-their own CPU work (LogQL evaluation, JSON encoding) does not run on the bot's event
-loop, as a real Loki and Tempo would not; they record every request's arrival and
-answer time on the system-wide monotonic clock. The Loki stand-in pre-selects the
-entries whose JSON line carries the queried ``correlation_id`` / ``app_instance_id``
-before its own LogQL evaluation (same answers, less CPU). A Slack Web API stand-in and
+and Tempo stand-ins (``tests/standins``), which answer each request at its arrival + D.
+D stands for a real Loki's or Tempo's whole response time (spent on many cores, in
+parallel), so the stand-ins' own CPU work (LogQL evaluation, JSON encoding) is kept off
+that path: each distinct answer is computed once, when first asked (the warm-up run),
+and kept, keyed by what it depends on (path, query but its window, and, for Loki, which
+of the queried id's entries the window holds: the data does not change within a run);
+a request is computed or taken from that cache at arrival and the rest of D is slept
+(the stand-ins' own ``delay_s``, which sleeps first and computes after, is not used).
+An answer that takes longer than D to compute leaves when ready: the "stand-in beyond
+D" column shows it. The stand-ins run in a child process (this script with
+``--standins-child``), so their work does not run on the bot's event loop either, as a
+real Loki and Tempo's would not; they record every request's arrival and answer time on
+the system-wide monotonic clock. The Loki stand-in pre-selects the entries whose JSON
+line carries the queried ``correlation_id`` / ``app_instance_id`` before its own LogQL
+evaluation (same answers, less CPU). A Slack Web API stand-in and
 ``recon serve`` (HTTP mode, ``LOKI_URL``/``TEMPO_URL`` pointing at the stand-ins,
 ``BILLING_DATABASE_URL`` at PostgreSQL) run in this process.
 
@@ -25,9 +33,11 @@ it) and ``sequential`` (``RECON_DIAGNOSIS_SEQUENTIAL=true``: the runbook's order
 
 Measured, ``--runs`` times per mode, subject and D after one warm-up: from just before
 the signed ``/recon <correlation id>`` request is sent to the moment the Slack stand-in
-receives the ``chat.update`` of the parent message with the verdict. For each run: the
-Loki and Tempo requests made (and whether one was repeated), how many ran at once, and
-the sequential "waves" they formed (overlapping requests merged).
+receives the ``chat.update`` of the parent message with the verdict (the bot sends it as
+soon as the diagnosis is assembled: step replies may still follow it, so they are counted,
+and the last one timed, once the job is done). For each run: the Loki and Tempo requests
+made (and whether one was repeated), how many ran at once, and the sequential "waves"
+they formed (overlapping requests merged).
 
 The minimum: the Loki/Tempo round trips on the critical path, each at least D, plus
 ``billing``, the median time of the same billing queries alone (same arguments and
@@ -54,6 +64,7 @@ import statistics
 import sys
 import tempfile
 import time
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -107,21 +118,57 @@ def demo_platform(now: datetime) -> Platform:
 
 
 class _Timed:
-    """Records (kind, arrival, answered, what was asked) of every request on ``time.monotonic()``."""
+    """Records (kind, arrival, answered, what was asked) of every request on ``time.monotonic()``,
+    and answers each request at its arrival + ``answer_after_s`` (D).
+
+    D stands for a real Loki's or Tempo's whole response time, which they spend on many
+    cores at once. Here the stand-ins' own CPU work (LogQL evaluation, JSON encoding)
+    would run one request after another in one process and push the later answers past
+    D, so it is taken off that path: each distinct answer is computed once, when first
+    asked (the warm-up run), and kept (``answer_key``: the data does not change within a
+    run); a request is computed or taken from the cache at arrival, and the rest of D is
+    slept. An answer that takes longer than D to compute leaves when it is ready."""
 
     timings: list[tuple[str, float, float, str]]
+    answer_after_s: float
+    answers: dict[tuple[Any, ...], tuple[int, bytes, str]]
 
     def kind_of(self, request: web.Request) -> str:
         return request.path
+
+    def answer_key(self, request: web.Request) -> tuple[Any, ...] | None:
+        """What the answer depends on; ``None``: not kept."""
+        return None
+
+    def _cached(self, handler: Any) -> Any:
+        async def answer(request: web.Request) -> web.StreamResponse:
+            key = self.answer_key(request)
+            hit = self.answers.get(key) if key is not None else None
+            if hit is not None:
+                return web.Response(status=hit[0], body=hit[1], headers={"Content-Type": hit[2]})
+            resp: web.StreamResponse = await handler(request)
+            if key is not None and isinstance(resp, web.Response) and resp.status == 200 \
+                    and isinstance(resp.body, bytes):
+                self.answers[key] = (resp.status, resp.body, resp.headers.get("Content-Type", "application/json"))
+            return resp
+        return answer
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         t0 = time.monotonic()
         try:
-            return await super()._middleware(request, handler)  # type: ignore[misc, no-any-return]
+            resp: web.StreamResponse = await super()._middleware(request, self._cached(handler))  # type: ignore[misc]
+            rest = t0 + self.answer_after_s - time.monotonic()
+            if rest > 0:
+                await asyncio.sleep(rest)
+            return resp
         finally:
             what = f"{request.path}?{request.query.get('query', '')}"
             self.timings.append((self.kind_of(request), t0, time.monotonic(), what))
+
+
+def _without_window(request: web.Request) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, v) for k, v in request.query.items() if k not in ("start", "end")))
 
 
 class BenchLoki(_Timed, LokiStandIn):
@@ -130,7 +177,10 @@ class BenchLoki(_Timed, LokiStandIn):
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.timings = []
+        self.answer_after_s = 0.0
+        self.answers = {}
         self._by: dict[tuple[str, str], list[Any]] = defaultdict(list)
+        self._ts: dict[tuple[str, str], list[int]] = {}
 
     def index(self) -> None:
         self._by.clear()
@@ -143,6 +193,9 @@ class BenchLoki(_Timed, LokiStandIn):
                 v = obj.get(f) if isinstance(obj, dict) else None
                 if isinstance(v, str):
                     self._by[(f, v)].append(e)
+        for key, entries in self._by.items():
+            entries.sort(key=lambda e: e.ts_ns)
+            self._ts[key] = [e.ts_ns for e in entries]
 
     def _key(self, request: web.Request) -> tuple[str, str] | None:
         try:
@@ -157,6 +210,20 @@ class BenchLoki(_Timed, LokiStandIn):
     def kind_of(self, request: web.Request) -> str:
         key = self._key(request)
         return f"loki:{key[0]}" if key else "loki:other"
+
+    def answer_key(self, request: web.Request) -> tuple[Any, ...] | None:
+        """The query but its window, and which of the id's entries the window holds:
+        the same entries and the same query give the same answer."""
+        key = self._key(request)
+        try:
+            start, end = int(request.query["start"]), int(request.query["end"])
+        except (KeyError, ValueError):
+            return None
+        if key is None:
+            return None
+        ts = self._ts.get(key, [])
+        return (request.path, _without_window(request), request.headers.get("X-Loki-Response-Encoding-Flags"),
+                request.headers.get("X-Scope-OrgID"), bisect_left(ts, start), bisect_left(ts, end))
 
     async def _query_range(self, request: web.Request) -> web.Response:
         key = self._key(request)
@@ -174,14 +241,21 @@ class BenchTempo(_Timed, TempoStandIn):
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.timings = []
+        self.answer_after_s = 0.0
+        self.answers = {}
 
     def kind_of(self, request: web.Request) -> str:
         return "tempo:trace"
 
+    def answer_key(self, request: web.Request) -> tuple[Any, ...] | None:
+        """The stand-in answers a trace by its id whatever the window (``start``/``end``)."""
+        return (request.path, _without_window(request), request.headers.get("X-Scope-OrgID"))
+
 
 async def standins_child(now_iso: str) -> int:
     plat = demo_platform(datetime.fromisoformat(now_iso))
-    async with BenchLoki() as loki, BenchTempo() as tempo:
+    loki, tempo = BenchLoki(), BenchTempo()
+    async with loki, tempo:
         for e in plat.logs:
             loki.push(e.labels, e.line, e.ts)
         loki.index()
@@ -194,7 +268,7 @@ async def standins_child(now_iso: str) -> int:
                 return 0
             cmd = json.loads(line)
             if "delay" in cmd:
-                loki.delay_s = tempo.delay_s = float(cmd["delay"])
+                loki.answer_after_s = tempo.answer_after_s = float(cmd["delay"])
                 print(json.dumps({"ok": True}), flush=True)
             elif cmd.get("take"):
                 out = sorted([*loki.timings, *tempo.timings], key=lambda t: t[1])
@@ -385,9 +459,9 @@ async def one_run(http: aiohttp.ClientSession, url: str, slack: SlackStandIn, si
     upd = updates(slack)[n_updates]
     t_end = upd.at
     verdict = json.dumps(upd.args.get("blocks") or upd.args.get("text"))
-    calls = slack.calls[n_calls:]
-    posts = [c for c in calls if c.method == "chat.postMessage"]
     await job_done(env.store_url)
+    # the replies still on their way when the verdict was shown are posted by now
+    posts = [c for c in slack.calls[n_calls:] if c.method == "chat.postMessage"]
     reqs = await si.take()
     ws = waves(reqs)
     kinds: dict[str, int] = defaultdict(int)
@@ -395,8 +469,8 @@ async def one_run(http: aiohttp.ClientSession, url: str, slack: SlackStandIn, si
         kinds[k] += 1
     parent_at = posts[0].at if posts else float("nan")
     timeline = [((t_ack - t0) * 1000, "ack received")]
-    timeline += [((c.at - t0) * 1000, "slack: parent posted" if i == 0 else f"slack: step {i}/6 posted")
-                 for i, c in enumerate(posts)]
+    timeline += [((c.at - t0) * 1000, "slack: parent posted" if i == 0 else f"slack: step {i}/{STEPS} posted"
+                  if i <= STEPS else "slack: follow-ups posted") for i, c in enumerate(posts)]
     timeline += [((a - t0) * 1000, f"{k} sent") for k, a, _, _ in reqs] + [((b - t0) * 1000, f"{k} answered")
                                                                            for k, _, b, _ in reqs]
     timeline.append(((t_end - t0) * 1000, "slack: parent updated with the verdict"))
@@ -406,6 +480,7 @@ async def one_run(http: aiohttp.ClientSession, url: str, slack: SlackStandIn, si
         "e2e_ms": (t_end - t0) * 1000,
         "ack_ms": (t_ack - t0) * 1000,
         "to_parent_posted_ms": (parent_at - t0) * 1000,
+        "to_last_reply_ms": (posts[-1].at - t0) * 1000 if len(posts) > 1 else None,
         "to_first_source_request_ms": ((ws[0][0] - t0) * 1000) if ws else None,
         "last_source_answer_to_update_ms": (t_end - last_src) * 1000,
         "slack_posts": len(posts),
@@ -516,6 +591,7 @@ def summarise(mode: str, subject: str, d: float, billing: dict[str, Any], runs: 
         "minimum_ms": minimum, "above_min_median_ms": med(e2e) - minimum, "above_min_p95_ms": pct(e2e, 95) - minimum,
         "ack_median_ms": med([r["ack_ms"] for r in runs]),
         "to_parent_posted_median_ms": med([r["to_parent_posted_ms"] for r in runs]),
+        "to_last_reply_median_ms": med([r["to_last_reply_ms"] for r in runs if r["to_last_reply_ms"] is not None]),
         "to_first_source_request_median_ms": med([r["to_first_source_request_ms"] for r in runs]),
         "last_source_answer_to_update_median_ms": med([r["last_source_answer_to_update_ms"] for r in runs]),
         "gaps_between_waves_median_ms": per_wave(lambda r, i: r["gaps_between_waves_ms"][i], 1),
@@ -552,8 +628,9 @@ def print_tables(results: list[dict[str, Any]], billing: dict[str, dict[str, Any
               f"{r['bot_overhead_median_ms']:.0f} / {r['bot_overhead_p95_ms']:.0f} ms |")
     print()
     print("| order | subject | D | Loki/Tempo requests | repeated | waves | max at once | ack | → parent posted "
-          "| → first source request | wave durations | gaps between waves | last answer → update | stand-in beyond D |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "| → first source request | wave durations | gaps between waves | last answer → update | → last reply "
+          "| stand-in beyond D |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         reqs = ", ".join(f"{k} {v}" for k, v in sorted(r["requests"].items()))
         print(f"| {r['mode']} | {r['subject']} | {r['delay_ms']:.0f} ms | {r['n_requests']} ({reqs}) | "
@@ -562,7 +639,7 @@ def print_tables(results: list[dict[str, Any]], billing: dict[str, dict[str, Any
               f"{r['to_first_source_request_median_ms']:.1f} | "
               f"{' / '.join(f'{x:.0f}' for x in r['wave_durations_median_ms'])} | "
               f"{' / '.join(f'{x:.1f}' for x in r['gaps_between_waves_median_ms'])} | "
-              f"{r['last_source_answer_to_update_median_ms']:.1f} | "
+              f"{r['last_source_answer_to_update_median_ms']:.1f} | {r['to_last_reply_median_ms']:.1f} | "
               f"{r['standin_time_beyond_d_median_ms']:.1f} (max {r['standin_time_beyond_d_max_ms']:.1f}) |")
     print("(medians in ms, measured from the moment the /recon request was sent)")
     for r in results:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from bot.diagnosis import platform_map as pm
 from bot.diagnosis.model import (
@@ -23,14 +24,37 @@ from bot.diagnosis.model import (
 )
 
 
-def identifiers(
-    logs: Iterable[LogEvent],
-    usage: Iterable[UsageRecord],
-    ledger: Iterable[LedgerEntry],
-    spans: Iterable[Span],
+@dataclass(frozen=True, slots=True)
+class Named:
+    """What some evidence names: orgs, projects, app instances, trace ids. Evidence read
+    once is scanned once (``named``); what several sources name together is the union
+    (``|``)."""
+
+    orgs: frozenset[str] = frozenset()
+    projects: frozenset[str] = frozenset()
+    instances: frozenset[str] = frozenset()
+    traces: frozenset[str] = frozenset()
+
+    def __or__(self, other: Named) -> Named:
+        return Named(self.orgs | other.orgs, self.projects | other.projects, self.instances | other.instances,
+                     self.traces | other.traces)
+
+    def identifiers(self) -> tuple[Identifiers, list[str]]:
+        return (
+            Identifiers(org_ids=sorted(self.orgs), project_ids=sorted(self.projects),
+                        app_instance_ids=sorted(self.instances)),
+            sorted(self.traces),
+        )
+
+
+def named(
+    logs: Iterable[LogEvent] = (),
+    usage: Iterable[UsageRecord] = (),
+    ledger: Iterable[LedgerEntry] = (),
+    spans: Iterable[Span] = (),
     extra_instances: Iterable[str] = (),
-) -> tuple[Identifiers, list[str]]:
-    """Every org, project and app instance the evidence names, and every trace id."""
+) -> Named:
+    """Every org, project, app instance and trace id the evidence names."""
     orgs: set[str] = set()
     projects: set[str] = set()
     instances: set[str] = set(extra_instances)
@@ -42,15 +66,17 @@ def identifiers(
             projects.add(e.project_id)
         if e.app_instance_id:
             instances.add(e.app_instance_id)
-        if e.trace_id and _is_trace_id(e.trace_id):
-            traces.add(e.trace_id)
+        t = e.trace_id
+        if t and (t in traces or _is_trace_id(t)):  # most lines repeat a trace id already checked
+            traces.add(t)
     for u in usage:
         orgs.add(u.org_id)
         projects.add(u.project_id)
         if u.app_instance_id:
             instances.add(u.app_instance_id)
-        if u.trace_id and _is_trace_id(u.trace_id.lower()):
-            traces.add(u.trace_id.lower())
+        t = u.trace_id.lower() if u.trace_id else None
+        if t and (t in traces or _is_trace_id(t)):
+            traces.add(t)
     for le in ledger:
         orgs.add(le.org_id)
         projects.add(le.project_id)
@@ -60,14 +86,25 @@ def identifiers(
             v = s.attributes.get(key)
             if isinstance(v, str) and v:
                 bucket.add(v)
-    return (
-        Identifiers(org_ids=sorted(orgs), project_ids=sorted(projects), app_instance_ids=sorted(instances)),
-        sorted(traces),
-    )
+    return Named(frozenset(orgs), frozenset(projects), frozenset(instances), frozenset(traces))
+
+
+def identifiers(
+    logs: Iterable[LogEvent],
+    usage: Iterable[UsageRecord],
+    ledger: Iterable[LedgerEntry],
+    spans: Iterable[Span],
+    extra_instances: Iterable[str] = (),
+) -> tuple[Identifiers, list[str]]:
+    """Every org, project and app instance the evidence names, and every trace id, sorted."""
+    return named(logs, usage, ledger, spans, extra_instances).identifiers()
+
+
+_HEX = frozenset("0123456789abcdef")
 
 
 def _is_trace_id(t: str) -> bool:
-    return len(t) == 32 and all(c in "0123456789abcdef" for c in t)
+    return len(t) == 32 and _HEX.issuperset(t)
 
 
 def stages(spans: list[Span] | None, correlation_logs: Iterable[LogEvent]) -> Stages:

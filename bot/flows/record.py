@@ -58,16 +58,26 @@ class Recorder:
         self.evidence_count = 0
         self.timeline_count = 0
         self.trace_id: str | None = None
-        # evidence is written off the diagnosis's path (in order); flush() before the run ends
-        self._writes = Serial(f"evidence-{incident_id}-{run_id}")
+        # evidence is written off the diagnosis's path, in order, once the run is over
+        # (flush(), after the verdict): converting and digesting every row read is CPU
+        # work that would otherwise compete with the diagnosis's own for the event loop
+        self._writes = Serial(f"evidence-{incident_id}-{run_id}", held=True)
+        # timeline events are written as they come, in order, but the diagnosis does not
+        # wait for each (the database stamps one as it writes it, a moment after the step)
+        self._events = Serial(f"timeline-{incident_id}-{run_id}")
 
-    async def _timeline(self, type_: str, source: str, description: str, details: dict[str, Any],
-                        trace_id: str | None = None) -> None:
+    def _timeline(self, type_: str, source: str, description: str, details: dict[str, Any],
+                  trace_id: str | None = None) -> None:
+        tid = trace_id or self.trace_id  # as known now, not when written
+        self._events.submit(lambda: self._write_event(type_, source, description, details, tid))
+
+    async def _write_event(self, type_: str, source: str, description: str, details: dict[str, Any],
+                           trace_id: str | None) -> None:
         try:
             await self.store.add_timeline_event(
                 incident_id=self.incident_id, run_id=self.run_id, type=type_, source=source,
                 description=description, details=details, actor=self.actor,
-                correlation_id=self.correlation_id, trace_id=trace_id or self.trace_id,
+                correlation_id=self.correlation_id, trace_id=trace_id,
             )
             self.timeline_count += 1
         except Exception:
@@ -75,7 +85,7 @@ class Recorder:
             log.exception("could not record a timeline event for %s", self.incident_id)
 
     async def step_started(self, name: str, title: str) -> None:
-        await self._timeline("step_started", "recon", title, {"step": name})
+        self._timeline("step_started", "recon", title, {"step": name})
 
     async def step_finished(self, report: StepReport) -> None:
         if report.name == "trace" and not self.trace_id:
@@ -84,25 +94,25 @@ class Recorder:
                 if isinstance(tid, str):
                     self.trace_id = tid
                     break
-        await self._timeline("step_finished", "recon", f"{report.title}: {report.state}",
-                             {"step": report.name, "state": report.state, "lines": report.lines[:50]})
+        self._timeline("step_finished", "recon", f"{report.title}: {report.state}",
+                       {"step": report.name, "state": report.state, "lines": report.lines[:50]})
         v = report.verdict
         if v is None:
             return
         for f in report.findings:
-            await self._timeline("finding", f.owning_layer, f.summary, f.model_dump(mode="json"))
+            self._timeline("finding", f.owning_layer, f.summary, f.model_dump(mode="json"))
         if report.findings:
             self._record_made("summary", "customer_impact", _rows(v.impact), "customer-visible impact by tenant, "
                               "project and app instance")
         for fu in v.follow_ups:
-            await self._timeline("follow_up", fu.owning_layer,
-                                 f"follow-up for {fu.owning_layer}: {', '.join(fu.checks)}", fu.model_dump(mode="json"))
+            self._timeline("follow_up", fu.owning_layer,
+                           f"follow-up for {fu.owning_layer}: {', '.join(fu.checks)}", fu.model_dump(mode="json"))
         if v.corrections:
             self._record_made("proposal", "proposed_corrections", _rows(v.corrections),
                               "ledger entries proposed for the approved correction procedure (not applied)")
-            await self._timeline("corrections_proposed", "recon",
-                                 f"{len(v.corrections)} corrective ledger entries proposed (not applied)",
-                                 {"count": len(v.corrections)})
+            self._timeline("corrections_proposed", "recon",
+                           f"{len(v.corrections)} corrective ledger entries proposed (not applied)",
+                           {"count": len(v.corrections)})
 
     async def source_call(self, step: str, call: SourceCall, items: Sequence[Any], error: str | None) -> None:
         if call.kind == "trace" and not self.trace_id and call.params.get("trace_id"):
@@ -131,13 +141,16 @@ class Recorder:
         self._writes.submit(lambda: self._write("reconciliation", call, list(rows), None))
 
     async def flush(self) -> None:
-        """Wait until every evidence record submitted so far is written."""
-        try:
-            await self._writes.drain()
-        except asyncio.CancelledError:
-            self._writes.cancel()
-            raise
-        await self._writes.close()
+        """Write every timeline event and evidence record submitted so far, in order, and
+        wait for them."""
+        for queue in (self._events, self._writes):
+            try:
+                await queue.drain()
+            except asyncio.CancelledError:
+                self._events.cancel()
+                self._writes.cancel()
+                raise
+            await queue.close()
 
 
 class Fanout:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -131,9 +132,14 @@ async def run_recorded(
     phase: Phase = "before",
     incident: OpenedIncident | None = None,
     metrics: Metrics | None = None,
+    on_diagnosis: Callable[[Diagnosis], Awaitable[None]] | None = None,
 ) -> RecordedRun:
     """Diagnose and record (with a store) into ``incident``: one the caller opened or
-    found (a Slack request, a verification), else the subject's open incident or a new one."""
+    found (a Slack request, a verification), else the subject's open incident or a new one.
+
+    ``on_diagnosis`` gets the diagnosis as soon as it is assembled, before the run is
+    recorded (the thread's verdict: ``ThreadObserver.verdict``); the run is recorded
+    whether it succeeds or not, and its failure is raised after."""
     started = time.perf_counter()
     obs: list[Any] = list(observers or [])
     if metrics is not None:
@@ -155,7 +161,11 @@ async def run_recorded(
         raise
     d = outcome.diagnosis
     _count(metrics, "complete" if d.complete else "incomplete", started)
-    if rec is not None:
-        await rec.finished(d)
+    try:
+        if on_diagnosis is not None:
+            await on_diagnosis(d)
+    finally:
+        if rec is not None:
+            await rec.finished(d)
     return RecordedRun(outcome, rec.incident if rec else None, rec.run_id if rec else None,
                        rec.recorder if rec else None, (time.perf_counter() - started) * 1000)

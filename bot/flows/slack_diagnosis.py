@@ -2,8 +2,9 @@
 
 Safe to run again after a crash: the window is fixed when the job is accepted, posts
 already made are skipped (``bot.slack.poster``), the earlier attempt's unfinished run is
-marked failed, and the parent message is updated at the end.
-"""
+marked failed, and the parent message is updated with the verdict (as soon as the
+diagnosis is assembled, before the replies still on their way are posted and the run is
+recorded; a retry shows it again)."""
 
 from __future__ import annotations
 
@@ -85,7 +86,7 @@ async def run_diagnosis_job(job: Job, deps: SlackDiagnosisDeps) -> Mapping[str, 
         rec = await run_recorded(store=deps.store, sources=deps.sources, subject=subject, window=window, now=end,
                                  origin="slack", observers=[thread], row_cap=deps.settings.evidence_row_cap,
                                  actor=p.get("user") or "recon", job_id=job.job_id, metrics=deps.metrics,
-                                 incident=opened, org_scope=org_scope)
+                                 incident=opened, on_diagnosis=thread.verdict, org_scope=org_scope)
     except Exception:
         await thread.fail()
         raise

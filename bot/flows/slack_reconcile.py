@@ -151,7 +151,7 @@ async def _diagnose(job: Job, deps: SlackDiagnosisDeps, plan: _Plan, sink: Slack
                                  now=plan.window.end, origin="slack", observers=[thread],
                                  row_cap=deps.settings.evidence_row_cap, actor=p.get("user") or "recon",
                                  job_id=job.job_id, metrics=deps.metrics, incident=opened, org_scope=plan.org_scope,
-                                 export=export)
+                                 export=export, on_diagnosis=thread.verdict)
     except Exception:
         await thread.fail()
         raise

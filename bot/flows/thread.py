@@ -1,6 +1,13 @@
 """The diagnosis as a Slack thread: a parent message, one reply per step as it
 completes, and the parent updated with the verdict. Where the messages go is a
-``ThreadSink``: Slack's Web API in the bot, the terminal in ``recon demo``."""
+``ThreadSink``: Slack's Web API in the bot, the terminal in ``recon demo``.
+
+The verdict is what people wait for, so a job shows it as soon as the diagnosis is
+assembled (``verdict``), while the step replies still on their way go out in order
+behind it; ``finish`` then waits for them and raises if one could not be posted (the
+job fails and its retry posts the rest, once each, and the verdict again). A sink that
+is read top to bottom as a transcript (the terminal) calls only ``finish``: the
+replies, then the parent with the verdict."""
 
 from __future__ import annotations
 
@@ -39,13 +46,22 @@ class ThreadObserver:
         self._index = 0
         # replies go out in order, off the diagnosis's path; finish() waits for them
         self._posts = Serial("thread-replies")
+        self._verdict_shown = False
 
     async def start(self) -> str:
         return await self.sink.post_parent(self._parent("running"))
 
-    async def finish(self, diagnosis: Diagnosis) -> None:
-        await self.drain()
+    async def verdict(self, diagnosis: Diagnosis) -> None:
+        """The parent with the verdict now, not waiting for the replies still on their way."""
         await self.sink.update_parent(self._parent("done", diagnosis))
+        self._verdict_shown = True
+
+    async def finish(self, diagnosis: Diagnosis) -> None:
+        """Every reply posted (raises if one could not be), then the parent with the
+        verdict, unless ``verdict`` showed it already."""
+        await self.drain()
+        if not self._verdict_shown:
+            await self.sink.update_parent(self._parent("done", diagnosis))
 
     async def fail(self) -> None:
         try:

@@ -18,7 +18,6 @@ malformed JSON or the wrong shape -> ``SourceError``; never anything else.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -31,6 +30,7 @@ import httpx
 
 from bot.diagnosis.model import LogEvent, Window
 from bot.errors import SourceError, SourceFailure, SourceUnavailable
+from bot.sources import jsonload
 from bot.sources.http import HttpSource
 from bot.sources.logql import LogQuery
 from bot.sources.otlp import datetime_to_ns, ns_to_datetime
@@ -60,7 +60,7 @@ class RawEntry:
 
 def _event(entry: RawEntry) -> LogEvent | None:
     try:
-        obj = json.loads(entry.line)
+        obj = jsonload.loads(entry.line)
     except ValueError:
         return None
     if not isinstance(obj, dict):
@@ -181,7 +181,7 @@ class LokiLogSource(HttpSource):
             body = self.scrub(resp.text.strip())[:ERROR_BODY_CHARS]
             raise SourceError(SOURCE, f"HTTP {resp.status_code}: {body}")
         try:
-            return json.loads(resp.content)
+            return jsonload.loads(resp.content)
         except ValueError as e:
             raise SourceError(SOURCE, f"malformed JSON from {self.shown_url(QUERY_RANGE_PATH)}: {e}") from e
 

@@ -14,7 +14,6 @@ that is not 32 lowercase hex characters is ``BadInput``.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -27,6 +26,7 @@ import httpx
 
 from bot.diagnosis.model import Span, Window
 from bot.errors import BadInput, SourceError, SourceFailure, SourceUnavailable
+from bot.sources import jsonload
 from bot.sources.http import HttpSource
 from bot.sources.otlp import parse_trace_json
 from bot.sources.protocols import Fetched, SourceCall
@@ -120,7 +120,7 @@ class TempoTraceSource(HttpSource):
             body = self.scrub(resp.text.strip())[:ERROR_BODY_CHARS]
             raise SourceError(SOURCE, f"HTTP {resp.status_code}: {body}")
         try:
-            doc: Any = json.loads(resp.content)
+            doc: Any = jsonload.loads(resp.content)
         except ValueError as e:
             raise SourceError(SOURCE, f"malformed JSON for {path}: {e}") from e
         try:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from bot.diagnosis import core
 from bot.diagnosis.model import LogEvent, Span, Subject, Window
 from bot.flows.diagnosis import SourceSet, diagnose
 from bot.flows.diagnosis.context import Context
@@ -176,8 +177,8 @@ async def test_in_the_runbook_order_nothing_is_asked_before_its_step() -> None:
     src = Never()
     ctx = Context(Subject(correlation_id="c-1"), WINDOW, NOW, SourceSet(src, src, None, sequential=True),
                   observer=None)  # type: ignore[arg-type]
-    ctx.leads.saw(logs=[LogEvent(ts=NOW, service="api", event="x", line={"trace_id": "a" * 32,
-                                                                        "app_instance_id": "ai-1"})])
+    ctx.leads.saw(core.named(logs=[LogEvent(ts=NOW, service="api", event="x", line={"trace_id": "a" * 32,
+                                                                                   "app_instance_id": "ai-1"})]))
     assert not ctx.leads.traces and not ctx.leads.instances
     org = Context(Subject(org_id="o"), WINDOW, NOW, SourceSet(src, src, None), observer=None,  # type: ignore[arg-type]
                   org_scope=("o", None))

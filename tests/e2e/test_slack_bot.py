@@ -4,7 +4,9 @@ Web API stand-in that records every call, the real store."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -72,6 +74,7 @@ async def test_recon_posts_a_thread_step_by_step_and_records_it(
     r = await post(http, f"{bot.url}/slack/events", slash_command(text=cid, channel_id=CHANNEL, user_id="U0ONCALL"))
     assert r.status_code == 200 and "Diagnosing" in answer(r)
     await slack_standin.wait_for(lambda _: thread_done(slack_standin, CHANNEL), timeout=30)
+    await jobs_settled(store_url, 1)  # the verdict comes first: the last replies may still be on their way
     parent = slack_standin.messages(CHANNEL)[0]
     thread = slack_standin.thread(CHANNEL, parent.ts)
     titles = ["Logs by correlation id", "Billing rows by correlation id", "Trace stages", "App-instance pivot",
@@ -86,7 +89,6 @@ async def test_recon_posts_a_thread_step_by_step_and_records_it(
     posts = slack_standin.calls_to("chat.postMessage")
     assert [c.args.get("thread_ts") for c in posts][:1 + STEPS] == [None] + [parent.ts] * STEPS
     assert (thread[1 + STEPS].text or "").startswith("Follow-ups")  # who must fix what, and proposed corrections
-    await jobs_settled(store_url, 1)
     conn = await asyncpg.connect(store_url)
     try:
         inc = await conn.fetchrow("select incident_id, slack_channel, slack_thread_ts, origin from incidents")
@@ -107,6 +109,47 @@ async def test_recon_posts_a_thread_step_by_step_and_records_it(
     assert (job["status"], job["attempts"]) == ("done", 1)
     # the parent, the steps, the follow-ups, the freeze prompt, the corrections prompt
     assert n_posts == 1 + STEPS + 3 and run["status"] == "done" and run["job_id"] is not None
+
+
+async def test_the_verdict_is_shown_at_once_and_a_reply_that_fails_still_fails_the_job(
+    bot: InProcessBot, http: httpx.AsyncClient, slack_standin: SlackStandIn, live: LoadedPlatform, store_url: str
+) -> None:
+    """The parent shows the verdict as soon as the diagnosis is assembled, not after the
+    replies; a reply Slack refuses still fails the attempt, and the retry posts what is
+    missing, once each and in step order, and shows the verdict again."""
+    cid = live.platform.disputed_correlation_id
+    assert cid
+
+    def pivot_reply(args: Mapping[str, Any]) -> bool:
+        return bool((args.get("metadata") or {}).get("event_payload", {}).get("key") == "step:pivot")
+
+    slack_standin.error("chat.postMessage", "internal_error", where=pivot_reply)
+    await post(http, f"{bot.url}/slack/events", slash_command(text=cid, channel_id=CHANNEL))
+    jobs = await jobs_settled(store_url, 1, timeout=60)
+    conn = await asyncpg.connect(store_url)
+    try:
+        last_error = await conn.fetchval("select last_error from jobs")
+        runs = await conn.fetch("select status from diagnosis_runs order by run_id")
+    finally:
+        await conn.close()
+    assert [(j["status"], j["attempts"]) for j in jobs] == [("done", 2)]
+    assert "internal_error" in str(last_error)
+    refused = [c for c in slack_standin.calls_to("chat.postMessage") if not (c.response or {}).get("ok")]
+    assert [pivot_reply(c.args) for c in refused] == [True]
+    # each attempt showed the verdict; the parent ends with it
+    updates = slack_standin.calls_to("chat.update")
+    assert len(updates) == 2 and all("Drift found" in json.dumps(u.args.get("blocks")) for u in updates)
+    parent = slack_standin.messages(CHANNEL)[0]
+    assert "Drift found" in json.dumps(parent.blocks)
+    # the replies: every step once, in step order, then the follow-ups
+    thread = slack_standin.thread(CHANNEL, parent.ts)
+    assert [json.dumps(m.blocks).split("/6 ")[1][:10] for m in thread[1:1 + STEPS]] == [
+        "Logs by co", "Billing ro", "Trace stag", "App-instan", "Attributio", "Reconcilia"]
+    assert (thread[1 + STEPS].text or "").startswith("Follow-ups")  # then the prompts
+    keys = [tuple((c.args.get("metadata") or {}).get("event_payload", {}).get(k) for k in ("ns", "key"))
+            for c in slack_standin.calls_to("chat.postMessage") if (c.response or {}).get("ok")]
+    assert len(keys) == len(set(keys)) == len(thread)
+    assert runs and runs[-1]["status"] == "done"
 
 
 async def test_a_new_incident_is_opened_once_and_its_timeline_says_so(

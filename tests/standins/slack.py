@@ -61,6 +61,8 @@ Failure modes, for the next ``times`` calls of ``method`` (``None``: every Web A
 method; ``times=None``: until ``reset()``): ``rate_limit`` (429 + ``Retry-After``),
 ``fail`` (5xx with Slack's HTML error page), ``error`` (200 ``ok:false``),
 ``drop_connection`` (hang up without answering). ``delay_s`` delays every answer.
+``error(..., where=pred)`` answers so only the calls whose merged args ``pred`` accepts
+(one reply of a thread, say); the others are served as usual.
 """
 
 from __future__ import annotations
@@ -276,8 +278,11 @@ class _Rule:
     retry_after: int = 1
     error: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    where: Callable[[Mapping[str, Any]], bool] | None = None  # only the calls whose args it accepts
 
-    def matches(self, method: str) -> bool:
+    def matches(self, method: str, args: Mapping[str, Any]) -> bool:
+        if self.where is not None and not self.where(args):
+            return False
         if self.method is None:
             return method != "response_url"
         return self.method == method
@@ -413,9 +418,11 @@ class SlackStandIn(LoopbackServer):
         """Answer HTTP ``status`` (500, 503, …) with Slack's HTML error page."""
         self._rules.append(_Rule(method, "status", times, status=status))
 
-    def error(self, method: str | None, error: str, *, times: int | None = 1, **extra: Any) -> None:
-        """Answer ``200 {"ok":false,"error":error, **extra}`` (e.g. ``needed="chat:write"``)."""
-        self._rules.append(_Rule(method, "error", times, error=error, extra=dict(extra)))
+    def error(self, method: str | None, error: str, *, times: int | None = 1,
+              where: Callable[[Mapping[str, Any]], bool] | None = None, **extra: Any) -> None:
+        """Answer ``200 {"ok":false,"error":error, **extra}`` (e.g. ``needed="chat:write"``),
+        to the calls whose merged args ``where`` accepts when it is given."""
+        self._rules.append(_Rule(method, "error", times, error=error, extra=dict(extra), where=where))
 
     def drop_connection(self, method: str | None = None, *, times: int | None = 1) -> None:
         """Hang up without answering (the client sees ``ServerDisconnectedError``)."""
@@ -451,9 +458,9 @@ class SlackStandIn(LoopbackServer):
         self._rules.clear()
         self.delay_s = 0.0
 
-    def _take_rule(self, method: str) -> _Rule | None:
+    def _take_rule(self, method: str, args: Mapping[str, Any]) -> _Rule | None:
         for rule in self._rules:
-            if rule.matches(method):
+            if rule.matches(method, args):
                 if rule.times is not None:
                     rule.times -= 1
                     if rule.times <= 0:
@@ -647,7 +654,7 @@ class SlackStandIn(LoopbackServer):
                 token=token,
             )
 
-        rule = self._take_rule(method)
+        rule = self._take_rule(method, args)
         if rule is not None and rule.kind == "drop":
             await self._record(record(0, None))
             if request.transport is not None:
@@ -759,7 +766,7 @@ class SlackStandIn(LoopbackServer):
                 path=request.path,
             )
 
-        rule = self._take_rule("response_url")
+        rule = self._take_rule("response_url", args)
         if rule is not None and rule.kind == "drop":
             await self._record(record(0, None))
             if request.transport is not None:

@@ -11,10 +11,10 @@ from bot.flows.diagnosis.state import RunState
 def assemble(ctx: Context, state: RunState) -> Diagnosis:
     logs, rows, instances = state.logs.events, state.rows, state.pivot.instances
     findings, spans = state.reconciliation.findings, state.trace.spans
-    ids, trace_ids = core.identifiers(
-        logs, rows.usage, rows.ledger, spans or [],
-        [i.app_instance_id for i in instances] + [a for a in (ctx.subject.app_instance_id,) if a],
-    )
+    ids, trace_ids = (state.logs.named | rows.named | core.named(
+        spans=spans or [],
+        extra_instances=[i.app_instance_id for i in instances] + [a for a in (ctx.subject.app_instance_id,) if a],
+    )).identifiers()
     ids.org_ids = sorted(set(ids.org_ids) | {i.org_id for i in instances})
     ids.project_ids = sorted(set(ids.project_ids) | {i.project_id for i in instances})
     if not findings and not logs and not rows.usage and not rows.ledger and not instances:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from functools import partial
 
+from bot.diagnosis import core
 from bot.flows.diagnosis.context import Context, Step
 from bot.flows.diagnosis.state import RunState
 from bot.flows.steps_report import StepReport
@@ -25,7 +26,8 @@ async def fetch(ctx: Context, state: RunState, rep: StepReport) -> None:
     if refs:
         usage.extend(await ctx.call(rep, "billing", partial(billing.usage_by_ids, refs), "usage_by_ids") or [])
     state.rows.usage, state.rows.ledger = usage, ledger
-    ctx.leads.saw(usage=usage)  # the rows' traces and instances: read them now, not after the logs
+    state.rows.named = core.named(usage=usage, ledger=ledger)
+    ctx.leads.saw(state.rows.named)  # the rows' traces and instances: read them now, not after the logs
 
 
 def report(ctx: Context, state: RunState, rep: StepReport) -> None:

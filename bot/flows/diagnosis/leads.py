@@ -20,7 +20,7 @@ import asyncio
 from collections.abc import Iterable
 
 from bot.diagnosis import core
-from bot.diagnosis.model import LogEvent, Span, UsageRecord, Window
+from bot.diagnosis.model import LogEvent, Span, Window
 from bot.sources import logql
 from bot.sources.protocols import Fetched, LogSource, TraceSource
 
@@ -39,14 +39,12 @@ class Leads:
         self.traces: dict[str, asyncio.Task[Fetched[Span]]] = {}
         self.instances: dict[str, asyncio.Task[Fetched[LogEvent]]] = {}
 
-    def saw(self, logs: Iterable[LogEvent] = (), usage: Iterable[UsageRecord] = (),
-            spans: Iterable[Span] = ()) -> None:
+    def saw(self, named: core.Named) -> None:
         """Evidence came back: start the reads it names that nobody asked yet."""
         if not self.eager:
             return
-        ids, trace_ids = core.identifiers(logs, usage, [], spans)
-        self.start_traces(trace_ids)
-        self.start_instances(ids.app_instance_ids)
+        self.start_traces(sorted(named.traces))
+        self.start_instances(sorted(named.instances))
 
     def stop(self) -> None:
         """The step that collects is running: from now on only it starts reads."""
@@ -68,7 +66,8 @@ class Leads:
 
     async def _trace(self, tempo: TraceSource, tid: str) -> Fetched[Span]:
         got = await tempo.get_trace(tid, self._window)
-        self.saw(spans=got.items)  # the spans name app instances
+        if self.eager:
+            self.saw(core.named(spans=got.items))  # the spans name app instances
         return got
 
     async def _instance_logs(self, src: LogSource, iid: str) -> Fetched[LogEvent]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
+from bot.diagnosis import core
 from bot.flows.diagnosis.context import Context, Step
 from bot.flows.diagnosis.state import RunState
 from bot.flows.steps_report import StepReport
@@ -23,8 +24,8 @@ async def fetch(ctx: Context, state: RunState, rep: StepReport) -> None:
     if got is None:
         state.logs_available = False
         return
-    state.logs.events, state.logs.read = got, True
-    ctx.leads.saw(logs=got)  # trace ids and instances only the logs name
+    state.logs.events, state.logs.read, state.logs.named = got, True, core.named(logs=got)
+    ctx.leads.saw(state.logs.named)  # trace ids and instances only the logs name
 
 
 def report(ctx: Context, state: RunState, rep: StepReport) -> None:

@@ -24,9 +24,8 @@ SHOWN = 12
 
 async def _instance_ids(ctx: Context, state: RunState, rep: StepReport) -> list[str]:
     aid, billing = ctx.subject.app_instance_id, ctx.sources.billing
-    ids, _ = core.identifiers(state.logs.events, state.rows.usage, state.rows.ledger, state.trace.spans or [],
-                              [aid] if aid else [])
-    instance_ids = list(ids.app_instance_ids)
+    spans = core.named(spans=state.trace.spans or [], extra_instances=[aid] if aid else [])
+    instance_ids = sorted((state.logs.named | state.rows.named | spans).instances)
     if billing is not None and ctx.org_scope is not None:
         org, project = ctx.org_scope
         got = await ctx.call(rep, "billing", partial(billing.instances_in_scope, org, project, ctx.window),

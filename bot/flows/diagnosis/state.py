@@ -7,6 +7,7 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from bot.diagnosis.core import Named
 from bot.diagnosis.model import (
     AppInstance,
     BillingAccount,
@@ -31,6 +32,7 @@ class CorrelatedLogs:
     events: list[LogEvent] = field(default_factory=list)
     query: str = ""  # the LogQL asked; empty when not asked
     read: bool = False  # Loki answered
+    named: Named = field(default_factory=Named)  # what the events name, scanned once
 
 
 @dataclass(slots=True)
@@ -40,6 +42,7 @@ class CorrelatedRows:
 
     usage: list[UsageRecord] = field(default_factory=list)
     ledger: list[LedgerEntry] = field(default_factory=list)
+    named: Named = field(default_factory=Named)  # what the rows and entries name, scanned once
 
 
 @dataclass(slots=True)

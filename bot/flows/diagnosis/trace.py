@@ -58,7 +58,7 @@ async def _collect(ctx: Context, rep: StepReport) -> TraceRead:
 
 
 async def fetch(ctx: Context, state: RunState, rep: StepReport) -> None:
-    _, trace_ids = core.identifiers(state.logs.events, state.rows.usage, [], [])
+    trace_ids = sorted(state.logs.named.traces | state.rows.named.traces)
     if not _by_correlation(ctx):
         trace_ids = []  # read after the attribution, from the instance's own rows
     if ctx.sources.traces is None:
