@@ -399,6 +399,11 @@ class PostgresBillingReader(ExportReads):
         await conn.execute("begin read only; " + "".join(f"set local {k} = '{v}'; " for k, v in local.items()))
         try:
             yield
+        except asyncio.CancelledError:
+            # cancelled mid-query (a COPY the export no longer needs): closed at once, the pool
+            # opens another; a rollback would wait on the query, a reset log an error
+            conn.terminate()
+            raise
         except BaseException:
             with contextlib.suppress(Exception):
                 await conn.execute("rollback")

@@ -7,6 +7,7 @@ import asyncio
 import csv
 import hashlib
 import io
+import logging
 import random
 
 import pytest
@@ -172,10 +173,14 @@ async def test_the_scope_read_early_is_made_good_by_the_whole_file(billing: Post
     assert narrowed.faithful and narrowed.read.project_id == "prj-2" and narrowed.entries == 2
 
 
-async def test_a_bad_line_after_the_ledger_read_began_stops_both(billing: PostgresBillingReader) -> None:
+async def test_a_bad_line_after_the_ledger_read_began_stops_both(billing: PostgresBillingReader,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
     rows = rows_of(await faithful_csv(billing))
     rows[-1][rows[0].index("amount_minor")] = "12.5"
     before = {t for t in asyncio.all_tasks() if not t.done()}
     with pytest.raises(ExportInvalid, match="amount_minor"):
         await check(billing, csv_of(rows))
     assert {t for t in asyncio.all_tasks() if not t.done()} - before == {asyncio.current_task()} - before
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # no reset of a busy connection
+    again = await check(billing, (await faithful_csv(billing)).encode())  # the pool still serves
+    assert again.faithful
