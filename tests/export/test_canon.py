@@ -156,3 +156,15 @@ async def test_a_hostile_org_id_is_a_value_not_sql(billing: PostgresBillingReade
     org = "org-acme'\n) to stdout; select 1; -- \\"
     call = await billing.scan_export_lines(org, "p'\n--", ["2026-10", "2026-11", "2027-01"], got.extend)
     assert got == [] and call.params["org_id"] == org
+
+
+def test_the_typed_reads_show_the_same_columns() -> None:
+    """export_entries.sql (the scope's entries) and export_entries_by_id.sql (a few of them)
+    are two shapes of one select list: it must not drift between them."""
+    from bot.sources.billing import QUERIES
+
+    def select_list(name: str) -> str:
+        sql = QUERIES[name]
+        return sql[sql.index("select "):sql.index("\nfrom ")]
+
+    assert select_list("export_entries") == select_list("export_entries_by_id")
