@@ -73,7 +73,7 @@ class Context:
             self.components[c.app_instance_id][c.component] = c
         self.currency = {a.org_id: a.currency for a in ev.accounts}
         self.pricer = Pricer(ev.rate_cards)
-        self.logs = MeteringLogs(ev.logs)
+        self.logs = ev.metering if ev.metering is not None else MeteringLogs(ev.logs)
         self.groups: dict[tuple[str, str | None, str], Group] = {}
         self.usage_ids = {u.usage_record_id for u in ev.usage}
         self._recorded_cache: dict[tuple[object, ...], int | None] = {}

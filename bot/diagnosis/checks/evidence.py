@@ -34,6 +34,8 @@ class BillingEvidence:
     accounts: list[BillingAccount]
     rate_cards: list[RateCard]
     logs: list[LogEvent] = field(default_factory=list)  # pivot logs: who emitted / published
+    # ``logs`` indexed already (MeteringLogs(logs)), when the caller keeps one; else built from them
+    metering: MeteringLogs | None = None
     logs_available: bool = True
     # the instances whose logs were read (an org's: only those with missing hours); None: all
     logs_for: frozenset[str] | None = None

@@ -30,7 +30,8 @@ def evidence(ctx: Context, state: RunState, ledger: list[LedgerEntry]) -> Billin
     read = ctx.org_scope is None or logs_for is not None
     return BillingEvidence(window=ctx.window, now=ctx.now, instances=state.pivot.instances,
                            components=state.pivot.components, usage=a.usage, ledger=ledger, accounts=a.accounts,
-                           rate_cards=a.rate_cards, logs=state.all_logs, logs_available=state.logs_available and read,
+                           rate_cards=a.rate_cards, logs=state.all_logs, metering=state.metering_logs(),
+                           logs_available=state.logs_available and read,
                            covered=a.covered, logs_for=logs_for if ctx.org_scope is not None else None)
 
 

@@ -7,6 +7,7 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from bot.diagnosis.checks.evidence import MeteringLogs
 from bot.diagnosis.core import Named
 from bot.diagnosis.model import (
     AppInstance,
@@ -130,7 +131,17 @@ class RunState:
     attribution: Attribution = field(default_factory=Attribution)
     reconciliation: Reconciliation = field(default_factory=Reconciliation)
     export: ExportPart = field(default_factory=ExportPart)
+    # all_logs indexed for the checks, and the lengths it was built at (the lists only grow)
+    _metering: tuple[tuple[int, int, int], MeteringLogs] | None = None
 
     @property
     def all_logs(self) -> list[LogEvent]:
         return [*self.logs.events, *self.pivot.logs, *self.reconciliation.scope_logs]
+
+    def metering_logs(self) -> MeteringLogs:
+        """``all_logs`` indexed once for the three sets of checks that read them (the
+        attribution's, the reconciliation's, the corrections'), again only if more came."""
+        key = (len(self.logs.events), len(self.pivot.logs), len(self.reconciliation.scope_logs))
+        if self._metering is None or self._metering[0] != key:
+            self._metering = (key, MeteringLogs(self.all_logs))
+        return self._metering[1]
