@@ -68,9 +68,7 @@ class _Recording:
     async def start(cls, store: Store, opened: OpenedIncident, subject: Subject, window: Window, *, origin: Origin,
                     actor: str, row_cap: int, job_id: int | None, phase: Phase) -> _Recording:
         incident = opened.incident
-        run_id = await store.start_run(incident.incident_id, subject, window)
-        if job_id is not None:
-            await store.set_run_job(run_id, job_id)
+        run_id = await store.start_run(incident.incident_id, subject, window, job_id)
         recorder = Recorder(store, incident.incident_id, run_id, correlation_id=subject.correlation_id,
                             row_cap=row_cap, actor=actor, phase=phase)
         asked = "verification" if phase == "after" else "diagnosis"

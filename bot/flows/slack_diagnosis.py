@@ -8,6 +8,7 @@ recorded; a retry shows it again)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -81,15 +82,21 @@ async def run_diagnosis_job(job: Job, deps: SlackDiagnosisDeps) -> Mapping[str, 
     thread = ThreadObserver(sink, subject, incident_id=incident.incident_id,
                             incident_url=await deps.incident_url(incident.incident_id), requested_by=p.get("user"))
     parent_ts = await thread.start()
-    await deps.store.set_incident_thread(incident.incident_id, p["channel"], parent_ts)
+    # the incident's thread is written while the diagnosis starts (nothing in it waits for it)
+    thread_set = asyncio.ensure_future(deps.store.set_incident_thread(incident.incident_id, p["channel"], parent_ts))
     try:
         rec = await run_recorded(store=deps.store, sources=deps.sources, subject=subject, window=window, now=end,
                                  origin="slack", observers=[thread], row_cap=deps.settings.evidence_row_cap,
                                  actor=p.get("user") or "recon", job_id=job.job_id, metrics=deps.metrics,
                                  incident=opened, on_diagnosis=thread.verdict, org_scope=org_scope)
     except Exception:
+        await asyncio.gather(thread_set, return_exceptions=True)
         await thread.fail()
         raise
+    except BaseException:
+        thread_set.cancel()
+        raise
+    await thread_set
     d = rec.outcome.diagnosis
     await thread.finish(d)
     if deps.approvals is not None:

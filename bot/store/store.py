@@ -294,19 +294,16 @@ class Store:
 
     # ---------------------------------------------------------------- runs
 
-    async def set_run_job(self, run_id: int, job_id: int) -> None:
-        await self._fetchval("run_set_job", run_id, job_id)
-
     async def abandon_runs(self, job_id: int, reason: str) -> list[int]:
         """Mark the still-running runs of a job's earlier attempt failed; their ids."""
         return [int(r["run_id"]) for r in await self._fetch("runs_abandon", job_id, reason)]
 
     async def start_run(
-        self, incident_id: str, subject: Subject | Mapping[str, Any], window: Window
+        self, incident_id: str, subject: Subject | Mapping[str, Any], window: Window, job_id: int | None = None
     ) -> int:
-        """A new ``running`` diagnosis run; returns its id."""
+        """A new ``running`` diagnosis run (of a durable job, when one runs it); returns its id."""
         subj = subject.model_dump(mode="json") if isinstance(subject, Subject) else dict(subject)
-        run_id = await self._fetchval("run_start", incident_id, subj, window.start, window.end)
+        run_id = await self._fetchval("run_start", incident_id, subj, window.start, window.end, job_id)
         return int(run_id)
 
     async def finish_run(
