@@ -36,6 +36,8 @@ class ThreadSink(Protocol):
 class ThreadObserver:
     """An Observer that narrates the diagnosis into a thread."""
 
+    HOLD_S = 0.25
+
     def __init__(self, sink: ThreadSink, subject: Subject, *, incident_id: str | None = None,
                  incident_url: str | None = None, requested_by: str | None = None) -> None:
         self.sink = sink
@@ -44,8 +46,11 @@ class ThreadObserver:
         self.incident_url = incident_url
         self.requested_by = requested_by
         self._index = 0
-        # replies go out in order, off the diagnosis's path; finish() waits for them
-        self._posts = Serial("thread-replies")
+        # replies go out in order, off the diagnosis's path; finish() waits for them. They are
+        # held for at most HOLD_S after the first step's: a diagnosis whose sources answered
+        # at once shows its verdict first, a slow one its steps as they come
+        self._posts = Serial("thread-replies", held=True)
+        self._hold: asyncio.TimerHandle | None = None
         self._verdict_shown = False
 
     async def start(self) -> str:
@@ -53,8 +58,11 @@ class ThreadObserver:
 
     async def verdict(self, diagnosis: Diagnosis) -> None:
         """The parent with the verdict now, not waiting for the replies still on their way."""
-        await self.sink.update_parent(self._parent("done", diagnosis))
-        self._verdict_shown = True
+        try:
+            await self.sink.update_parent(self._parent("done", diagnosis))
+            self._verdict_shown = True
+        finally:
+            self._posts.release()
 
     async def finish(self, diagnosis: Diagnosis) -> None:
         """Every reply posted (raises if one could not be), then the parent with the
@@ -71,6 +79,8 @@ class ThreadObserver:
 
     async def drain(self) -> None:
         """Wait until every reply so far is posted (raises if one could not be)."""
+        if self._hold is not None:
+            self._hold.cancel()
         try:
             await self._posts.drain()
         except asyncio.CancelledError:
@@ -86,6 +96,8 @@ class ThreadObserver:
         return None
 
     async def step_finished(self, report: StepReport) -> None:
+        if self._hold is None:
+            self._hold = asyncio.get_running_loop().call_later(self.HOLD_S, self._posts.release)
         self._index += 1
         msg = step_message(report, self._index, report.of or len(STEP_TITLES), self.incident_url)
         key = f"step:{report.name}"
