@@ -104,20 +104,19 @@ class PartScan:
             body = line.rstrip("\r\n")
             if not body:
                 continue
+            rec: list[str] | None = None  # split only when the line is wanted
             if '"' in body or "\x00" in body or len(body) > self.limit:
-                got = self._csv_record(line)
-                if got is None:
+                rec = self._csv_record(line)
+                if rec is None:
                     continue
-                rec = got
                 eid = rec[key_at] if len(rec) > key_at else ""
             else:
-                rec = []
                 parts = body.split(",", key_at + 1)
                 eid = parts[key_at] if len(parts) > key_at else ""
             if only is not None and hash(eid) not in only:
                 self.count += 1
                 continue
-            yield self.line_no, self._checked(rec or body.split(","))
+            yield self.line_no, self._checked(rec if rec is not None else body.split(","))
 
     def _csv_record(self, line: str) -> list[str] | None:
         """The record starting at ``line`` as csv reads it (more lines when a quoted field
