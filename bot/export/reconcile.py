@@ -144,13 +144,16 @@ class Tally:
         return set(self.differ_ids) | self.unknown | set(self.copies)
 
     def _eid_at(self) -> Callable[[int], str]:
-        """The ledger_entry_id of the i-th entry read."""
+        """The ledger_entry_id of the i-th entry read (each batch's ids split once, when first asked)."""
         starts = np.cumsum([0] + [len(a) for a in self._db_ids])
-        chunks = self._db_eids
+        split: dict[int, list[str]] = {}
 
         def eid(i: int) -> str:
             c = int(np.searchsorted(starts, i, side="right")) - 1
-            return chunks[c].split("\x00")[i - int(starts[c])]
+            ids = split.get(c)
+            if ids is None:
+                ids = split[c] = self._db_eids[c].split("\x00")
+            return ids[i - int(starts[c])]
         return eid
 
     @property

@@ -60,15 +60,13 @@ from bot.gcpause import gc_paused
 from bot.sources.billing_args import coverage, describe_url, no_reset, partition, sample
 from bot.sources.billing_args import ids as ids_of
 from bot.sources.billing_export import ExportReads
+from bot.sources.billing_sql import QUERIES, SOURCE
 from bot.sources.protocols import Coverage, Fetched, SourceCall
-from bot.sqlfiles import Queries
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-SOURCE = "billing"
-QUERIES = Queries("bot.sources", "sql")
 LEDGER_CORRELATION_SLACK = timedelta(days=1)
 SCHEMA_MISSING = "billing schema not found — for the demo run `recon demo` first"
 

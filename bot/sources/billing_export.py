@@ -11,19 +11,18 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.diagnosis.model import Window
+from bot.sources.billing_sql import QUERIES, SOURCE
 from bot.sources.copy_rows import CopyRows, month_runs
 from bot.sources.protocols import Fetched, SourceCall
-from bot.sqlfiles import Queries
 
-SOURCE = "billing"
-QUERIES = Queries("bot.sources", "sql")
 # COPY takes no parameters: asyncpg quotes them into the text, comments included, where a
 # value's newline would end a comment; so the query goes without its comment lines.
 _EXPORT_LINES = "\n".join(ln for ln in QUERIES["export_lines"].splitlines() if not ln.lstrip().startswith("--"))
 
 
-
 class ExportReads:
+    """The export's reads; a ``PostgresBillingReader`` supplies its session and its runner."""
+
     if TYPE_CHECKING:
         def _session(self, name: str) -> AbstractAsyncContextManager[Any]: ...
 
@@ -39,7 +38,8 @@ class ExportReads:
         through a server-side cursor: an org-month of a million entries is never a list."""
         name, months, t0, started_at = "export_entries", sorted(set(months)), time.perf_counter(), datetime.now(UTC)
         if months:
-            lo, hi = month_runs(months)[0][0], month_runs(months)[-1][1]
+            runs = month_runs(months)
+            lo, hi = runs[0][0], runs[-1][1]
             async with self._session(name) as conn:
                 cursor = await conn.cursor(QUERIES[name], org_id, project_id, lo, hi, months)
                 while rows := await cursor.fetch(batch):
