@@ -394,19 +394,21 @@ class PostgresBillingReader(ExportReads):
         if not local and not always:
             yield
             return
-        await conn.execute("begin read only; " + "".join(f"set local {k} = '{v}'; " for k, v in local.items()))
         try:
-            yield
+            await conn.execute("begin read only; " + "".join(f"set local {k} = '{v}'; " for k, v in local.items()))
+            try:
+                yield
+            except Exception:
+                with contextlib.suppress(Exception):
+                    await conn.execute("rollback")
+                raise
+            await conn.execute("commit")
         except asyncio.CancelledError:
-            # cancelled mid-query (a COPY the export no longer needs): closed at once, the pool
-            # opens another; a rollback would wait on the query, a reset log an error
+            # cancelled at any await from BEGIN to COMMIT (a COPY the export no longer needs, or
+            # the BEGIN itself): closed at once, the pool opens another. A rollback would wait on
+            # the query; a connection handed back inside a transaction logs an error on reset.
             conn.terminate()
             raise
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await conn.execute("rollback")
-            raise
-        await conn.execute("commit")
 
     @contextlib.contextmanager
     def _failures(self, name: str) -> Iterator[None]:

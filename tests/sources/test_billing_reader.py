@@ -7,6 +7,7 @@ creates and drops its own database there. The billing schema is
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import re
@@ -525,3 +526,51 @@ async def test_usage_coverage_and_orphans_by_correlation(reader: PostgresBilling
     assert o.items == []  # the fixture's orphans carry no correlation id
     o = await reader.orphan_debits_by_correlation(["corr-1"], Window(h(-30), h(-20)))
     assert o.call.params["posted_from"] == (h(-30) - timedelta(days=1)).isoformat()
+
+
+
+class _CancelOnce(asyncpg.Connection):  # type: ignore[type-arg]
+    """A connection that cancels the task using it while the statement starting with
+    ``_CancelOnce.at`` is on its way to the server: sent, its answer not yet read."""
+
+    at: str | None = None
+
+    def _cancel_here(self, query: str) -> None:
+        if _CancelOnce.at and query.lstrip().lower().startswith(_CancelOnce.at):
+            _CancelOnce.at = None
+            task = asyncio.current_task()
+            assert task is not None
+            asyncio.get_running_loop().call_soon(task.cancel)
+
+    async def execute(self, query: str, *args: Any, **kw: Any) -> str:
+        self._cancel_here(query)
+        return await super().execute(query, *args, **kw)
+
+    async def fetch(self, query: str, *args: Any, **kw: Any) -> list[Any]:
+        self._cancel_here(query)
+        return await super().fetch(query, *args, **kw)
+
+
+@pytest.mark.parametrize("at", ["begin", "select", "commit"])
+async def test_a_read_cancelled_at_any_step_hands_back_no_open_transaction(billing_url: str, at: str) -> None:
+    """Cancelled in BEGIN, mid-query or in COMMIT (the export cancels its ledger read when the
+    file turns out bad): the connection never goes back to the pool inside a transaction,
+    which asyncpg reports as an error on reset, and the reader still serves."""
+    loop = asyncio.get_running_loop()
+    reported: list[str] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, ctx: reported.append(str(ctx.get("message"))))
+    pool = await asyncpg.create_pool(billing_url, min_size=1, max_size=1, connection_class=_CancelOnce)
+    r = PostgresBillingReader(pool, 5000)
+    try:
+        _CancelOnce.at = at
+        with pytest.raises(asyncio.CancelledError):
+            async with r._session("cancelled") as conn:
+                await conn.fetch("select 1")
+        assert _CancelOnce.at is None, "the statement was never sent"
+        assert len((await r.billing_accounts(["org-a"])).items) == 1
+        assert reported == []
+    finally:
+        _CancelOnce.at = None
+        loop.set_exception_handler(previous)
+        await pool.close()
