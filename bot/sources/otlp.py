@@ -96,7 +96,8 @@ def _encode_id(hex_id: str, encoding: IdEncoding) -> str:
     return base64.b64encode(bytes.fromhex(hex_id)).decode("ascii")
 
 
-def _as_int(value: Any, what: str) -> int:
+def as_int(value: Any, what: str) -> int:
+    """An OTLP 64-bit integer, a JSON number or a decimal string."""
     if isinstance(value, bool):
         raise ValueError(f"{what} must be an integer, got {value!r}")
     if isinstance(value, int):
@@ -121,7 +122,7 @@ def any_value(v: Any) -> Any:
     if "boolValue" in v:
         return bool(v["boolValue"])
     if "intValue" in v:
-        return _as_int(v["intValue"], "intValue")
+        return as_int(v["intValue"], "intValue")
     if "doubleValue" in v:
         d = v["doubleValue"]
         try:
@@ -207,7 +208,12 @@ def _resource_spans(doc: Any) -> list[Any]:
 
 
 def _status(span: Mapping[str, Any]) -> Literal["unset", "ok", "error"]:
-    st = span.get("status") or {}
+    return status_of(span.get("status"))
+
+
+def status_of(st: Any) -> Literal["unset", "ok", "error"]:
+    """A span's ``status`` object (or null) as its code's name."""
+    st = st or {}
     if not isinstance(st, Mapping):
         raise ValueError("span status must be an object")
     code = st.get("code", 0)
@@ -232,8 +238,8 @@ def _span(raw: Any, service: str) -> Span:
         service=service,
         name=str(raw.get("name", "")),
         status=_status(raw),
-        start=ns_to_datetime(_as_int(raw.get("startTimeUnixNano", 0), "startTimeUnixNano")),
-        end=ns_to_datetime(_as_int(raw.get("endTimeUnixNano", 0), "endTimeUnixNano")),
+        start=ns_to_datetime(as_int(raw.get("startTimeUnixNano", 0), "startTimeUnixNano")),
+        end=ns_to_datetime(as_int(raw.get("endTimeUnixNano", 0), "endTimeUnixNano")),
         attributes=attributes(raw.get("attributes")),
     )
 

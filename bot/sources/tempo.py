@@ -29,6 +29,7 @@ from bot.errors import BadInput, SourceError, SourceFailure, SourceUnavailable
 from bot.sources import jsonload
 from bot.sources.http import HttpSource
 from bot.sources.otlp import parse_trace_json
+from bot.sources.otlp_typed import parse_trace_bytes
 from bot.sources.protocols import Fetched, SourceCall
 
 __all__ = ["TempoTraceSource", "validate_trace_id"]
@@ -119,6 +120,9 @@ class TempoTraceSource(HttpSource):
         if not resp.is_success:
             body = self.scrub(resp.text.strip())[:ERROR_BODY_CHARS]
             raise SourceError(SOURCE, f"HTTP {resp.status_code}: {body}")
+        fast = parse_trace_bytes(resp.content)
+        if fast is not None:
+            return fast
         try:
             doc: Any = jsonload.loads(resp.content)
         except ValueError as e:
