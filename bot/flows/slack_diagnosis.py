@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -33,6 +33,7 @@ from bot.store.jobs import Job, JobQueue, job_namespace
 from bot.store.store import Store
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 KIND = "diagnose"
 
 
@@ -62,6 +63,29 @@ def diagnosis_payload(subject: Subject, *, channel: str, user: str | None, since
     }
 
 
+async def _set_thread(deps: SlackDiagnosisDeps, incident_id: str, channel: str, parent: Awaitable[str]) -> str:
+    ts = await parent
+    await deps.store.set_incident_thread(incident_id, channel, ts)
+    return ts
+
+
+async def beside(parent: asyncio.Future[str], work: Coroutine[Any, Any, T]) -> T:
+    """``work``'s result, run while the parent message is posted. If the parent cannot be
+    posted, the work is cancelled at once and the parent's error raised: a job that cannot
+    show its thread does not diagnose (its retry does, once Slack answers)."""
+    task = asyncio.ensure_future(work)
+    both: set[asyncio.Future[Any]] = {parent, task}
+    try:
+        await asyncio.wait(both, return_when=asyncio.FIRST_EXCEPTION)
+        if not task.done():  # the parent failed first
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            parent.result()
+        return task.result()
+    finally:
+        task.cancel()  # a no-op once it is done; the job's own cancellation reaches the work
+
+
 async def run_diagnosis_job(job: Job, deps: SlackDiagnosisDeps) -> Mapping[str, Any]:
     p = job.payload
     subject = Subject.model_validate(p["subject"])
@@ -81,22 +105,25 @@ async def run_diagnosis_job(job: Job, deps: SlackDiagnosisDeps) -> Mapping[str, 
     sink = SlackThread(deps.slack, deps.queue, job_namespace(job.job_id), p["channel"], job_id=job.job_id)
     thread = ThreadObserver(sink, subject, incident_id=incident.incident_id,
                             incident_url=await deps.incident_url(incident.incident_id), requested_by=p.get("user"))
-    parent_ts = await thread.start()
-    # the incident's thread is written while the diagnosis starts (nothing in it waits for it)
-    thread_set = asyncio.ensure_future(deps.store.set_incident_thread(incident.incident_id, p["channel"], parent_ts))
+    # the diagnosis starts while the parent is posted (a Slack round trip), and the incident's
+    # thread is written once it is; the replies and the verdict wait for the parent
+    parent = thread.begin()
+    thread_set = asyncio.ensure_future(_set_thread(deps, incident.incident_id, p["channel"], parent))
     try:
-        rec = await run_recorded(store=deps.store, sources=deps.sources, subject=subject, window=window, now=end,
-                                 origin="slack", observers=[thread], row_cap=deps.settings.evidence_row_cap,
-                                 actor=p.get("user") or "recon", job_id=job.job_id, metrics=deps.metrics,
-                                 incident=opened, on_diagnosis=thread.verdict, org_scope=org_scope)
+        rec = await beside(parent, run_recorded(
+            store=deps.store, sources=deps.sources, subject=subject, window=window, now=end, origin="slack",
+            observers=[thread], row_cap=deps.settings.evidence_row_cap, actor=p.get("user") or "recon",
+            job_id=job.job_id, metrics=deps.metrics, incident=opened, on_diagnosis=thread.verdict,
+            org_scope=org_scope))
     except Exception:
         await asyncio.gather(thread_set, return_exceptions=True)
         await thread.fail()
         raise
     except BaseException:
         thread_set.cancel()
+        parent.cancel()
         raise
-    await thread_set
+    parent_ts = await thread_set
     d = rec.outcome.diagnosis
     await thread.finish(d)
     if deps.approvals is not None:

@@ -52,13 +52,28 @@ class ThreadObserver:
         self._posts = Serial("thread-replies", held=True)
         self._hold: asyncio.TimerHandle | None = None
         self._verdict_shown = False
+        self._parent_posted: asyncio.Future[str] | None = None
+
+    def begin(self) -> asyncio.Future[str]:
+        """Post the parent ("running") in the background and return its ts to come: the
+        diagnosis need not wait a Slack round trip for it. Replies and the verdict wait for
+        it; if it fails, they raise its error."""
+        if self._parent_posted is None:
+            self._parent_posted = asyncio.ensure_future(self.sink.post_parent(self._parent("running")))
+        return self._parent_posted
 
     async def start(self) -> str:
-        return await self.sink.post_parent(self._parent("running"))
+        """Post the parent and wait for it."""
+        return await self.begin()
+
+    async def _posted(self) -> None:
+        if self._parent_posted is not None:
+            await asyncio.shield(self._parent_posted)
 
     async def verdict(self, diagnosis: Diagnosis) -> None:
         """The parent with the verdict now, not waiting for the replies still on their way."""
         try:
+            await self._posted()
             await self.sink.update_parent(self._parent("done", diagnosis))
             self._verdict_shown = True
         finally:
@@ -69,13 +84,22 @@ class ThreadObserver:
         verdict, unless ``verdict`` showed it already."""
         await self.drain()
         if not self._verdict_shown:
+            await self._posted()
             await self.sink.update_parent(self._parent("done", diagnosis))
 
     async def fail(self) -> None:
         try:
             await self.drain()
         finally:
-            await self.sink.update_parent(self._parent("failed"))
+            if await self._parent_ok():  # a parent that could not be posted has nothing to update
+                await self.sink.update_parent(self._parent("failed"))
+
+    async def _parent_ok(self) -> bool:
+        try:
+            await self._posted()
+        except Exception:
+            return False
+        return True
 
     async def drain(self) -> None:
         """Wait until every reply so far is posted (raises if one could not be)."""
@@ -100,11 +124,14 @@ class ThreadObserver:
             self._hold = asyncio.get_running_loop().call_later(self.HOLD_S, self._posts.release)
         self._index += 1
         msg = step_message(report, self._index, report.of or len(STEP_TITLES), self.incident_url)
-        key = f"step:{report.name}"
-        self._posts.submit(lambda: self.sink.post_reply(msg, key=key))
+        self._posts.submit(lambda: self._reply(msg, f"step:{report.name}"))
         if report.verdict is not None and report.verdict.follow_ups:
             fmsg = follow_ups_message(report.verdict.follow_ups, report.verdict.corrections, self.incident_url)
-            self._posts.submit(lambda: self.sink.post_reply(fmsg, key="follow-ups"))
+            self._posts.submit(lambda: self._reply(fmsg, "follow-ups"))
+
+    async def _reply(self, msg: Message, key: str) -> str:
+        await self._posted()  # a reply goes under the parent: never before it
+        return await self.sink.post_reply(msg, key=key)
 
     async def source_call(self, step: str, call: SourceCall, items: Sequence[Any], error: str | None) -> None:
         return None

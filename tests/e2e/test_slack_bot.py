@@ -152,6 +152,36 @@ async def test_the_verdict_is_shown_at_once_and_a_reply_that_fails_still_fails_t
     assert runs and runs[-1]["status"] == "done"
 
 
+async def test_a_parent_slack_refuses_stops_that_attempt_and_the_retry_posts_the_thread_once(
+    bot: InProcessBot, http: httpx.AsyncClient, slack_standin: SlackStandIn, live: LoadedPlatform, store_url: str
+) -> None:
+    """The diagnosis starts while its parent message is posted; when Slack refuses the
+    parent, that attempt's diagnosis is stopped and marked failed (no reply, no verdict
+    without a parent), and the retry posts one parent, its replies and its verdict."""
+    cid = live.platform.disputed_correlation_id
+    assert cid
+
+    def parent_post(args: Mapping[str, Any]) -> bool:
+        return not args.get("thread_ts")
+
+    slack_standin.error("chat.postMessage", "internal_error", where=parent_post)
+    await post(http, f"{bot.url}/slack/events", slash_command(text=cid, channel_id=CHANNEL))
+    jobs = await jobs_settled(store_url, 1, timeout=60)
+    conn = await asyncpg.connect(store_url)
+    try:
+        runs = await conn.fetch("select status from diagnosis_runs order by run_id")
+    finally:
+        await conn.close()
+    assert [(j["status"], j["attempts"]) for j in jobs] == [("done", 2)]
+    # the first attempt's run, if it got as far as being recorded, was stopped and marked failed
+    assert [r["status"] for r in runs] in (["failed", "done"], ["done"])
+    parents = [m for m in slack_standin.messages(CHANNEL) if not m.is_reply]
+    assert len(parents) == 1 and "Drift found" in json.dumps(parents[0].blocks)
+    assert len(slack_standin.calls_to("chat.update")) == 1
+    thread = slack_standin.thread(CHANNEL, parents[0].ts)
+    assert len(thread) >= 1 + STEPS and all(m.thread_ts == parents[0].ts for m in thread[1:])
+
+
 async def test_a_new_incident_is_opened_once_and_its_timeline_says_so(
     bot: InProcessBot, http: httpx.AsyncClient, slack_standin: SlackStandIn, live: LoadedPlatform, store_url: str
 ) -> None:
