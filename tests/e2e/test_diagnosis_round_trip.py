@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -184,3 +184,76 @@ async def test_in_the_runbook_order_nothing_is_asked_before_its_step() -> None:
                   org_scope=("o", None))
     org.leads.start_instances(["ai-1"])  # an org's instances are screened in the database, not read one by one
     assert not org.leads.instances
+
+
+class Held:
+    """Log and trace sources whose every request waits for ``release``."""
+
+    label = "held"
+
+    def __init__(self, inner: OfflineEvidence) -> None:
+        self.inner, self.release = inner, asyncio.Event()
+
+    async def query(self, q: LogQuery, window: Window) -> Fetched[LogEvent]:
+        await self.release.wait()
+        return await self.inner.logs.query(q, window)
+
+    async def get_trace(self, trace_id: str, window: Window) -> Fetched[Span]:
+        await self.release.wait()
+        return await self.inner.traces.get_trace(trace_id, window)
+
+
+class CountingReader:
+    """The billing reader, counting each read it answered; ``read_ahead`` is set once the
+    reads of steps 4 to 6 have all answered."""
+
+    AHEAD: ClassVar[set[str]] = {"app_instances", "components", "usage_for_instances", "billing_accounts", "rate_cards",
+             "ledger_for_usage", "orphan_debits_by_correlation"}
+
+    def __init__(self, inner: PostgresBillingReader) -> None:
+        self.inner, self.read_ahead = inner, asyncio.Event()
+        self.answered: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if not callable(attr) or name.startswith("_"):
+            return attr
+
+        async def read(*args: Any, **kwargs: Any) -> Any:
+            got = await attr(*args, **kwargs)
+            self.answered.append(name)
+            if set(self.answered) >= self.AHEAD:
+                self.read_ahead.set()
+            return got
+
+        read.__name__ = name
+        return read
+
+
+async def test_the_billing_reads_of_the_last_steps_are_done_while_loki_and_tempo_are_out(
+        demo_loaded: LoadedPlatform) -> None:
+    """The rows name every instance: the pivot's, the attribution's and the reconciliation's
+    billing reads are asked for them at once, and each is taken by its step (never asked
+    twice); the findings are the runbook order's."""
+    cid = demo_loaded.platform.disputed_correlation_id
+    assert cid is not None
+    held = Held(OfflineEvidence(demo_loaded.evidence))
+    reader = CountingReader(PostgresBillingReader(demo_loaded.billing_url, statement_timeout_ms=10_000))
+    try:
+        sources = SourceSet(held, held, reader)  # type: ignore[arg-type]
+        task = asyncio.create_task(diagnose(Subject(correlation_id=cid), WINDOW, NOW, sources))
+        await asyncio.wait_for(reader.read_ahead.wait(), TIMEOUT_S)  # Loki and Tempo have not answered yet
+        held.release.set()
+        outcome = await asyncio.wait_for(task, TIMEOUT_S)
+        evidence = OfflineEvidence(demo_loaded.evidence)
+        runbook = await diagnose(Subject(correlation_id=cid), WINDOW, NOW,
+                                 SourceSet(evidence.logs, evidence.traces, reader.inner, sequential=True))
+    finally:
+        await reader.inner.aclose()
+    assert sorted(reader.answered) == sorted(set(reader.answered))  # each read once
+    assert outcome.diagnosis.findings == runbook.diagnosis.findings and outcome.diagnosis.findings
+    # each step shows the same calls as in the runbook's order
+    for ours, theirs in zip(outcome.steps, runbook.steps, strict=True):
+        assert ours.name == theirs.name
+        assert sorted(str((c.source, c.request, c.params)) for c in ours.calls) == \
+            sorted(str((c.source, c.request, c.params)) for c in theirs.calls), ours.name

@@ -4,12 +4,12 @@ metadata and prices; rules 1 to 3 (they need no ledger)."""
 from __future__ import annotations
 
 import asyncio
-from functools import partial
+from collections.abc import Sequence
 
 from bot.diagnosis.checks import ATTRIBUTION_CHECKS, BillingEvidence, run_checks
-from bot.diagnosis.model import BillingAccount, LedgerEntry, RateCard
+from bot.diagnosis.model import AppInstance, BillingAccount, LedgerEntry, RateCard, UsageRecord
 from bot.flows.diagnosis.context import Context, Step
-from bot.flows.diagnosis.state import RunState
+from bot.flows.diagnosis.state import CorrelatedRows, RunState
 from bot.flows.diagnosis.trace import instance_traces
 from bot.flows.steps_report import StepReport
 from bot.sources.protocols import BillingReader
@@ -35,15 +35,29 @@ def evidence(ctx: Context, state: RunState, ledger: list[LedgerEntry]) -> Billin
                            covered=a.covered, logs_for=logs_for if ctx.org_scope is not None else None)
 
 
+def price_orgs(instances: Sequence[AppInstance], rows: CorrelatedRows) -> list[str]:
+    """The orgs whose billing accounts (currencies) price the rows."""
+    return sorted({i.org_id for i in instances} | {u.org_id for u in rows.usage} | {e.org_id for e in rows.ledger})
+
+
+def currencies(accounts: Sequence[BillingAccount]) -> list[str]:
+    return sorted({a.currency for a in accounts})
+
+
+def with_rows(usage: list[UsageRecord], rows: CorrelatedRows, in_scope: set[str]) -> list[UsageRecord]:
+    """The instances' rows, and the correlated rows of other instances (not in scope)."""
+    seen = {u.usage_record_id for u in usage}
+    usage.extend(u for u in rows.usage if u.usage_record_id not in seen and u.app_instance_id not in in_scope)
+    return usage
+
+
 async def _prices(ctx: Context, state: RunState, rep: StepReport,
                   billing: BillingReader) -> tuple[list[BillingAccount], list[RateCard]]:
-    orgs = sorted({i.org_id for i in state.pivot.instances} | {u.org_id for u in state.rows.usage}
-                  | {e.org_id for e in state.rows.ledger})
+    orgs = price_orgs(state.pivot.instances, state.rows)
     if not orgs:
         return [], []
-    accounts = await ctx.call(rep, "billing", partial(billing.billing_accounts, orgs), "billing_accounts") or []
-    currencies = sorted({a.currency for a in accounts})
-    return accounts, await ctx.call(rep, "billing", partial(billing.rate_cards, currencies), "rate_cards") or []
+    accounts = await ctx.billing(rep, billing.billing_accounts, orgs) or []
+    return accounts, await ctx.billing(rep, billing.rate_cards, currencies(accounts)) or []
 
 
 async def _usage(ctx: Context, state: RunState, rep: StepReport, billing: BillingReader) -> None:
@@ -51,16 +65,13 @@ async def _usage(ctx: Context, state: RunState, rep: StepReport, billing: Billin
     ids = [i.app_instance_id for i in instances]
     if instances and screened(ctx, len(instances)):
         # at scale the database screens the rows; only the doubtful ones come back
-        got_u, got_cov = await asyncio.gather(
-            ctx.call(rep, "billing", partial(billing.suspect_usage, ids, ctx.window), "suspect_usage"),
-            ctx.call(rep, "billing", partial(billing.usage_coverage, ids, ctx.window), "usage_coverage"),
-        )
+        got_u, got_cov = await asyncio.gather(ctx.billing(rep, billing.suspect_usage, ids, ctx.window),
+                                              ctx.billing(rep, billing.usage_coverage, ids, ctx.window))
         a.usage = got_u or []
         a.covered = {(c.app_instance_id, c.component): frozenset(c.hours) for c in got_cov or []}
         a.rows_examined = sum(c.rows for c in got_cov or [])
     elif instances:
-        a.usage = await ctx.call(rep, "billing", partial(billing.usage_for_instances, ids, ctx.window),
-                                 "usage_for_instances") or []
+        a.usage = await ctx.billing(rep, billing.usage_for_instances, ids, ctx.window) or []
         a.rows_examined = len(a.usage)
 
 
@@ -77,10 +88,9 @@ async def _fetch(ctx: Context, state: RunState, rep: StepReport) -> None:
         return
     (a.accounts, a.rate_cards), _ = await asyncio.gather(_prices(ctx, state, rep, billing),
                                                          _usage(ctx, state, rep, billing))
-    seen = {u.usage_record_id for u in a.usage}
     # screened: the database already saw every row of the instances in scope
     in_scope = {i.app_instance_id for i in state.pivot.instances} if a.covered is not None else set()
-    a.usage.extend(u for u in state.rows.usage if u.usage_record_id not in seen and u.app_instance_id not in in_scope)
+    a.usage = with_rows(a.usage, state.rows, in_scope)
 
 
 def report(ctx: Context, state: RunState, rep: StepReport) -> None:

@@ -28,6 +28,7 @@ async def fetch(ctx: Context, state: RunState, rep: StepReport) -> None:
     state.rows.usage, state.rows.ledger = usage, ledger
     state.rows.named = core.named(usage=usage, ledger=ledger)
     ctx.leads.saw(state.rows.named)  # the rows' traces and instances: read them now, not after the logs
+    ctx.ahead.launch(ctx, state)  # and the billing reads of steps 4 to 6 for those instances
 
 
 def report(ctx: Context, state: RunState, rep: StepReport) -> None:

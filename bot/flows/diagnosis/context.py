@@ -9,17 +9,19 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from bot.diagnosis.model import SourceState, Subject, Window
 from bot.errors import SourceFailure
 from bot.export.request import ExportFetch, ExportRequest
+from bot.flows.diagnosis.ahead import Ahead
 from bot.flows.diagnosis.leads import Leads
 from bot.flows.diagnosis.state import RunState
 from bot.flows.steps_report import Observer, StepReport
 from bot.sources.protocols import BillingReader, Fetched, LogSource, SourceCall, TraceSource
 
 T = TypeVar("T")
+P = ParamSpec("P")
 Source = str  # "loki" | "tempo" | "billing"
 
 
@@ -62,11 +64,13 @@ class Context:
     notes: list[str] = field(default_factory=list)
     export: ExportRequest | None = None  # a usage export to reconcile (step "export")
     leads: Leads = field(init=False)  # traces and instances' logs, asked once, as soon as named
+    ahead: Ahead = field(init=False)  # billing reads of steps 4 to 6, asked before their turn
 
     def __post_init__(self) -> None:
         # an org's instances have no logs worth reading one by one: the database screens them
         self.leads = Leads(self.sources.logs if self.org_scope is None else None, self.sources.traces, self.window,
                            eager=not self.sources.sequential)
+        self.ahead = Ahead(eager=not self.sources.sequential)
         for name, reason in self.sources.missing.items():
             self.health[name] = "unavailable"
             self.notes.append(f"{name}: {reason}")
@@ -91,6 +95,16 @@ class Context:
                    describe: str) -> list[T] | None:
         """The items ``make`` fetched, or None when the source failed (said in ``rep``)."""
         return await self.settle(rep, source, make(), describe)
+
+    async def billing(self, rep: StepReport, read: Callable[P, Awaitable[Fetched[T]]], *args: P.args,
+                      **kwargs: P.kwargs) -> list[T] | None:
+        """``call`` of a billing reader's method, named after it; the same read already
+        under way (``ahead``) is taken instead of asked again."""
+        name = getattr(read, "__name__", "billing")
+        early = self.ahead.take(read, args, kwargs)
+        if early is not None:
+            return await self.settle(rep, "billing", early, name)
+        return await self.call(rep, "billing", lambda: read(*args, **kwargs), name)
 
     async def settle(self, rep: StepReport, source: Source, read: Awaitable[Fetched[T]],
                      describe: str) -> list[T] | None:

@@ -22,14 +22,20 @@ from bot.sources.protocols import LogSource
 SHOWN = 12
 
 
+def guessed_instance_ids(ctx: Context, state: RunState) -> list[str]:
+    """The instances this step will pivot on if the logs and spans name no others: those
+    the billing rows name (and the subject's)."""
+    aid = ctx.subject.app_instance_id
+    return sorted(state.rows.named.instances | ({aid} if aid else set()))
+
+
 async def _instance_ids(ctx: Context, state: RunState, rep: StepReport) -> list[str]:
     aid, billing = ctx.subject.app_instance_id, ctx.sources.billing
     spans = core.named(spans=state.trace.spans or [], extra_instances=[aid] if aid else [])
     instance_ids = sorted((state.logs.named | state.rows.named | spans).instances)
     if billing is not None and ctx.org_scope is not None:
         org, project = ctx.org_scope
-        got = await ctx.call(rep, "billing", partial(billing.instances_in_scope, org, project, ctx.window),
-                             "instances_in_scope")
+        got = await ctx.billing(rep, billing.instances_in_scope, org, project, ctx.window)
         state.pivot.instances = got or []
         instance_ids = sorted({*instance_ids, *(i.app_instance_id for i in state.pivot.instances)})
     if len(instance_ids) > MAX_PIVOT_INSTANCES and ctx.org_scope is None:
@@ -46,13 +52,11 @@ async def _metadata(ctx: Context, state: RunState, rep: StepReport) -> None:
     if billing is None or not ids:
         return
     if not pivot.instances:
-        got_i, got_c = await asyncio.gather(
-            ctx.call(rep, "billing", partial(billing.app_instances, ids), "app_instances"),
-            ctx.call(rep, "billing", partial(billing.components, ids), "components"),
-        )
+        got_i, got_c = await asyncio.gather(ctx.billing(rep, billing.app_instances, ids),
+                                            ctx.billing(rep, billing.components, ids))
         pivot.instances = got_i or []
     else:
-        got_c = await ctx.call(rep, "billing", partial(billing.components, ids), "components")
+        got_c = await ctx.billing(rep, billing.components, ids)
     pivot.components = got_c or []
 
 

@@ -5,18 +5,28 @@ the approved procedure would post, and one follow-up per owning layer."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
-from functools import partial
+from collections.abc import Awaitable, Sequence
 
 from bot.diagnosis import core
 from bot.diagnosis.checks import RECONCILIATION_CHECKS, propose_corrections, run_checks, sort_findings
 from bot.diagnosis.followups import follow_ups
-from bot.diagnosis.model import LedgerEntry
+from bot.diagnosis.model import LedgerEntry, UsageRecord
 from bot.flows.diagnosis.attribution import evidence
 from bot.flows.diagnosis.context import Context, Step
 from bot.flows.diagnosis.scope_logs import read_scope_logs, report_scope_logs
 from bot.flows.diagnosis.state import Reconciliation, RunState
 from bot.flows.steps_report import StepReport, Verdict
+
+
+def correlation_ids(subject_cid: str | None, usage: Sequence[UsageRecord]) -> list[str]:
+    """The calls whose debits without a usage row are looked for: the subject's and the rows'."""
+    return sorted({c for c in (subject_cid, *(u.correlation_id for u in usage)) if c})
+
+
+def row_ids(usage: Sequence[UsageRecord]) -> list[str]:
+    """The rows whose ledger entries are read, sorted (not in arrival order: the evidence
+    is the same each run)."""
+    return sorted({u.usage_record_id for u in usage})
 
 
 async def fetch(ctx: Context, state: RunState, rep: StepReport) -> None:
@@ -28,8 +38,7 @@ async def fetch(ctx: Context, state: RunState, rep: StepReport) -> None:
     if billing is not None and ctx.org_scope is not None and (state.pivot.instances or corr_ledger):
         pairs = sorted({(i.org_id, i.project_id) for i in state.pivot.instances}
                        | {(e.org_id, e.project_id) for e in corr_ledger})
-        orphan_task = asyncio.ensure_future(
-            ctx.call(rep, "billing", partial(billing.orphan_debits, pairs, ctx.window), "orphan_debits"))
+        orphan_task = asyncio.ensure_future(ctx.billing(rep, billing.orphan_debits, pairs, ctx.window))
     try:
         await state.attribution.read.wait()
         await _read(ctx, state, rep, orphan_task)
@@ -48,12 +57,10 @@ async def _read(ctx: Context, state: RunState, rep: StepReport,
         orphan_call: Awaitable[list[LedgerEntry] | None] = orphan_task
     else:
         # debits of the subject's calls whose usage row does not exist
-        cids = sorted({c for c in (ctx.subject.correlation_id, *(u.correlation_id for u in usage)) if c})
-        orphan_call = ctx.call(rep, "billing", partial(billing.orphan_debits_by_correlation, cids, ctx.window),
-                               "orphan_debits_by_correlation")
-    row_ids = sorted({u.usage_record_id for u in usage})  # not in arrival order: the evidence is the same each run
+        orphan_call = ctx.billing(rep, billing.orphan_debits_by_correlation,
+                                  correlation_ids(ctx.subject.correlation_id, usage), ctx.window)
     got_ledger, got_orphans, _ = await asyncio.gather(
-        ctx.call(rep, "billing", partial(billing.ledger_for_usage, row_ids), "ledger_for_usage"),
+        ctx.billing(rep, billing.ledger_for_usage, row_ids(usage)),
         orphan_call,
         read_scope_logs(ctx, state, rep),  # an org's: the logs of its instances with missing hours
     )

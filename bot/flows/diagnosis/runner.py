@@ -68,7 +68,7 @@ async def run_steps(ctx: Context, state: RunState, steps: Sequence[Step] = STEPS
         # a step that raised, or a run that timed out, leaves no reading behind
         for task in fetching.values():
             task.cancel()
-        await asyncio.gather(*fetching.values(), ctx.leads.aclose(), return_exceptions=True)
+        await asyncio.gather(*fetching.values(), ctx.leads.aclose(), ctx.ahead.aclose(), return_exceptions=True)
     return done
 
 
