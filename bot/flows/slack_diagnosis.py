@@ -24,6 +24,7 @@ from bot.flows.followup_tickets import enqueue_after_diagnosis
 from bot.flows.org_scope import org_scope_of, org_unknown, unknown_org_text
 from bot.flows.run import open_incident, run_recorded
 from bot.flows.thread import ThreadObserver
+from bot.logs import bind
 from bot.metrics import Metrics
 from bot.render.approvals import short
 from bot.report.links import incident_link
@@ -101,6 +102,9 @@ async def run_diagnosis_job(job: Job, deps: SlackDiagnosisDeps) -> Mapping[str, 
         log.info("job %s: resuming; earlier run(s) %s marked failed", job.job_id, abandoned)
     opened = await open_incident(deps.store, subject, "slack")
     incident = opened.incident
+    # the job's own log lines name what it is about too, not only the diagnosis's (which runs
+    # in a task of its own, beside the parent's post)
+    bind(incident_id=incident.incident_id, correlation_id=subject.correlation_id)
     await deps.queue.set_incident(job.job_id, incident.incident_id)
     sink = SlackThread(deps.slack, deps.queue, job_namespace(job.job_id), p["channel"], job_id=job.job_id)
     thread = ThreadObserver(sink, subject, incident_id=incident.incident_id,
