@@ -6,8 +6,8 @@ metadata, their rows in the window and the prices, then the rows' ledger entries
 runbook's order that is three dependent round trips after the last Loki or Tempo answer,
 when the bot is otherwise idle. But the billing rows that carry the correlation id name
 the instances in the common case, long before the logs and spans have answered. So
-``Ahead.launch`` reads for those instances at once, as the steps would (``prefetch``),
-while Loki and Tempo are still out.
+``bot.flows.diagnosis.prefetch`` reads for those instances at once, as the steps would,
+while Loki and Tempo are still out (``Ahead.launch``).
 
 Each read is kept under what it asked (the reader's method and its arguments). A step
 asks through ``Context.billing`` and takes the read already under way when it asks the
@@ -21,18 +21,11 @@ reads in full."""
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Awaitable, Callable, Hashable
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
+from typing import Any, ParamSpec, TypeVar
 
-from bot.errors import SourceFailure
-from bot.sources.protocols import BillingReader, Fetched
+from bot.sources.protocols import Fetched
 
-if TYPE_CHECKING:
-    from bot.flows.diagnosis.context import Context
-    from bot.flows.diagnosis.state import RunState
-
-log = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -74,11 +67,11 @@ class Ahead:
         """The read already under way for exactly this, handed to the step that asks (once)."""
         return self._reads.pop(key_of(read, args, kwargs), None)
 
-    def launch(self, ctx: Context, state: RunState) -> None:
-        """Read ahead for the instances the billing rows name (``prefetch``)."""
-        billing = ctx.sources.billing
-        if self.eager and self._driver is None and billing is not None and ctx.org_scope is None:
-            self._driver = asyncio.ensure_future(prefetch(self, ctx, state, billing))
+    def launch(self, driver: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run ``driver`` (``bot.flows.diagnosis.prefetch``: the reads it starts are this
+        object's) in the background, unless nothing may start before its turn."""
+        if self.eager and self._driver is None:
+            self._driver = asyncio.ensure_future(driver())
 
     async def aclose(self) -> None:
         """Cancel every read nobody took, and the prefetch itself, and wait until they stopped."""
@@ -87,27 +80,3 @@ class Ahead:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def prefetch(ahead: Ahead, ctx: Context, state: RunState, billing: BillingReader) -> None:
-    """The reads of steps 4 to 6 for the instances the billing rows name, in the order
-    their answers allow, with the arguments the steps compute from the same answers."""
-    from bot.flows.diagnosis import attribution, pivot, reconciliation
-
-    ids = pivot.guessed_instance_ids(ctx, state)
-    if not ids or attribution.screened(ctx, len(ids)):
-        return
-    try:
-        instances = ahead.start(billing.app_instances, ids)
-        ahead.start(billing.components, ids)
-        usage = ahead.start(billing.usage_for_instances, ids, ctx.window)
-        orgs = attribution.price_orgs((await instances).items, state.rows)
-        if orgs:
-            accounts = await ahead.start(billing.billing_accounts, orgs)
-            ahead.start(billing.rate_cards, attribution.currencies(accounts.items))
-        rows = attribution.with_rows(list((await usage).items), state.rows, in_scope=set())
-        ahead.start(billing.ledger_for_usage, reconciliation.row_ids(rows))
-        ahead.start(billing.orphan_debits_by_correlation,
-                    reconciliation.correlation_ids(ctx.subject.correlation_id, rows), ctx.window)
-    except SourceFailure:
-        return  # the step that asks the same reads again says what failed

@@ -8,6 +8,7 @@ from functools import partial
 
 from bot.diagnosis import core
 from bot.flows.diagnosis.context import Context, Step
+from bot.flows.diagnosis.prefetch import read_ahead
 from bot.flows.diagnosis.state import RunState
 from bot.flows.steps_report import StepReport
 
@@ -28,7 +29,7 @@ async def fetch(ctx: Context, state: RunState, rep: StepReport) -> None:
     state.rows.usage, state.rows.ledger = usage, ledger
     state.rows.named = core.named(usage=usage, ledger=ledger)
     ctx.leads.saw(state.rows.named)  # the rows' traces and instances: read them now, not after the logs
-    ctx.ahead.launch(ctx, state)  # and the billing reads of steps 4 to 6 for those instances
+    read_ahead(ctx, state)  # and the billing reads of steps 4 to 6 for those instances
 
 
 def report(ctx: Context, state: RunState, rep: StepReport) -> None:
