@@ -5,8 +5,10 @@ the instances those rows name, with the arguments the steps compute from the sam
 from __future__ import annotations
 
 from bot.errors import SourceFailure
-from bot.flows.diagnosis import attribution, pivot, reconciliation
+from bot.flows.diagnosis.attribution import currencies, price_orgs, screened, with_rows
 from bot.flows.diagnosis.context import Context
+from bot.flows.diagnosis.pivot import guessed_instance_ids
+from bot.flows.diagnosis.reconciliation import correlation_ids, row_ids
 from bot.flows.diagnosis.state import RunState
 from bot.sources.protocols import BillingReader
 
@@ -22,20 +24,20 @@ async def prefetch(ctx: Context, state: RunState, billing: BillingReader) -> Non
     """The reads of steps 4 to 6 for the instances the billing rows name, in the order
     their answers allow, with the arguments the steps compute from the same answers."""
     ahead = ctx.ahead
-    ids = pivot.guessed_instance_ids(ctx, state)
-    if not ids or attribution.screened(ctx, len(ids)):
+    ids = guessed_instance_ids(ctx, state)
+    if not ids or screened(ctx, len(ids)):
         return
     try:
         instances = ahead.start(billing.app_instances, ids)
         ahead.start(billing.components, ids)
         usage = ahead.start(billing.usage_for_instances, ids, ctx.window)
-        orgs = attribution.price_orgs((await instances).items, state.rows)
+        orgs = price_orgs((await instances).items, state.rows)
         if orgs:
             accounts = await ahead.start(billing.billing_accounts, orgs)
-            ahead.start(billing.rate_cards, attribution.currencies(accounts.items))
-        rows = attribution.with_rows(list((await usage).items), state.rows, in_scope=set())
-        ahead.start(billing.ledger_for_usage, reconciliation.row_ids(rows))
+            ahead.start(billing.rate_cards, currencies(accounts.items))
+        rows = with_rows(list((await usage).items), state.rows, in_scope=set())
+        ahead.start(billing.ledger_for_usage, row_ids(rows))
         ahead.start(billing.orphan_debits_by_correlation,
-                    reconciliation.correlation_ids(ctx.subject.correlation_id, rows), ctx.window)
+                    correlation_ids(ctx.subject.correlation_id, rows), ctx.window)
     except SourceFailure:
         return  # the step that asks the same reads again says what failed
