@@ -4,8 +4,9 @@ their turn.
 Those three steps read the database for the instances the evidence names: their
 metadata, their rows in the window and the prices, then the rows' ledger entries. In the
 runbook's order that is three dependent round trips after the last Loki or Tempo answer,
-when the bot is otherwise idle. But the billing rows that carry the correlation id name
-the instances in the common case, long before the logs and spans have answered. So
+though the bot sat idle while it waited for those. But the billing rows that carry the
+correlation id name the instances in the common case, long before the logs and spans have
+answered. So
 ``bot.flows.diagnosis.prefetch`` reads for those instances at once, as the steps would,
 while Loki and Tempo are still out (``Ahead.launch``).
 
@@ -40,9 +41,15 @@ def _frozen(v: Any) -> Hashable:
     return v  # type: ignore[no-any-return]
 
 
-def key_of(read: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
-    """What a read asks: the reader's method and its arguments."""
-    return (getattr(read, "__name__", repr(read)), _frozen(args), _frozen(kwargs))
+def key_of(read: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable | None:
+    """What a read asks: the reader's method and its arguments (None: an argument that
+    cannot be a key, so the read is never shared)."""
+    key = (getattr(read, "__name__", repr(read)), _frozen(args), _frozen(kwargs))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
 
 
 class Ahead:
@@ -57,15 +64,17 @@ class Ahead:
               **kwargs: P.kwargs) -> asyncio.Task[Fetched[T]]:
         """The read under way for exactly this (started now if nobody asked it yet)."""
         key = key_of(read, args, kwargs)
-        task = self._reads.get(key)
+        task = self._reads.get(key) if key is not None else None
         if task is None:
-            task = self._reads[key] = asyncio.ensure_future(read(*args, **kwargs))
+            task = asyncio.ensure_future(read(*args, **kwargs))
+            self._reads[key if key is not None else object()] = task  # unshared: still cancelled at the end
         return task
 
     def take(self, read: Callable[..., Any], args: tuple[Any, ...],
              kwargs: dict[str, Any]) -> asyncio.Task[Any] | None:
         """The read already under way for exactly this, handed to the step that asks (once)."""
-        return self._reads.pop(key_of(read, args, kwargs), None)
+        key = key_of(read, args, kwargs)
+        return self._reads.pop(key, None) if key is not None else None
 
     def launch(self, driver: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run ``driver`` (``bot.flows.diagnosis.prefetch``: the reads it starts are this
