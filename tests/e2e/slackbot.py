@@ -114,3 +114,14 @@ async def jobs_settled(store_url: str, count: int, timeout: float = 30.0) -> lis
                 await changed.wait()
     finally:
         await conn.close()
+
+
+async def store_rows(store_url: str, sql: str) -> list[dict[str, object]]:
+    """The rows of one query against the bot's store."""
+    import asyncpg
+
+    conn = await asyncpg.connect(store_url)
+    try:
+        return [dict(r) for r in await conn.fetch(sql)]
+    finally:
+        await conn.close()

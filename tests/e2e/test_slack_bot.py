@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import LoadedPlatform
 from tests.e2e.conftest import thread_done
-from tests.e2e.slackbot import STEPS, InProcessBot, jobs_settled
+from tests.e2e.slackbot import STEPS, InProcessBot, jobs_settled, store_rows
 from tests.standins.slack import SlackStandIn
 from tests.standins.slack_requests import (
     app_mention,
@@ -126,12 +126,8 @@ async def test_the_verdict_is_shown_at_once_and_a_reply_that_fails_still_fails_t
     slack_standin.error("chat.postMessage", "internal_error", where=pivot_reply)
     await post(http, f"{bot.url}/slack/events", slash_command(text=cid, channel_id=CHANNEL))
     jobs = await jobs_settled(store_url, 1, timeout=60)
-    conn = await asyncpg.connect(store_url)
-    try:
-        last_error = await conn.fetchval("select last_error from jobs")
-        runs = await conn.fetch("select status from diagnosis_runs order by run_id")
-    finally:
-        await conn.close()
+    last_error = (await store_rows(store_url, "select last_error from jobs"))[0]["last_error"]
+    runs = await store_rows(store_url, "select status from diagnosis_runs order by run_id")
     assert [(j["status"], j["attempts"]) for j in jobs] == [("done", 2)]
     assert "internal_error" in str(last_error)
     refused = [c for c in slack_standin.calls_to("chat.postMessage") if not (c.response or {}).get("ok")]
@@ -167,11 +163,7 @@ async def test_a_parent_slack_refuses_stops_that_attempt_and_the_retry_posts_the
     slack_standin.error("chat.postMessage", "internal_error", where=parent_post)
     await post(http, f"{bot.url}/slack/events", slash_command(text=cid, channel_id=CHANNEL))
     jobs = await jobs_settled(store_url, 1, timeout=60)
-    conn = await asyncpg.connect(store_url)
-    try:
-        runs = await conn.fetch("select status from diagnosis_runs order by run_id")
-    finally:
-        await conn.close()
+    runs = await store_rows(store_url, "select status from diagnosis_runs order by run_id")
     assert [(j["status"], j["attempts"]) for j in jobs] == [("done", 2)]
     # the first attempt's run, if it got as far as being recorded, was stopped and marked failed
     assert [r["status"] for r in runs] in (["failed", "done"], ["done"])

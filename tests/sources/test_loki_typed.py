@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from bot.sources import jsonload
 from bot.sources.loki import parse_query_range, parse_query_range_bytes
+from tests.sources.fastpath import JSON, answers, assert_reaches_the_fast_path, mostly
 
 
 def generic(data: bytes) -> list[Any] | str:
@@ -53,19 +54,8 @@ def test_odd_answers_give_the_generic_entries_or_are_left_to_it(doc: Any) -> Non
     assert fast is None or fast == generic(data)
 
 
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=2),
-    max_leaves=6)
-
-
-def mostly(good: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    """``good`` 19 times in 20, any JSON value otherwise."""
-    return st.integers(0, 19).flatmap(lambda i: _json if i == 0 else good)
-
-
 _value = mostly(st.tuples(mostly(st.integers(0, 2**63).map(str)), mostly(st.text(max_size=8)))
-                | st.tuples(st.integers(0, 2**63).map(str), st.text(max_size=8), _json))
+                | st.tuples(st.integers(0, 2**63).map(str), st.text(max_size=8), JSON))
 _stream = mostly(st.fixed_dictionaries({"values": mostly(st.lists(_value, max_size=4))},
                                        optional={"stream": mostly(st.dictionaries(st.text(max_size=4),
                                                                                   st.text(max_size=4), max_size=3))}))
@@ -77,17 +67,7 @@ _answer = mostly(st.fixed_dictionaries({
 
 
 def test_the_generated_answers_reach_the_fast_path_with_entries() -> None:
-    seen: list[list[Any] | None] = []
-
-    @settings(max_examples=300, deadline=None, database=None, derandomize=True,
-              suppress_health_check=[HealthCheck.too_slow])
-    @given(_answer)
-    def probe(doc: Any) -> None:
-        seen.append(parse_query_range_bytes(json.dumps(doc).encode()))
-
-    probe()
-    taken = [s for s in seen if s is not None]
-    assert len(taken) > 30 and sum(map(len, taken)) > 60 and len(taken) < len(seen), (len(taken), len(seen))
+    assert_reaches_the_fast_path(answers(_answer, parse_query_range_bytes))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

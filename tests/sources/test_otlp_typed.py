@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from bot.sources import jsonload
 from bot.sources.otlp import encode_trace_json, parse_trace_json
 from bot.sources.otlp_typed import parse_trace_bytes
+from tests.sources.fastpath import JSON, answers, assert_reaches_the_fast_path, mostly
 from tests.sources.test_otlp import SPANS, _one_span
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "tempo"
@@ -95,22 +96,10 @@ def test_duplicate_keys_are_read_as_the_generic_parser_reads_them() -> None:
     assert fast is not None and fast == generic(data) and fast[0].name == "second"
 
 
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=6),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
-    max_leaves=8,
-)
-
-
-def mostly(good: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    """``good`` 24 times in 25, any JSON value otherwise."""
-    return st.integers(0, 24).flatmap(lambda i: _json if i == 0 else good)
-
-
 _value = mostly(st.fixed_dictionaries({}, optional={
     "stringValue": mostly(st.text(max_size=4)), "intValue": mostly(st.integers() | st.integers().map(str)),
-    "boolValue": mostly(st.booleans()), "doubleValue": mostly(st.floats()), "arrayValue": _json,
-    "kvlistValue": _json, "bytesValue": _json}))
+    "boolValue": mostly(st.booleans()), "doubleValue": mostly(st.floats()), "arrayValue": JSON,
+    "kvlistValue": JSON, "bytesValue": JSON}))
 _kv = mostly(st.fixed_dictionaries({"key": mostly(st.sampled_from(["service.name", "k", "n"]))},
                                    optional={"value": _value}))
 _span = mostly(st.fixed_dictionaries(
@@ -142,19 +131,7 @@ _doc = mostly(st.one_of(
 
 
 def test_the_generated_documents_reach_the_fast_path_with_spans() -> None:
-    """The property below is worth something only if the fast path answers with spans
-    for many generated documents (and leaves others to the generic parser)."""
-    seen: list[list[Any] | None] = []
-
-    @settings(max_examples=300, deadline=None, database=None, derandomize=True,
-              suppress_health_check=[HealthCheck.too_slow])
-    @given(_doc)
-    def probe(doc: Any) -> None:
-        seen.append(parse_trace_bytes(json.dumps(doc).encode()))
-
-    probe()
-    taken = [s for s in seen if s is not None]
-    assert len(taken) > 30 and sum(map(len, taken)) > 60 and len(taken) < len(seen), (len(taken), len(seen))
+    assert_reaches_the_fast_path(answers(_doc, parse_trace_bytes))
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -4,7 +4,6 @@ and the usage rows those entries name."""
 from __future__ import annotations
 
 import asyncio
-from functools import partial
 
 from bot.diagnosis import core
 from bot.flows.diagnosis.context import Context, Step
@@ -18,14 +17,14 @@ async def fetch(ctx: Context, state: RunState, rep: StepReport) -> None:
     if cid is None or billing is None:
         return
     got_u, got_l = await asyncio.gather(
-        ctx.call(rep, "billing", partial(billing.usage_by_correlation, cid, ctx.window), "usage_by_correlation"),
-        ctx.call(rep, "billing", partial(billing.ledger_by_correlation, cid, ctx.window), "ledger_by_correlation"),
+        ctx.billing(rep, billing.usage_by_correlation, cid, ctx.window),
+        ctx.billing(rep, billing.ledger_by_correlation, cid, ctx.window),
     )
     usage, ledger = got_u or [], got_l or []
     known = {u.usage_record_id for u in usage}
     refs = sorted({e.usage_record_id for e in ledger if e.usage_record_id} - known)
     if refs:
-        usage.extend(await ctx.call(rep, "billing", partial(billing.usage_by_ids, refs), "usage_by_ids") or [])
+        usage.extend(await ctx.billing(rep, billing.usage_by_ids, refs) or [])
     state.rows.usage, state.rows.ledger = usage, ledger
     state.rows.named = core.named(usage=usage, ledger=ledger)
     ctx.leads.saw(state.rows.named)  # the rows' traces and instances: read them now, not after the logs

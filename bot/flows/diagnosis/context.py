@@ -1,8 +1,9 @@
 """What every step may use: the subject, the window, the sources, the observer, and the
 one way to call a source (``Context.call``: a failure becomes a note and a partial step,
 never an exception; every call, answered or not, goes to the observer; ``settle`` does
-the same for a read started earlier, one of ``leads``). And ``Step``, the shape of one
-runbook step."""
+the same for a read started earlier, one of ``leads``; ``billing`` calls a billing
+reader's method, taking the same read if ``ahead`` started it). And ``Step``, the shape of
+one runbook step."""
 
 from __future__ import annotations
 
