@@ -637,7 +637,7 @@ async def screened_path(
         timings[f.call.request] = f.call.duration_ms
     timings["reader"] = (time.perf_counter() - t0) * 1000
     t1 = time.perf_counter()
-    covered = {(c.app_instance_id, c.component): frozenset(c.hours) for c in coverage.items}
+    covered = {(c.app_instance_id, c.component): c.covered() for c in coverage.items}
     findings = run_checks(BillingEvidence(
         window=window, now=now, instances=instances, components=components.items,
         usage=suspects.items, ledger=ledger.items + orphans.items, accounts=accounts.items,

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # ---------------------------------------------------------------- evidence in
+
+_HOUR = timedelta(hours=1)
+_ZERO = timedelta(0)
 
 CheckName = Literal[
     "missing_usage",
@@ -192,6 +195,28 @@ class LedgerEntry:
     correlation_id: str | None
     description: str | None
     posted_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HourRun:
+    """Every hour start from ``first`` to ``last``, both included (UTC hour starts): what a
+    component's usage rows cover when no hour in between is missing. The usual coverage of
+    a screened instance, sent as two timestamps instead of one per hour."""
+
+    first: datetime
+    last: datetime
+
+    def __contains__(self, h: object) -> bool:
+        return (isinstance(h, datetime) and self.first <= h <= self.last
+                and (h - self.first) % _HOUR == _ZERO)
+
+    def covers(self, first: datetime, last: datetime) -> bool:
+        """Whether every hour start from ``first`` to ``last`` (aligned as ``first``) is in."""
+        return first in self and self.first <= last <= self.last
+
+
+# which hours of a component have a usage row: a run, or exactly these hours
+Hours = HourRun | frozenset[datetime]
 
 
 # ---------------------------------------------------------------- findings out

@@ -19,6 +19,8 @@ from bot.diagnosis.model import (
     AppInstance,
     BillingAccount,
     Component,
+    HourRun,
+    Hours,
     LedgerEntry,
     LogEvent,
     RateCard,
@@ -53,12 +55,22 @@ class Fetched(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class Coverage:
-    """Which hours of one instance's component have at least one usage row in the window."""
+    """Which hours of one instance's component have at least one usage row in the window:
+    every hour from ``first_hour`` to ``last_hour`` when ``hours`` is None (no hour in
+    between is missing: the usual case, two timestamps instead of one per hour), else
+    exactly ``hours``. ``distinct_hours`` counts the distinct ``period_start`` values
+    (fewer than ``rows``: two rows share an hour)."""
 
     app_instance_id: str
     component: str
     rows: int
-    hours: tuple[datetime, ...]
+    distinct_hours: int
+    first_hour: datetime
+    last_hour: datetime
+    hours: tuple[datetime, ...] | None = None
+
+    def covered(self) -> Hours:
+        return HourRun(self.first_hour, self.last_hour) if self.hours is None else frozenset(self.hours)
 
 
 class LogSource(Protocol):

@@ -521,7 +521,10 @@ async def test_usage_coverage_and_orphans_by_correlation(reader: PostgresBilling
     got = await reader.usage_coverage(["ai-1", "ai-404"], Window(h(-3), h(1)))
     assert [(c.app_instance_id, c.component, c.rows) for c in got.items] == [
         ("ai-1", "ray-head", 1), ("ai-1", "ray-worker", 4)]
-    assert got.items[1].hours == (h(-3), h(-2), h(-1), h(0))
+    assert got.items[1].hours is None  # every hour from the first to the last: two timestamps
+    assert (got.items[1].first_hour, got.items[1].last_hour, got.items[1].distinct_hours) == (h(-3), h(0), 4)
+    assert [x in got.items[1].covered() for x in (h(-4), h(-3), h(-1), h(0), h(1), h(-0.5))] == [
+        False, True, True, True, False, False]
     o = await reader.orphan_debits_by_correlation(["corr-1", "corr-2"], Window(h(-10), h(0)))
     assert o.items == []  # the fixture's orphans carry no correlation id
     o = await reader.orphan_debits_by_correlation(["corr-1"], Window(h(-30), h(-20)))
@@ -574,3 +577,48 @@ async def test_a_read_cancelled_at_any_step_hands_back_no_open_transaction(billi
         _CancelOnce.at = None
         loop.set_exception_handler(previous)
         await pool.close()
+
+
+async def test_coverage_lists_hours_only_where_a_run_of_hours_does_not_describe_them(
+        demo_db: tuple[str, Any]) -> None:
+    """A component whose rows cover every hour from the first to the last comes back as
+    two timestamps; a missing hour, a period_start off the top of the hour or a shared
+    hour is told exactly (the hours listed, or distinct_hours below rows)."""
+    url, platform = demo_db
+    ids = [i.app_instance_id for i in platform.instances]
+    window = platform.window(7)
+    async with PostgresBillingReader(url, 5000) as r:
+        before = (await r.usage_coverage(ids, window)).items
+    runs = [c for c in before if c.hours is None and c.rows == c.distinct_hours >= 5]
+    assert len(runs) >= 3
+    gap, off, dup = runs[:3]
+    mid = gap.first_hour + (gap.last_hour - gap.first_hour) // 2
+    mid -= timedelta(minutes=mid.minute)
+    conn = await asyncpg.connect(url)
+    try:
+        async def one(c: Any, at: datetime) -> str:
+            uid: str = await conn.fetchval(
+                "select usage_record_id from billing.usage_records where app_instance_id = $1 "
+                "and component = $2 and period_start = $3", c.app_instance_id, c.component, at)
+            return uid
+        await conn.execute("delete from billing.ledger_entries where usage_record_id = $1", await one(gap, mid))
+        await conn.execute("delete from billing.usage_records where usage_record_id = $1", await one(gap, mid))
+        await conn.execute("update billing.usage_records set period_start = period_start + interval '30 minutes' "
+                           "where usage_record_id = $1", await one(off, off.last_hour))
+        await conn.execute("update billing.usage_records set period_start = $2 where usage_record_id = $1",
+                           await one(dup, dup.last_hour), dup.first_hour)
+    finally:
+        await conn.close()
+    async with PostgresBillingReader(url, 5000) as r:
+        after = {(c.app_instance_id, c.component): c for c in (await r.usage_coverage(ids, window)).items}
+    g = after[(gap.app_instance_id, gap.component)]
+    assert g.hours is not None and mid not in g.hours and len(g.hours) == g.distinct_hours == gap.rows - 1
+    assert mid not in g.covered() and gap.first_hour in g.covered()
+    o = after[(off.app_instance_id, off.component)]
+    assert o.hours is not None and o.hours[-1] == off.last_hour + timedelta(minutes=30)
+    assert off.last_hour not in o.covered()
+    d = after[(dup.app_instance_id, dup.component)]
+    assert (d.rows, d.distinct_hours) == (dup.rows, dup.rows - 1) and d.hours is None
+    assert d.last_hour == dup.last_hour - timedelta(hours=1)
+    untouched = [c for c in before if c not in (gap, off, dup)]
+    assert all(after[(c.app_instance_id, c.component)] == c for c in untouched)

@@ -52,7 +52,7 @@ async def screened_findings(
     orphans = await reader.orphan_debits(sorted({(i.org_id, i.project_id) for i in instances}), window)
     accounts = await reader.billing_accounts(sorted({i.org_id for i in instances}))
     cards = await reader.rate_cards(sorted({a.currency for a in accounts.items}))
-    covered = {(c.app_instance_id, c.component): frozenset(c.hours) for c in coverage.items}
+    covered = {(c.app_instance_id, c.component): c.covered() for c in coverage.items}
     findings = run_checks(BillingEvidence(
         window=window, now=now, instances=list(instances), components=comps.items,
         usage=suspects.items, ledger=ledger.items + orphans.items, accounts=accounts.items,

@@ -13,6 +13,7 @@ from bot.diagnosis.model import (
     AppInstance,
     BillingAccount,
     Component,
+    Hours,
     LedgerEntry,
     LogEvent,
     RateCard,
@@ -42,7 +43,7 @@ class BillingEvidence:
     # At scale the database screens rows first: ``usage`` then holds only the rows that
     # need a closer look, and ``covered`` says which (instance, component, hour) have a
     # row at all (rule 4). None: ``usage`` is every row in the window.
-    covered: dict[tuple[str, str], frozenset[datetime]] | None = None
+    covered: dict[tuple[str, str], Hours] | None = None
 
 
 def floor_hour(t: datetime) -> datetime:

@@ -11,10 +11,11 @@ from decimal import Decimal
 from bot.diagnosis import platform_map as pm
 from bot.diagnosis.checks.context import HOUR, Context
 from bot.diagnosis.checks.evidence import floor_hour
-from bot.diagnosis.model import AppInstance, CheckName, Component, OwningLayer, UsageRecord
+from bot.diagnosis.model import AppInstance, CheckName, Component, HourRun, Hours, OwningLayer, UsageRecord
 from bot.diagnosis.money import format_minor
 
 RECONCILIATION_CHECKS: tuple[CheckName, ...] = ("missing_usage", "ledger_mismatch", "duplicate_charge")
+_TICK = timedelta(microseconds=1)
 
 
 def check_duplicates(ctx: Context, inst: AppInstance, rows: list[UsageRecord]) -> set[str]:
@@ -111,11 +112,21 @@ def check_completeness(ctx: Context, inst: AppInstance, rows: list[UsageRecord])
         return
     now, win = ctx.ev.now, ctx.ev.window
     run_end = inst.stopped_at or now
+    grace = timedelta(hours=pm.GRACE_HOURS)
+    first = floor_hour(max(inst.started_at, win.start))
+    stop = min(run_end, win.end)
+    aid = inst.app_instance_id
+    comps = sorted(ctx.components.get(aid, {}).values(), key=lambda c: c.component)
+    covered = ctx.ev.covered
+    if covered is not None:
+        # the usual screened instance: every component's rows run over every hour that
+        # can be expected (a superset of those the walk below lists); nothing is missing
+        last = _last_expected(first, stop, now - grace)
+        if last is None or all(_runs_over(covered.get((aid, c.component)), first, last) for c in comps):
+            return
     # the hours this instance ran, past the grace window, with the seconds run in each
     hours: list[tuple[datetime, int]] = []
-    h = floor_hour(max(inst.started_at, win.start))
-    stop = min(run_end, win.end)
-    grace = timedelta(hours=pm.GRACE_HOURS)
+    h = first
     while h < stop:
         h_end = h + HOUR
         if h_end + grace > now:
@@ -126,21 +137,29 @@ def check_completeness(ctx: Context, inst: AppInstance, rows: list[UsageRecord])
         h = h_end
     if not hours:
         return
-    expected = [h for h, _ in hours]
     rows_by_comp: dict[str | None, set[datetime]] = defaultdict(set)
     for u in rows:
         rows_by_comp[u.component].add(u.period_start)
     cur = ctx.currency.get(inst.org_id)
-    aid = inst.app_instance_id
-    for c in sorted(ctx.components.get(aid, {}).values(), key=lambda c: c.component):
+    for c in comps:
         have = rows_by_comp.get(c.component, set())
-        if ctx.ev.covered is not None:
-            have = have | ctx.ev.covered.get((aid, c.component), frozenset())
-        if have.issuperset(expected):
-            continue
+        cov = covered.get((aid, c.component)) if covered is not None else None
         for h, seconds in hours:
-            if h not in have:
+            if h not in have and (cov is None or h not in cov):
                 _missing(ctx, inst, c, h, Decimal(seconds), cur)
+
+
+def _last_expected(first: datetime, stop: datetime, due: datetime) -> datetime | None:
+    """The last hour start ``first + k·HOUR`` before ``stop`` whose hour ended by ``due``
+    (now less the grace window), or None when there is none."""
+    bound = min(stop - _TICK, due - HOUR)
+    if bound < first:
+        return None
+    return first + ((bound - first) // HOUR) * HOUR
+
+
+def _runs_over(cov: Hours | None, first: datetime, last: datetime) -> bool:
+    return isinstance(cov, HourRun) and cov.covers(first, last)
 
 
 def _missing(ctx: Context, inst: AppInstance, c: Component, h: datetime, seconds: Decimal, cur: str | None) -> None:

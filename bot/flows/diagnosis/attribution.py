@@ -68,7 +68,7 @@ async def _usage(ctx: Context, state: RunState, rep: StepReport, billing: Billin
         got_u, got_cov = await asyncio.gather(ctx.billing(rep, billing.suspect_usage, ids, ctx.window),
                                               ctx.billing(rep, billing.usage_coverage, ids, ctx.window))
         a.usage = got_u or []
-        a.covered = {(c.app_instance_id, c.component): frozenset(c.hours) for c in got_cov or []}
+        a.covered = {(c.app_instance_id, c.component): c.covered() for c in got_cov or []}
         a.rows_examined = sum(c.rows for c in got_cov or [])
     elif instances:
         a.usage = await ctx.billing(rep, billing.usage_for_instances, ids, ctx.window) or []

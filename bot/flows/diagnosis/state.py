@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from bot.diagnosis.checks.evidence import MeteringLogs
 from bot.diagnosis.core import Named
@@ -17,6 +16,7 @@ from bot.diagnosis.model import (
     ExportState,
     Finding,
     FollowUp,
+    Hours,
     LedgerEntry,
     LogEvent,
     RateCard,
@@ -88,7 +88,7 @@ class Attribution:
     accounts: list[BillingAccount] = field(default_factory=list)
     rate_cards: list[RateCard] = field(default_factory=list)
     # screened at scale: which (instance, component) hours have a row at all (None: every row read)
-    covered: dict[tuple[str, str], frozenset[datetime]] | None = None
+    covered: dict[tuple[str, str], Hours] | None = None
     rows_examined: int = 0
     findings: list[Finding] = field(default_factory=list)
     # set when the rows are read (or could not be): the reconciliation's reading waits for it

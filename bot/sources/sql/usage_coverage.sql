@@ -1,14 +1,36 @@
 -- Rule 4's coverage, computed in the database: per (app_instance_id, component) of the
 -- instances $1, over the rows with period_start in [$2, $3) ($2: the window's start
--- floored to the hour): how many rows, and the distinct period_starts, sorted. Rows
--- without a component are left out (no instance has a NULL component). Columns in
+-- floored to the hour): how many rows, how many distinct period_starts, the first and
+-- the last, and the distinct period_starts sorted only when they are not every hour
+-- from the first to the last (an hour missing, or a period_start off the top of a UTC
+-- hour): a week of a thousand instances is 2,000 short rows, not 336,000 timestamps.
+-- Rows without a component are left out (no instance has a NULL component). Columns in
 -- Coverage field order. Index: usage_records (app_instance_id, period_start).
-select u.app_instance_id, u.component, count(*)::int as rows,
-       array_agg(distinct u.period_start order by u.period_start) as hours
-from billing.usage_records u
-where u.app_instance_id = any($1::text[])
-  and u.period_start >= $2
-  and u.period_start < $3
-  and u.component is not null
-group by u.app_instance_id, u.component
-order by u.app_instance_id, u.component
+with g as (
+    select u.app_instance_id, u.component, count(*)::int as rows,
+           count(distinct u.period_start)::int as distinct_hours,
+           min(u.period_start) as first_hour, max(u.period_start) as last_hour,
+           -- date_bin: arithmetic on the timestamp, no time zone rules (date_trunc's cost)
+           count(*) filter (where u.period_start
+                                  <> date_bin('1 hour', u.period_start,
+                                              timestamptz '2000-01-01 00:00+00')) as off_hour
+    from billing.usage_records u
+    where u.app_instance_id = any($1::text[])
+      and u.period_start >= $2
+      and u.period_start < $3
+      and u.component is not null
+    group by u.app_instance_id, u.component
+)
+select g.app_instance_id, g.component, g.rows, g.distinct_hours, g.first_hour, g.last_hour,
+       case when g.off_hour = 0
+                 and g.distinct_hours = extract(epoch from g.last_hour - g.first_hour) / 3600 + 1
+            then null
+            else array(select distinct h.period_start
+                       from billing.usage_records h
+                       where h.app_instance_id = g.app_instance_id
+                         and h.component = g.component
+                         and h.period_start >= $2
+                         and h.period_start < $3
+                       order by h.period_start) end as hours
+from g
+order by g.app_instance_id, g.component
