@@ -64,7 +64,10 @@ async def _usage(ctx: Context, state: RunState, rep: StepReport, billing: Billin
     instances, a = state.pivot.instances, state.attribution
     ids = [i.app_instance_id for i in instances]
     if instances and screened(ctx, len(instances)):
-        # at scale the database screens the rows; only the doubtful ones come back
+        # at scale the database screens the rows; only the doubtful ones come back. Its
+        # concurrent parts take contiguous runs of these ids: in project order, each part
+        # reads the reversals of fewer projects
+        ids = [i.app_instance_id for i in sorted(instances, key=lambda i: (i.org_id, i.project_id, i.app_instance_id))]
         got_u, got_cov = await asyncio.gather(ctx.billing(rep, billing.suspect_usage, ids, ctx.window),
                                               ctx.billing(rep, billing.usage_coverage, ids, ctx.window))
         a.usage = got_u or []
