@@ -571,7 +571,7 @@ async def full_path(
     ledger, orphans, (accounts, cards) = await asyncio.gather(
         reader.ledger_for_usage([u.usage_record_id for u in usage.items]),
         reader.orphan_debits_by_correlation(corr, window) if orphans_by == "correlation"
-        else reader.orphan_debits(pairs, window),
+        else reader.orphan_debits(pairs, window, ids),
         money(),
     )
     for f in (instances, components, usage, ledger, orphans, accounts, cards):
@@ -630,7 +630,7 @@ async def screened_path(
     (suspects, ledger), coverage, orphans, (components, accounts, cards) = await asyncio.gather(
         suspects_and_ledger(),
         reader.usage_coverage(ids, window),
-        reader.orphan_debits(pairs, window),
+        reader.orphan_debits(pairs, window, ids),
         money(),
     )
     for f in (suspects, ledger, coverage, orphans, components, accounts, cards):

@@ -82,6 +82,7 @@ _SETTINGS: dict[str, str] = {
 # (no parallel workers on top of them).
 _QUERY_SETTINGS: dict[str, dict[str, str]] = {
     "suspect_usage": {"enable_mergejoin": "off", "work_mem": "256MB", "max_parallel_workers_per_gather": "0"},
+    "orphan_debits": {"max_parallel_workers_per_gather": "0"},
 }
 
 # suspect_usage over many instances: at most this many concurrent queries (bounded by
@@ -244,16 +245,17 @@ class PostgresBillingReader(ExportReads):
         )
 
     async def orphan_debits(
-        self, org_projects: Sequence[tuple[str, str]], window: Window
+        self, org_projects: Sequence[tuple[str, str]], window: Window, app_instance_ids: Sequence[str] = ()
     ) -> Fetched[LedgerEntry]:
         pairs = sorted(set(org_projects))
         orgs = [o for o, _ in pairs]
         projects = [p for _, p in pairs]
+        ids = ids_of(app_instance_ids)
         return await self._run(
             "orphan_debits",
             LedgerEntry,
-            (orgs, projects, window.start, window.end),
-            {"org_projects": [list(p) for p in pairs]},
+            (orgs, projects, window.start, window.end, ids),
+            {"org_projects": [list(p) for p in pairs], "app_instance_ids": sample(ids)},
             window,
         )
 

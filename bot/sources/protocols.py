@@ -126,9 +126,11 @@ class BillingReader(Protocol):
         ...
 
     async def orphan_debits(
-        self, org_projects: Sequence[tuple[str, str]], window: Window
+        self, org_projects: Sequence[tuple[str, str]], window: Window, app_instance_ids: Sequence[str] = ()
     ) -> Fetched[LedgerEntry]:
-        """Usage debits posted in the window whose usage row does not exist."""
+        """Usage debits posted in the window whose usage row does not exist.
+        ``app_instance_ids``: whose rows the debits most likely name (a hint for the work,
+        not a filter: the answer is the same without it)."""
         ...
 
     async def orphan_debits_by_correlation(

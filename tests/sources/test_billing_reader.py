@@ -269,8 +269,26 @@ async def test_orphan_debits(reader: PostgresBillingReader) -> None:
     # the window bounds posted_at: [T0-10h, T0-3h) still has le-o1 (T0-4h), not le-o2 (T0-2h)
     got = await reader.orphan_debits([("org-a", "prj-1")], Window(h(-10), h(-3)))
     assert _ids(got.items, "ledger_entry_id") == ["le-o1"]
-    assert got.call.params == {"org_projects": [["org-a", "prj-1"]]}
+    assert got.call.params == {"org_projects": [["org-a", "prj-1"]], "app_instance_ids": []}
     assert (await reader.orphan_debits([], w)).items == []
+    # the instances are a hint for the work, not a filter
+    hinted = await reader.orphan_debits([("org-a", "prj-1"), ("org-b", "prj-9")], w, ["ai-1", "ai-2", "ai-404"])
+    assert _ids(hinted.items, "ledger_entry_id") == ["le-o1", "le-o2", "le-o3"]
+    assert hinted.call.params["app_instance_ids"] == ["ai-1", "ai-2", "ai-404"]
+
+
+async def test_orphan_debits_are_the_same_with_and_without_the_instances(demo_db: tuple[str, Any]) -> None:
+    """Every instance, some, or none as the hint: the same orphans (a debit naming a row of
+    a hinted instance is set aside in bulk, any other is looked up on its own)."""
+    url, platform = demo_db
+    pairs = sorted({(i.org_id, i.project_id) for i in platform.instances})
+    ids = [i.app_instance_id for i in platform.instances]
+    window = platform.window(7)
+    async with PostgresBillingReader(url, 5000) as r:
+        answers = [sorted(e.ledger_entry_id for e in (await r.orphan_debits(pairs, window, hint)).items)
+                   for hint in (ids, ids[::3], [], ["ai-none"])]
+    expected = sorted(set().union(*(e.ledger_entry_ids for e in platform.expected if e.flavour == "orphan_debit")))
+    assert expected and answers == [expected] * 4
 
 
 async def test_instances_in_scope_overlap(reader: PostgresBillingReader) -> None:

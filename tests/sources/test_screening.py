@@ -31,7 +31,8 @@ async def full_findings(
     comps = await reader.components(ids)
     usage = await reader.usage_for_instances(ids, window)
     ledger = await reader.ledger_for_usage([u.usage_record_id for u in usage.items])
-    orphans = await reader.orphan_debits(sorted({(i.org_id, i.project_id) for i in instances}), window)
+    orphans = await reader.orphan_debits(sorted({(i.org_id, i.project_id) for i in instances}), window,
+                                         [i.app_instance_id for i in instances])
     accounts = await reader.billing_accounts(sorted({i.org_id for i in instances}))
     cards = await reader.rate_cards(sorted({a.currency for a in accounts.items}))
     return run_checks(BillingEvidence(
@@ -49,7 +50,8 @@ async def screened_findings(
     suspects = await reader.suspect_usage(ids, window)
     coverage = await reader.usage_coverage(ids, window)
     ledger = await reader.ledger_for_usage([u.usage_record_id for u in suspects.items])
-    orphans = await reader.orphan_debits(sorted({(i.org_id, i.project_id) for i in instances}), window)
+    orphans = await reader.orphan_debits(sorted({(i.org_id, i.project_id) for i in instances}), window,
+                                         [i.app_instance_id for i in instances])
     accounts = await reader.billing_accounts(sorted({i.org_id for i in instances}))
     cards = await reader.rate_cards(sorted({a.currency for a in accounts.items}))
     covered = {(c.app_instance_id, c.component): c.covered() for c in coverage.items}

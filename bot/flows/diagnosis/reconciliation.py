@@ -38,7 +38,8 @@ async def fetch(ctx: Context, state: RunState, rep: StepReport) -> None:
     if billing is not None and ctx.org_scope is not None and (state.pivot.instances or corr_ledger):
         pairs = sorted({(i.org_id, i.project_id) for i in state.pivot.instances}
                        | {(e.org_id, e.project_id) for e in corr_ledger})
-        orphan_task = asyncio.ensure_future(ctx.billing(rep, billing.orphan_debits, pairs, ctx.window))
+        ids = [i.app_instance_id for i in state.pivot.instances]
+        orphan_task = asyncio.ensure_future(ctx.billing(rep, billing.orphan_debits, pairs, ctx.window, ids))
     try:
         await state.attribution.read.wait()
         await _read(ctx, state, rep, orphan_task)
