@@ -70,6 +70,7 @@ sys.path.insert(0, str(ROOT))
 from bot.diagnosis.checks import BillingEvidence, run_checks  # noqa: E402
 from bot.diagnosis.model import Window  # noqa: E402
 from bot.sources.billing import PostgresBillingReader  # noqa: E402
+from bot.sources.protocols import hidden_gaps  # noqa: E402
 
 log = logging.getLogger("billing_scale")
 
@@ -637,7 +638,9 @@ async def screened_path(
         timings[f.call.request] = f.call.duration_ms
     timings["reader"] = (time.perf_counter() - t0) * 1000
     t1 = time.perf_counter()
-    covered = {(c.app_instance_id, c.component): c.covered() for c in coverage.items}
+    gaps = hidden_gaps(coverage.items, suspects.items)
+    exact = (await reader.usage_hours(gaps, window)).items if gaps else []
+    covered = {(c.app_instance_id, c.component): c.covered() for c in [*coverage.items, *exact]}
     findings = run_checks(BillingEvidence(
         window=window, now=now, instances=instances, components=components.items,
         usage=suspects.items, ledger=ledger.items + orphans.items, accounts=accounts.items,

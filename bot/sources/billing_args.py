@@ -36,10 +36,9 @@ async def no_reset(conn: asyncpg.Connection) -> None:
     """The pool's reset on release: nothing (an open transaction is rolled back by asyncpg)."""
 
 
-def coverage(app_instance_id: str, component: str, rows: int, distinct_hours: int, first_hour: datetime,
-             last_hour: datetime, hours: list[datetime] | None) -> Coverage:
-    return Coverage(app_instance_id, component, rows, distinct_hours, first_hour, last_hour,
-                    None if hours is None else tuple(hours))
+def coverage(app_instance_id: str, component: str, rows: int, first_hour: datetime, last_hour: datetime,
+             hours: list[datetime] | None) -> Coverage:
+    return Coverage(app_instance_id, component, rows, first_hour, last_hour, None if hours is None else tuple(hours))
 
 
 def ids(values: Sequence[str]) -> list[str]:

@@ -10,7 +10,8 @@ how long it took; the flow records that as evidence. Failures raise
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -56,21 +57,30 @@ class Fetched(Generic[T]):
 @dataclass(frozen=True, slots=True)
 class Coverage:
     """Which hours of one instance's component have at least one usage row in the window:
-    every hour from ``first_hour`` to ``last_hour`` when ``hours`` is None (no hour in
-    between is missing: the usual case, two timestamps instead of one per hour), else
-    exactly ``hours``. ``distinct_hours`` counts the distinct ``period_start`` values
-    (fewer than ``rows``: two rows share an hour)."""
+    exactly ``hours`` when they are listed; else ``rows`` rows, one per hour from
+    ``first_hour`` to ``last_hour`` (the usual case, two timestamps instead of one per
+    hour) unless two of them share an hour, which the screening tells (rule 7) and
+    ``usage_hours`` then lists."""
 
     app_instance_id: str
     component: str
     rows: int
-    distinct_hours: int
     first_hour: datetime
     last_hour: datetime
     hours: tuple[datetime, ...] | None = None
 
     def covered(self) -> Hours:
         return HourRun(self.first_hour, self.last_hour) if self.hours is None else frozenset(self.hours)
+
+
+def hidden_gaps(coverage: Iterable[Coverage], suspects: Iterable[UsageRecord]) -> list[tuple[str, str]]:
+    """The (app_instance_id, component) whose coverage is a run of hours while two of its
+    screened rows share an hour: as many rows as hours then means as many hours missing,
+    somewhere in the run. ``usage_hours`` lists their hours."""
+    slots = Counter((u.app_instance_id, u.component, u.period_start) for u in suspects)
+    shared = {(i, c) for (i, c, _), n in slots.items() if n > 1 and i is not None and c is not None}
+    return sorted((c.app_instance_id, c.component) for c in coverage
+                  if c.hours is None and (c.app_instance_id, c.component) in shared)
 
 
 class LogSource(Protocol):
@@ -147,6 +157,10 @@ class BillingReader(Protocol):
 
     async def usage_coverage(self, app_instance_ids: Sequence[str], window: Window) -> Fetched[Coverage]:
         """Per (instance, component): the hours in the window that have a usage row (rule 4)."""
+        ...
+
+    async def usage_hours(self, components: Sequence[tuple[str, str]], window: Window) -> Fetched[Coverage]:
+        """``usage_coverage`` of these (instance, component), every hour listed (``hidden_gaps``)."""
         ...
 
     async def billing_accounts(self, org_ids: Sequence[str]) -> Fetched[BillingAccount]: ...

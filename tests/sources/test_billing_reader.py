@@ -32,7 +32,7 @@ from bot.diagnosis.model import (
 )
 from bot.errors import SourceError, SourceUnavailable
 from bot.sources.billing import QUERIES, PostgresBillingReader, floor_hour
-from bot.sources.protocols import Coverage
+from bot.sources.protocols import Coverage, hidden_gaps
 from bot.store.db import with_database
 from tests.constants import H
 
@@ -338,6 +338,7 @@ async def test_small_lookups(reader: PostgresBillingReader) -> None:
         ("orphan_debits_by_correlation", LedgerEntry),
         ("suspect_usage", UsageRecord),
         ("usage_coverage", Coverage),
+        ("usage_hours", Coverage),
         ("app_instances", AppInstance),
         ("instances_in_scope", AppInstance),
         ("components", Component),
@@ -540,7 +541,7 @@ async def test_usage_coverage_and_orphans_by_correlation(reader: PostgresBilling
     assert [(c.app_instance_id, c.component, c.rows) for c in got.items] == [
         ("ai-1", "ray-head", 1), ("ai-1", "ray-worker", 4)]
     assert got.items[1].hours is None  # every hour from the first to the last: two timestamps
-    assert (got.items[1].first_hour, got.items[1].last_hour, got.items[1].distinct_hours) == (h(-3), h(0), 4)
+    assert (got.items[1].first_hour, got.items[1].last_hour) == (h(-3), h(0))
     assert [x in got.items[1].covered() for x in (h(-4), h(-3), h(-1), h(0), h(1), h(-0.5))] == [
         False, True, True, True, False, False]
     o = await reader.orphan_debits_by_correlation(["corr-1", "corr-2"], Window(h(-10), h(0)))
@@ -599,19 +600,23 @@ async def test_a_read_cancelled_at_any_step_hands_back_no_open_transaction(billi
 
 async def test_coverage_lists_hours_only_where_a_run_of_hours_does_not_describe_them(
         demo_db: tuple[str, Any]) -> None:
-    """A component whose rows cover every hour from the first to the last comes back as
-    two timestamps; a missing hour, a period_start off the top of the hour or a shared
-    hour is told exactly (the hours listed, or distinct_hours below rows)."""
+    """A component with one row per hour from the first to the last comes back as two
+    timestamps; a missing hour, a period_start off the top of the hour, or two rows of one
+    hour that leave as many rows as hours are told exactly (listed by usage_coverage, or,
+    the last, found by hidden_gaps from the screened rows and listed by usage_hours)."""
     url, platform = demo_db
     ids = [i.app_instance_id for i in platform.instances]
     window = platform.window(7)
     async with PostgresBillingReader(url, 5000) as r:
         before = (await r.usage_coverage(ids, window)).items
-    runs = [c for c in before if c.hours is None and c.rows == c.distinct_hours >= 5]
-    assert len(runs) >= 3
-    gap, off, dup = runs[:3]
-    mid = gap.first_hour + (gap.last_hour - gap.first_hour) // 2
-    mid -= timedelta(minutes=mid.minute)
+    runs = [c for c in before if c.hours is None and c.rows >= 5]
+    assert len(runs) >= 4
+    gap, off, dup, hidden = runs[:4]
+
+    def mid(c: Any) -> datetime:
+        t: datetime = c.first_hour + (c.last_hour - c.first_hour) // 2
+        return t - timedelta(minutes=t.minute)
+
     conn = await asyncpg.connect(url)
     try:
         async def one(c: Any, at: datetime) -> str:
@@ -619,24 +624,39 @@ async def test_coverage_lists_hours_only_where_a_run_of_hours_does_not_describe_
                 "select usage_record_id from billing.usage_records where app_instance_id = $1 "
                 "and component = $2 and period_start = $3", c.app_instance_id, c.component, at)
             return uid
-        await conn.execute("delete from billing.ledger_entries where usage_record_id = $1", await one(gap, mid))
-        await conn.execute("delete from billing.usage_records where usage_record_id = $1", await one(gap, mid))
-        await conn.execute("update billing.usage_records set period_start = period_start + interval '30 minutes' "
-                           "where usage_record_id = $1", await one(off, off.last_hour))
-        await conn.execute("update billing.usage_records set period_start = $2 where usage_record_id = $1",
-                           await one(dup, dup.last_hour), dup.first_hour)
+
+        async def move(c: Any, at: datetime, to: datetime) -> None:
+            await conn.execute("update billing.usage_records set period_start = $2 where usage_record_id = $1",
+                               await one(c, at), to)
+        gap_uid = await one(gap, mid(gap))
+        await conn.execute("delete from billing.ledger_entries where usage_record_id = $1", gap_uid)
+        await conn.execute("delete from billing.usage_records where usage_record_id = $1", gap_uid)
+        await move(off, off.last_hour, off.last_hour + timedelta(minutes=30))
+        await move(dup, dup.last_hour, dup.first_hour)  # the last hour gone, the first one twice
+        await move(hidden, mid(hidden), hidden.first_hour)  # an hour inside the run gone, rows as many as hours
     finally:
         await conn.close()
     async with PostgresBillingReader(url, 5000) as r:
-        after = {(c.app_instance_id, c.component): c for c in (await r.usage_coverage(ids, window)).items}
+        got = (await r.usage_coverage(ids, window)).items
+        suspects = (await r.suspect_usage(ids, window)).items
+        gaps = hidden_gaps(got, suspects)
+        exact = (await r.usage_hours(gaps, window)).items
+    after = {(c.app_instance_id, c.component): c for c in got}
     g = after[(gap.app_instance_id, gap.component)]
-    assert g.hours is not None and mid not in g.hours and len(g.hours) == g.distinct_hours == gap.rows - 1
-    assert mid not in g.covered() and gap.first_hour in g.covered()
+    assert g.hours is not None and mid(gap) not in g.hours and len(g.hours) == g.rows == gap.rows - 1
+    assert mid(gap) not in g.covered() and gap.first_hour in g.covered()
     o = after[(off.app_instance_id, off.component)]
     assert o.hours is not None and o.hours[-1] == off.last_hour + timedelta(minutes=30)
     assert off.last_hour not in o.covered()
     d = after[(dup.app_instance_id, dup.component)]
-    assert (d.rows, d.distinct_hours) == (dup.rows, dup.rows - 1) and d.hours is None
-    assert d.last_hour == dup.last_hour - timedelta(hours=1)
-    untouched = [c for c in before if c not in (gap, off, dup)]
+    assert d.rows == dup.rows and d.hours is not None and len(d.hours) == dup.rows - 1
+    assert dup.last_hour not in d.covered()
+    h = after[(hidden.app_instance_id, hidden.component)]
+    assert h.hours is None and mid(hidden) in h.covered()  # the run alone cannot tell
+    assert gaps == [(hidden.app_instance_id, hidden.component)]
+    assert [(c.app_instance_id, c.component, c.rows) for c in exact] == [
+        (hidden.app_instance_id, hidden.component, hidden.rows)]
+    assert exact[0].hours is not None and mid(hidden) not in exact[0].covered()
+    assert len(exact[0].hours) == hidden.rows - 1 and exact[0].hours[0] == hidden.first_hour
+    untouched = [c for c in before if c not in (gap, off, dup, hidden)]
     assert all(after[(c.app_instance_id, c.component)] == c for c in untouched)

@@ -12,7 +12,7 @@ from bot.flows.diagnosis.context import Context, Step
 from bot.flows.diagnosis.state import CorrelatedRows, RunState
 from bot.flows.diagnosis.trace import instance_traces
 from bot.flows.steps_report import StepReport
-from bot.sources.protocols import BillingReader
+from bot.sources.protocols import BillingReader, hidden_gaps
 
 FULL_READ_INSTANCES = 50
 SHOWN = 12
@@ -70,9 +70,11 @@ async def _usage(ctx: Context, state: RunState, rep: StepReport, billing: Billin
         ids = [i.app_instance_id for i in sorted(instances, key=lambda i: (i.org_id, i.project_id, i.app_instance_id))]
         got_u, got_cov = await asyncio.gather(ctx.billing(rep, billing.suspect_usage, ids, ctx.window),
                                               ctx.billing(rep, billing.usage_coverage, ids, ctx.window))
-        a.usage = got_u or []
-        a.covered = {(c.app_instance_id, c.component): c.covered() for c in got_cov or []}
-        a.rows_examined = sum(c.rows for c in got_cov or [])
+        a.usage, cov = got_u or [], got_cov or []
+        gaps = hidden_gaps(cov, a.usage)
+        exact = await ctx.billing(rep, billing.usage_hours, gaps, ctx.window) if gaps else []
+        a.covered = {(c.app_instance_id, c.component): c.covered() for c in [*cov, *(exact or [])]}
+        a.rows_examined = sum(c.rows for c in cov)
     elif instances:
         a.usage = await ctx.billing(rep, billing.usage_for_instances, ids, ctx.window) or []
         a.rows_examined = len(a.usage)
