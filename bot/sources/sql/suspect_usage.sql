@@ -9,16 +9,18 @@
 -- instance's rows), so the reader may screen disjoint sets of instances in concurrent
 -- queries: the union is this query's answer. The work is one pass over the rows, one
 -- over the ledger entries that name them, and hash joins against small tables: at
--- tenant scale (336k rows) every per-row step costs, so nothing is joined on a wide key.
+-- tenant scale (336k rows) every per-row step costs, so nothing is joined on a wide key
+-- (the rows meet their instance, component and price on (app_instance_id, component)).
 --
 -- A row is returned when
 --   rules 1 to 3: its usage_source, anchors or control_plane_component are not its
 --           instance's and component's (ic below), or the instance or the component is
 --           unknown;
 --   price: it cannot be priced exactly under its instance's attribution (no account,
---           no card, two equally ranked cards, a negative quantity): rule 5 for a row
---           that breaks none of rules 1 to 3 is the price of its instance's key, so the
---           cards are ranked once per key and stretch of time (pr), not once per row;
+--           no card, two equally ranked cards, a negative quantity), or its
+--           resource_class is not its component's: rule 5 for a row that breaks none of
+--           rules 1 to 3 is then the price of its component's key, so the cards are
+--           ranked once per key and stretch of time (pr), not once per row;
 --   rule 6: anything but exactly one usage debit or reversal credit names it (a row
 --           whose debit was reversed and re-posted is returned: the checks count it), that
 --           entry is not a usage debit, is not in the row's org and project, was posted before $2, is in
@@ -36,7 +38,7 @@
 -- Indexes: usage_records (app_instance_id, period_start) and primary key;
 -- ledger_entries (usage_record_id) and (org_id, project_id, posted_at).
 with ic as materialized (
-    select c.app_instance_id, c.component, c.control_plane, i.org_id, i.project_id,
+    select c.app_instance_id, c.component, c.control_plane, c.resource_class, i.org_id, i.project_id,
            i.operating_mode, i.control_plane_scope, i.runtime_backend, i.allocation_id,
            case when i.operating_mode = 'managed' or c.control_plane
                 then 'app_runtime' else 'allocation' end as want_source,
@@ -90,7 +92,7 @@ best as (
                  order by x.scoped desc, x.effective_from desc, x.rate_card_id)
 ),
 pr as materialized (
-    select ic.*, b.resource_class, b.t_from, b.t_to,
+    select ic.*, b.t_from, b.t_to,
            b.currency = ic.currency and b.ties = 1 as exact,
            b.unit_price_micros::numeric * 1000000
            * case when upper(ic.currency) in ('JPY', 'KRW', 'VND', 'CLP', 'ISK',
@@ -102,6 +104,7 @@ pr as materialized (
     join best b
       on b.pos = 1 and b.account_currency = ic.currency and b.want_source = ic.want_source
      and b.control_plane = ic.control_plane and b.scope = ic.control_plane_scope
+     and b.resource_class = ic.resource_class
 ),
 deb as materialized (
     -- per row: how many usage debits and reversal credits name it, and (when one) that entry
@@ -165,6 +168,7 @@ r as (
            or u.usage_source <> p.want_source
            or (p.want_source = 'allocation' and u.allocation_id is distinct from p.allocation_id)
            or u.control_plane_component <> p.control_plane
+           or u.resource_class <> p.resource_class
            or p.exact is not true
            or u.quantity < 0
            or d.n is distinct from 1
@@ -178,7 +182,6 @@ r as (
     from billing.usage_records u
     left join pr p
            on p.app_instance_id = u.app_instance_id and p.component = u.component
-          and p.resource_class = u.resource_class
           and p.t_from <= u.period_start and u.period_start < p.t_to
     left join deb d on d.usage_record_id = u.usage_record_id
     where u.app_instance_id = any($1::text[])
