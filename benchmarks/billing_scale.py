@@ -70,7 +70,7 @@ sys.path.insert(0, str(ROOT))
 from bot.diagnosis.checks import BillingEvidence, run_checks  # noqa: E402
 from bot.diagnosis.model import Window  # noqa: E402
 from bot.sources.billing import PostgresBillingReader  # noqa: E402
-from bot.sources.protocols import hidden_gaps  # noqa: E402
+from bot.sources.protocols import covered_hours, hidden_gaps  # noqa: E402
 
 log = logging.getLogger("billing_scale")
 
@@ -640,7 +640,7 @@ async def screened_path(
     t1 = time.perf_counter()
     gaps = hidden_gaps(coverage.items, suspects.items)
     exact = (await reader.usage_hours(gaps, window)).items if gaps else []
-    covered = {(c.app_instance_id, c.component): c.covered() for c in [*coverage.items, *exact]}
+    covered = covered_hours(coverage.items, exact)
     findings = run_checks(BillingEvidence(
         window=window, now=now, instances=instances, components=components.items,
         usage=suspects.items, ledger=ledger.items + orphans.items, accounts=accounts.items,

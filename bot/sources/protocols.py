@@ -73,6 +73,12 @@ class Coverage:
         return HourRun(self.first_hour, self.last_hour) if self.hours is None else frozenset(self.hours)
 
 
+def covered_hours(*coverage: Iterable[Coverage]) -> dict[tuple[str, str], Hours]:
+    """``BillingEvidence.covered`` from coverage answers: a later answer for the same
+    component (``usage_hours``'s exact one) replaces an earlier one."""
+    return {(c.app_instance_id, c.component): c.covered() for cov in coverage for c in cov}
+
+
 def hidden_gaps(coverage: Iterable[Coverage], suspects: Iterable[UsageRecord]) -> list[tuple[str, str]]:
     """The (app_instance_id, component) whose coverage is a run of hours while two of its
     screened rows share an hour: as many rows as hours then means as many hours missing,

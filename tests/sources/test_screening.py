@@ -19,7 +19,7 @@ from bot.diagnosis.model import AppInstance, Finding, Window
 from bot.scenario import ALL_CORRECT_CASES, ScenarioSpec, build_platform
 from bot.scenario.load import load_billing
 from bot.sources.billing import PostgresBillingReader
-from bot.sources.protocols import hidden_gaps
+from bot.sources.protocols import covered_hours, hidden_gaps
 from tests.conftest import every_injection
 
 NOW = datetime(2026, 3, 2, 12, 30, tzinfo=UTC)  # this file's own clock: its platforms are its own
@@ -57,7 +57,7 @@ async def screened_findings(
     cards = await reader.rate_cards(sorted({a.currency for a in accounts.items}))
     gaps = hidden_gaps(coverage.items, suspects.items)
     exact = (await reader.usage_hours(gaps, window)).items if gaps else []
-    covered = {(c.app_instance_id, c.component): c.covered() for c in [*coverage.items, *exact]}
+    covered = covered_hours(coverage.items, exact)
     findings = run_checks(BillingEvidence(
         window=window, now=now, instances=list(instances), components=comps.items,
         usage=suspects.items, ledger=ledger.items + orphans.items, accounts=accounts.items,

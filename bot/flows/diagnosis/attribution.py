@@ -12,7 +12,7 @@ from bot.flows.diagnosis.context import Context, Step
 from bot.flows.diagnosis.state import CorrelatedRows, RunState
 from bot.flows.diagnosis.trace import instance_traces
 from bot.flows.steps_report import StepReport
-from bot.sources.protocols import BillingReader, hidden_gaps
+from bot.sources.protocols import BillingReader, covered_hours, hidden_gaps
 
 FULL_READ_INSTANCES = 50
 SHOWN = 12
@@ -62,7 +62,6 @@ async def _prices(ctx: Context, state: RunState, rep: StepReport,
 
 async def _usage(ctx: Context, state: RunState, rep: StepReport, billing: BillingReader) -> None:
     instances, a = state.pivot.instances, state.attribution
-    ids = [i.app_instance_id for i in instances]
     if instances and screened(ctx, len(instances)):
         # at scale the database screens the rows; only the doubtful ones come back. Its
         # concurrent parts take contiguous runs of these ids: in project order, each part
@@ -73,9 +72,10 @@ async def _usage(ctx: Context, state: RunState, rep: StepReport, billing: Billin
         a.usage, cov = got_u or [], got_cov or []
         gaps = hidden_gaps(cov, a.usage)
         exact = await ctx.billing(rep, billing.usage_hours, gaps, ctx.window) if gaps else []
-        a.covered = {(c.app_instance_id, c.component): c.covered() for c in [*cov, *(exact or [])]}
+        a.covered = covered_hours(cov, exact or [])
         a.rows_examined = sum(c.rows for c in cov)
     elif instances:
+        ids = [i.app_instance_id for i in instances]
         a.usage = await ctx.billing(rep, billing.usage_for_instances, ids, ctx.window) or []
         a.rows_examined = len(a.usage)
 
