@@ -501,6 +501,40 @@ async def test_half_even_tie_is_clean_until_off_by_one(demo_db: tuple[str, Any])
         assert row in {u.usage_record_id for u in (await r.suspect_usage([aid], platform.window(7))).items}
 
 
+async def test_full_hour_rows_are_priced_exactly_at_a_tie(demo_db: tuple[str, Any]) -> None:
+    """A row of 3,600 seconds is compared with its key's full-hour amount (rounded once per
+    key): at a JPY price of 1,250 micros an hour is 4.5 yen, so 4 is right (half to even)
+    and 5 or 3 is returned, exactly as the per-row numeric test decides."""
+    url, platform = demo_db
+    drifted = set().union(*(e.usage_record_ids for e in platform.expected))
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            """select u.usage_record_id, u.app_instance_id, u.resource_class, u.usage_source, u.control_plane_component
+               from billing.usage_records u
+               join billing.billing_accounts b on b.org_id = u.org_id and b.currency = 'JPY'
+               where u.quantity = 3600 and u.period_start >= $1 and u.usage_record_id <> all($2::text[])
+               order by u.usage_record_id""", platform.window(7).start, sorted(drifted))
+        aid = rows[0]["app_instance_id"]
+        mine = [r for r in rows if r["app_instance_id"] == aid and r["resource_class"] == rows[0]["resource_class"]
+                and r["usage_source"] == rows[0]["usage_source"]
+                and r["control_plane_component"] == rows[0]["control_plane_component"]][:3]
+        assert len(mine) == 3
+        await conn.execute("update billing.rate_cards set unit_price_micros = 1250 where currency = 'JPY' "
+                           "and resource_class = $1 and usage_source = $2 and control_plane = $3",
+                           mine[0]["resource_class"], mine[0]["usage_source"], mine[0]["control_plane_component"])
+        for row, amount in zip(mine, (4, 5, 3), strict=True):
+            await conn.execute("update billing.ledger_entries set amount_minor = $2 "
+                               "where usage_record_id = $1 and kind = 'usage'", row["usage_record_id"], amount)
+    finally:
+        await conn.close()
+    async with PostgresBillingReader(url, 5000) as r:
+        got = {u.usage_record_id for u in (await r.suspect_usage([aid], platform.window(7))).items}
+    right, high, low = (row["usage_record_id"] for row in mine)
+    assert right not in got
+    assert {high, low} <= got
+
+
 async def test_reversed_duplicate_is_returned_but_reports_nothing(demo_db: tuple[str, Any]) -> None:
     from bot.diagnosis.checks import BillingEvidence, run_checks
 

@@ -35,6 +35,8 @@
 -- Rule 5: round_half_even(quantity * unit_price_micros * 10^exp / 10^6) in minor units.
 -- With n = quantity * 10^6 * price * 10^exp (an integer: quantity has 6 decimals) and a
 -- debit of a: a is that price when 2|n - a*10^12| < 10^12, or = 10^12 and a is even.
+-- Numeric arithmetic on every row costs: a row of 3,600 seconds (a full hour, nearly
+-- every row) is compared with its key's full-hour amount, rounded once in pr.
 -- Indexes: usage_records (app_instance_id, period_start) and primary key;
 -- ledger_entries (usage_record_id) and (org_id, project_id, posted_at).
 with ic as materialized (
@@ -92,6 +94,17 @@ best as (
                  order by x.scoped desc, x.effective_from desc, x.rate_card_id)
 ),
 pr as materialized (
+    select p.*,
+           -- a full hour's amount (3,600 seconds: nearly every row), rounded half to even once
+           -- here instead of per row (NULL when out of bigint's range: those rows take the
+           -- numeric test)
+           case when p.m between 0 and 1e27
+                then (div(3600 * p.m, 1000000000000)
+                      + case when mod(3600 * p.m, 1000000000000) * 2 > 1000000000000 then 1
+                             when mod(3600 * p.m, 1000000000000) * 2 = 1000000000000
+                             then mod(div(3600 * p.m, 1000000000000), 2)
+                             else 0 end)::bigint end as hour_amount
+    from (
     select ic.*, b.t_from, b.t_to,
            b.currency = ic.currency and b.ties = 1 as exact,
            b.unit_price_micros::numeric * 1000000
@@ -105,6 +118,7 @@ pr as materialized (
       on b.pos = 1 and b.account_currency = ic.currency and b.want_source = ic.want_source
      and b.control_plane = ic.control_plane and b.scope = ic.control_plane_scope
      and b.resource_class = ic.resource_class
+    ) as p
 ),
 deb as materialized (
     -- per row: how many usage debits and reversal credits name it, and (when one) that entry
@@ -178,7 +192,7 @@ r as (
            or d.posted_at < $2
            or d.currency is null
            or (d.currency <> p.currency and upper(d.currency) <> upper(p.currency)) as off,
-           d.id, d.amount, u.quantity * p.m - d.amount::numeric * 1000000000000 as x
+           d.id, d.amount, u.quantity, p.m, u.quantity = 3600 and d.amount = p.hour_amount as hour_ok
     from billing.usage_records u
     left join pr p
            on p.app_instance_id = u.app_instance_id and p.component = u.component
@@ -193,8 +207,10 @@ f as materialized (
     select r.usage_record_id
     from r
     where r.off
-       or abs(r.x) * 2 > 1000000000000
-       or (abs(r.x) * 2 = 1000000000000 and r.amount % 2 <> 0)
+       or (r.hour_ok is not true  -- not the precomputed full hour: the exact test
+           and (abs(r.quantity * r.m - r.amount::numeric * 1000000000000) * 2 > 1000000000000
+                or (abs(r.quantity * r.m - r.amount::numeric * 1000000000000) * 2 = 1000000000000
+                    and r.amount % 2 <> 0)))
        or r.id in (select v.ledger_entry_id from reversed v where v.ledger_entry_id is not null)
        or exists (select 1 from k where k.g = 0 and k.app_instance_id = r.app_instance_id
                     and k.source_event_id = r.source_event_id)
