@@ -70,7 +70,7 @@ sys.path.insert(0, str(ROOT))
 from bot.diagnosis.checks import BillingEvidence, run_checks  # noqa: E402
 from bot.diagnosis.model import Window  # noqa: E402
 from bot.sources.billing import PostgresBillingReader  # noqa: E402
-from bot.sources.protocols import covered_hours, hidden_gaps  # noqa: E402
+from bot.sources.protocols import covered_hours, hidden_gaps, split_screened  # noqa: E402
 
 log = logging.getLogger("billing_scale")
 
@@ -617,10 +617,11 @@ async def screened_path(
     orgs = sorted({i.org_id for i in instances})
     pairs = sorted({(i.org_id, i.project_id) for i in instances})
 
-    async def suspects_and_ledger() -> tuple[Any, Any]:
-        suspects = await reader.suspect_usage(ids, window)
-        ledger = await reader.ledger_for_usage([u.usage_record_id for u in suspects.items])
-        return suspects, ledger
+    async def screened_and_ledger() -> tuple[Any, Any, Any]:
+        screen = await reader.screen_usage(ids, window)
+        got = split_screened(screen.items, pairs, window)
+        ledger = await reader.ledger_for_usage([u.usage_record_id for u in got.usage], got.credits)
+        return screen, got, ledger
 
     async def money() -> tuple[Any, Any, Any]:
         components = await reader.components(ids)
@@ -628,29 +629,28 @@ async def screened_path(
         cards = await reader.rate_cards(sorted({a.currency for a in accounts.items}))
         return components, accounts, cards
 
-    (suspects, ledger), coverage, orphans, (components, accounts, cards) = await asyncio.gather(
-        suspects_and_ledger(),
-        reader.usage_coverage(ids, window),
+    (screen, got, ledger), orphans, (components, accounts, cards) = await asyncio.gather(
+        screened_and_ledger(),
         reader.orphan_debits(pairs, window, ids),
         money(),
     )
-    for f in (suspects, ledger, coverage, orphans, components, accounts, cards):
+    for f in (screen, ledger, orphans, components, accounts, cards):
         timings[f.call.request] = f.call.duration_ms
     timings["reader"] = (time.perf_counter() - t0) * 1000
     t1 = time.perf_counter()
-    gaps = hidden_gaps(coverage.items, suspects.items)
+    gaps = hidden_gaps(got.coverage, got.usage)
     exact = (await reader.usage_hours(gaps, window)).items if gaps else []
-    covered = covered_hours(coverage.items, exact)
+    covered = covered_hours(got.coverage, exact)
     findings = run_checks(BillingEvidence(
         window=window, now=now, instances=instances, components=components.items,
-        usage=suspects.items, ledger=ledger.items + orphans.items, accounts=accounts.items,
+        usage=got.usage, ledger=ledger.items + orphans.items, accounts=accounts.items,
         rate_cards=cards.items, logs=[], logs_available=False, covered=covered,
     ))
     timings["run_checks"] = (time.perf_counter() - t1) * 1000
     timings["total"] = (time.perf_counter() - t0) * 1000
     timings["instances"] = len(instances)
-    timings["usage_rows"] = sum(c.rows for c in coverage.items)
-    timings["suspect_rows"] = len(suspects.items)
+    timings["usage_rows"] = sum(c.rows for c in got.coverage)
+    timings["suspect_rows"] = len(got.usage)
     timings["ledger_rows"] = len(ledger.items) + len(orphans.items)
     timings["findings"] = len(findings)
     return timings, findings
@@ -721,15 +721,14 @@ async def explain(pool: asyncpg.Pool, tenant_ids: list[str], window: Window) -> 
         pairs = sorted({(r["org_id"], r["project_id"]) for r in usage})
         cases: list[tuple[str, tuple[Any, ...]]] = [
             ("usage_for_instances", (tenant_ids, floor_hour(window.start), window.end)),
-            ("ledger_for_usage", (usage_ids,)),
+            ("ledger_for_usage", (usage_ids, [], [], None)),
             ("orphan_debits", ([p[0] for p in pairs], [p[1] for p in pairs],
-                               window.start, window.end)),
+                               window.start, window.end, tenant_ids)),
             ("instances_in_scope", (TENANT, None, window.start, window.end)),
-            ("suspect_usage", (tenant_ids, floor_hour(window.start), window.end)),
-            ("usage_coverage", (tenant_ids, floor_hour(window.start), window.end)),
+            ("screen_usage", (tenant_ids, floor_hour(window.start), window.end)),
         ]
         for name, args in cases:
-            if name == "suspect_usage":  # its SET LOCALs (bot.sources.billing._QUERY_SETTINGS)
+            if name == "screen_usage":  # its SET LOCALs (bot.sources.billing._QUERY_SETTINGS)
                 await conn.execute("set enable_mergejoin = off; set work_mem = '256MB'")
             plan = await conn.fetch("explain (analyze, buffers, costs off) " + QUERIES[name], *args)
             print(f"\n--- EXPLAIN ANALYZE {name} (tenant)")
@@ -847,8 +846,9 @@ async def org_dispute(url: str, meta: dict[str, Any], runs: int) -> dict[str, An
 
 
 async def org_queries_alone(url: str, meta: dict[str, Any], runs: int) -> dict[str, Any]:
-    """(d)'s three heavy reads, each alone (nothing else running): the screening (its two
-    parts on the cores), the coverage and the orphan debits, as the diagnosis asks them."""
+    """(d)'s two heavy reads, each alone (nothing else running): the screening (its two
+    parts on the cores, with the coverage and the credits) and the orphan debits, as the
+    diagnosis asks them."""
     anchor: datetime = meta["anchor"]
     window = Window(anchor - timedelta(days=7) + timedelta(minutes=5), anchor + timedelta(minutes=5))
     async with PostgresBillingReader(url, 120_000) as reader:
@@ -859,8 +859,7 @@ async def org_queries_alone(url: str, meta: dict[str, Any], runs: int) -> dict[s
 
         async def once() -> dict[str, float | int]:
             got: dict[str, float | int] = {}
-            for name, call in (("suspect_usage", lambda: reader.suspect_usage(ids, window)),
-                               ("usage_coverage", lambda: reader.usage_coverage(ids, window)),
+            for name, call in (("screen_usage", lambda: reader.screen_usage(ids, window)),
                                ("orphan_debits", lambda: reader.orphan_debits(pairs, window, ids))):
                 t0 = time.perf_counter()
                 await call()
@@ -972,7 +971,7 @@ def main() -> None:
                          "option it is dropped if a previous run created it)")
     ap.add_argument("--org", action="store_true",
                     help="measure only (d): recon diagnose --org for the tenant's 1,000 instances, end to end, "
-                         "then its three heavy reads each alone")
+                         "then its two heavy reads each alone")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     asyncio.run(amain(args))

@@ -18,7 +18,7 @@ from typing import Any
 from bot.diagnosis.model import Diagnosis
 from bot.store.store import EvidenceRecord
 
-SCREENED_QUERIES = frozenset({"suspect_usage"})
+SCREENED_QUERIES = frozenset({"screen_usage"})
 Row = Mapping[str, Any]
 Key = tuple[str | None, str, str, str]  # instance, org, project, currency
 Ident = tuple[str | None, str, str]  # instance, org, project

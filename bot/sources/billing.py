@@ -22,7 +22,8 @@ Windows:
 - ``orphan_debits``: usage debits posted in the window;
 - ``orphan_debits_by_correlation``: usage debits posted in the window widened by one
   day on each side (as ``ledger_by_correlation``);
-- ``suspect_usage``, ``usage_coverage``: as usage (they screen the same rows);
+- ``screen_usage``: as usage (it screens the rows); the credits it returns, from the
+  window's start floored to the hour on;
 - ``instances_in_scope``: instances whose run ``[started_at, coalesce(stopped_at, now())]``
   overlaps the window (``now()`` of the database).
 
@@ -57,11 +58,11 @@ from bot.diagnosis.model import (
 )
 from bot.errors import SourceError, SourceUnavailable
 from bot.gcpause import gc_paused
-from bot.sources.billing_args import coverage, describe_url, no_reset, partition, sample
+from bot.sources.billing_args import coverage, describe_url, known_reversals, no_reset, partition, sample, screened
 from bot.sources.billing_args import ids as ids_of
 from bot.sources.billing_export import ExportReads
 from bot.sources.billing_sql import QUERIES, SOURCE
-from bot.sources.protocols import Coverage, Fetched, SourceCall
+from bot.sources.protocols import Coverage, Fetched, KnownCredits, SourceCall
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +82,11 @@ _SETTINGS: dict[str, str] = {
 # merge joins from poor CTE estimates), and its parts already share the server's cores
 # (no parallel workers on top of them).
 _QUERY_SETTINGS: dict[str, dict[str, str]] = {
-    "suspect_usage": {"enable_mergejoin": "off", "work_mem": "256MB", "max_parallel_workers_per_gather": "0"},
+    "screen_usage": {"enable_mergejoin": "off", "work_mem": "256MB", "max_parallel_workers_per_gather": "0"},
     "orphan_debits": {"max_parallel_workers_per_gather": "0"},
-    # one hash aggregate over the rows: no sort of 300k rows by instance and component
-    "usage_coverage": {"enable_sort": "off", "enable_incremental_sort": "off", "max_parallel_workers_per_gather": "0"},
 }
 
-# suspect_usage over many instances: at most this many concurrent queries (bounded by
+# screen_usage over many instances: at most this many concurrent queries (bounded by
 # the pool's size), each over at least SCREEN_PART_MIN distinct instances.
 SCREEN_PARTS = 2
 SCREEN_PART_MIN = 100
@@ -240,11 +239,24 @@ class PostgresBillingReader(ExportReads):
             "usage_by_ids", UsageRecord, (ids,), {"usage_record_ids": sample(ids)}, None
         )
 
-    async def ledger_for_usage(self, usage_record_ids: Sequence[str]) -> Fetched[LedgerEntry]:
+    async def ledger_for_usage(
+        self, usage_record_ids: Sequence[str], known: KnownCredits | None = None
+    ) -> Fetched[LedgerEntry]:
         ids = ids_of(usage_record_ids)
-        return await self._run(
-            "ledger_for_usage", LedgerEntry, (ids,), {"usage_record_ids": sample(ids)}, None
+        params: dict[str, Any] = {"usage_record_ids": sample(ids)}
+        pairs = sorted(known.org_projects) if known is not None else []
+        if known is not None:
+            params.update(credits_known_since=known.since.isoformat(), credits_known_for=len(pairs))
+        got = await self._run(
+            "ledger_for_usage",
+            LedgerEntry,
+            (ids, [o for o, _ in pairs], [p for _, p in pairs], known.since if known is not None else None),
+            params,
+            None,
         )
+        if known is not None:
+            got.items.extend(known_reversals(got.items, set(ids), known))
+        return got
 
     async def orphan_debits(
         self, org_projects: Sequence[tuple[str, str]], window: Window, app_instance_ids: Sequence[str] = ()
@@ -279,50 +291,45 @@ class PostgresBillingReader(ExportReads):
             window,
         )
 
-    async def suspect_usage(
+    async def screen_usage(
         self, app_instance_ids: Sequence[str], window: Window
-    ) -> Fetched[UsageRecord]:
-        """The rows worth a closer look (see suspect_usage.sql).
+    ) -> Fetched[UsageRecord | LedgerEntry | Coverage]:
+        """The rows worth a closer look, the credits of the instances' projects that reverse
+        an entry, and every component's coverage (see screen_usage.sql).
 
         Every rule the query screens for is per app instance (rule 7's groups too: the
         checks group duplicates within one instance's rows), so many instances are
         screened as ``SCREEN_PARTS`` concurrent queries over disjoint sets of them, on
         as many connections: the server's cores share the work, and the union of the
-        parts is exactly what one query over all of them returns.
+        parts is exactly what one query over all of them returns (a credit of a project
+        two parts share comes once).
         """
         ids = ids_of(app_instance_ids)
         start = floor_hour(window.start)
         params = {"app_instance_ids": sample(ids), "period_start_from": start.isoformat()}
         parts = partition(ids, min(SCREEN_PARTS, self._max_size), SCREEN_PART_MIN)
         if len(parts) == 1:
-            return await self._run(
-                "suspect_usage", UsageRecord, (parts[0], start, window.end), params, window
-            )
+            return await self._run("screen_usage", screened, (parts[0], start, window.end), params, window)
         t0 = time.perf_counter()
         got = await asyncio.gather(*(
-            self._run("suspect_usage", UsageRecord, (part, start, window.end), params, window)
+            self._run("screen_usage", screened, (part, start, window.end), params, window)
             for part in parts
         ))
-        items = [u for f in got for u in f.items]
+        items: list[UsageRecord | LedgerEntry | Coverage] = []
+        credits: set[str] = set()
+        for f in got:
+            for x in f.items:
+                if isinstance(x, LedgerEntry):
+                    if x.ledger_entry_id in credits:
+                        continue
+                    credits.add(x.ledger_entry_id)
+                items.append(x)
         call = dataclasses.replace(
             got[0].call,
             params={**params, "parts": len(parts)},
             duration_ms=(time.perf_counter() - t0) * 1000.0,
         )
         return Fetched(items, call)
-
-    async def usage_coverage(
-        self, app_instance_ids: Sequence[str], window: Window
-    ) -> Fetched[Coverage]:
-        ids = ids_of(app_instance_ids)
-        start = floor_hour(window.start)
-        return await self._run(
-            "usage_coverage",
-            coverage,
-            (ids, start, window.end),
-            {"app_instance_ids": sample(ids), "period_start_from": start.isoformat()},
-            window,
-        )
 
     async def usage_hours(
         self, components: Sequence[tuple[str, str]], window: Window

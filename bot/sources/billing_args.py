@@ -11,7 +11,8 @@ from urllib.parse import unquote, urlsplit
 
 import asyncpg
 
-from bot.sources.protocols import Coverage
+from bot.diagnosis.model import LedgerEntry, UsageRecord
+from bot.sources.protocols import Coverage, KnownCredits
 
 
 def describe_url(url: str) -> tuple[str, str | None]:
@@ -39,6 +40,45 @@ async def no_reset(conn: asyncpg.Connection) -> None:
 def coverage(app_instance_id: str, component: str, rows: int, first_hour: datetime, last_hour: datetime,
              hours: list[datetime] | None) -> Coverage:
     return Coverage(app_instance_id, component, rows, first_hour, last_hour, None if hours is None else tuple(hours))
+
+
+def screened(kind: str, *cols: Any) -> UsageRecord | LedgerEntry | Coverage:
+    """One row of screen_usage: its kind, then each kind's columns side by side."""
+    if kind == "usage":
+        return UsageRecord(*cols[:20])
+    if kind == "credit":
+        return LedgerEntry(*cols[20:33])
+    if kind == "coverage":
+        return coverage(*cols[33:39])
+    raise ValueError(f"screen_usage: unknown kind of row {kind!r}")
+
+
+def known_reversals(entries: Sequence[LedgerEntry], usage_record_ids: set[str],
+                    known: KnownCredits) -> list[LedgerEntry]:
+    """The credits of ``known`` that ledger_for_usage would have found itself: in the
+    (org_id, project_id) of an entry naming one of the rows, posted at or after the
+    earliest of those entries there and not before ``known.since``, reversing one of
+    them, not already among ``entries`` (the query's walk of those projects stopped where
+    ``known`` begins)."""
+    scopes: dict[tuple[str, str], tuple[datetime, set[str]]] = {}
+    for e in entries:
+        if e.usage_record_id is None or e.usage_record_id not in usage_record_ids:
+            continue
+        key = (e.org_id, e.project_id)
+        since, ids_here = scopes.get(key, (e.posted_at, set()))
+        ids_here.add(e.ledger_entry_id)
+        scopes[key] = (min(since, e.posted_at), ids_here)
+    have = {e.ledger_entry_id for e in entries}
+    out: list[LedgerEntry] = []
+    for c in known.credits:
+        scope = scopes.get((c.org_id, c.project_id))
+        if (scope is None or c.ledger_entry_id in have or c.direction != "credit"
+                or c.posted_at < max(scope[0], known.since) or c.reverses_entry_id not in scope[1]
+                or (c.usage_record_id is not None and c.usage_record_id in usage_record_ids)):
+            continue
+        have.add(c.ledger_entry_id)
+        out.append(c)
+    return out
 
 
 def ids(values: Sequence[str]) -> list[str]:

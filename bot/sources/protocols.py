@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 from bot.diagnosis.model import (
@@ -71,6 +71,45 @@ class Coverage:
 
     def covered(self) -> Hours:
         return HourRun(self.first_hour, self.last_hour) if self.hours is None else frozenset(self.hours)
+
+
+@dataclass(frozen=True, slots=True)
+class KnownCredits:
+    """Every credit that reverses an entry, of these (org_id, project_id), posted at or
+    after ``since``: what the screening read (``screen_usage``), handed to
+    ``ledger_for_usage`` so that it does not walk those projects again."""
+
+    org_projects: frozenset[tuple[str, str]]
+    since: datetime
+    credits: tuple[LedgerEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Screened:
+    """``screen_usage``'s answer by kind: the suspect rows, the coverage, and the credits
+    as ``ledger_for_usage`` takes them."""
+
+    usage: list[UsageRecord]
+    coverage: list[Coverage]
+    credits: KnownCredits
+
+
+def split_screened(items: Iterable[UsageRecord | LedgerEntry | Coverage],
+                   org_projects: Iterable[tuple[str, str]], window: Window) -> Screened:
+    """``screen_usage``'s items by kind; ``org_projects``: the screened instances' (their
+    credits were read from the window's start, floored to the UTC hour, on)."""
+    usage: list[UsageRecord] = []
+    coverage: list[Coverage] = []
+    credits: list[LedgerEntry] = []
+    for x in items:
+        if isinstance(x, UsageRecord):
+            usage.append(x)
+        elif isinstance(x, Coverage):
+            coverage.append(x)
+        else:
+            credits.append(x)
+    since = window.start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return Screened(usage, coverage, KnownCredits(frozenset(org_projects), since, tuple(credits)))
 
 
 def covered_hours(*coverage: Iterable[Coverage]) -> dict[tuple[str, str], Hours]:
@@ -137,8 +176,12 @@ class BillingReader(Protocol):
 
     async def usage_by_ids(self, usage_record_ids: Sequence[str]) -> Fetched[UsageRecord]: ...
 
-    async def ledger_for_usage(self, usage_record_ids: Sequence[str]) -> Fetched[LedgerEntry]:
-        """Entries naming these usage rows, plus every credit that reverses one of them."""
+    async def ledger_for_usage(
+        self, usage_record_ids: Sequence[str], known: KnownCredits | None = None
+    ) -> Fetched[LedgerEntry]:
+        """Entries naming these usage rows, plus every credit that reverses one of them
+        (``known``: those credits already read, which the answer then includes without
+        reading them again)."""
         ...
 
     async def orphan_debits(
@@ -155,18 +198,19 @@ class BillingReader(Protocol):
         """Usage debits carrying one of these correlation ids whose usage row does not exist."""
         ...
 
-    async def suspect_usage(self, app_instance_ids: Sequence[str], window: Window) -> Fetched[UsageRecord]:
-        """The database's first pass over many instances' rows in the window: only the rows
-        that could break rules 1, 2, 3, 6 or 7 (a superset of what the checks report).
-        Rows it leaves out are certain to be correct under those rules."""
-        ...
-
-    async def usage_coverage(self, app_instance_ids: Sequence[str], window: Window) -> Fetched[Coverage]:
-        """Per (instance, component): the hours in the window that have a usage row (rule 4)."""
+    async def screen_usage(
+        self, app_instance_ids: Sequence[str], window: Window
+    ) -> Fetched[UsageRecord | LedgerEntry | Coverage]:
+        """The database's first pass over many instances' rows in the window, three kinds
+        of items: the rows that could break rules 1, 2, 3, 6 or 7 (a superset of what the
+        checks report: rows it leaves out are certain to be correct under those rules);
+        every credit that reverses an entry, of the instances' (org_id, project_id),
+        posted from the window's start (floored to the hour) on (``KnownCredits``); and
+        per (instance, component) the hours that have a usage row (rule 4)."""
         ...
 
     async def usage_hours(self, components: Sequence[tuple[str, str]], window: Window) -> Fetched[Coverage]:
-        """``usage_coverage`` of these (instance, component), every hour listed (``hidden_gaps``)."""
+        """The coverage of these (instance, component), every hour listed (``hidden_gaps``)."""
         ...
 
     async def billing_accounts(self, org_ids: Sequence[str]) -> Fetched[BillingAccount]: ...

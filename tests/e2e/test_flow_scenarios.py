@@ -139,7 +139,7 @@ async def test_org_scope_screens_rows_in_the_database_and_finds_the_same(grid_lo
     finally:
         await reader.aclose()
     calls = [c.request for s in outcome.steps for c in s.calls]
-    assert "suspect_usage" in calls and "usage_coverage" in calls and "usage_for_instances" not in calls
+    assert "screen_usage" in calls and "usage_for_instances" not in calls
     org_instances = {i.app_instance_id for i in p.instances if i.org_id == org}
     # without logs the owner of missing usage is not confirmed: compare the rest exactly
     want = {(k[0], k[1]): v for k, v in expected_by_key(p, org_instances).items()}

@@ -32,7 +32,7 @@ from bot.diagnosis.model import (
 )
 from bot.errors import SourceError, SourceUnavailable
 from bot.sources.billing import QUERIES, PostgresBillingReader, floor_hour
-from bot.sources.protocols import Coverage, hidden_gaps
+from bot.sources.protocols import Coverage, KnownCredits, hidden_gaps
 from bot.store.db import with_database
 from tests.constants import H
 
@@ -221,6 +221,30 @@ async def test_ledger_for_usage_includes_reversals_without_usage_id(
     assert (await reader.ledger_for_usage([])).items == []
 
 
+async def test_ledger_for_usage_takes_the_credits_it_is_handed_instead_of_reading_them(
+    reader: PostgresBillingReader,
+) -> None:
+    """``known``: the credits of (org-a, prj-1) from a point on are the caller's; the query
+    walks the project only up to that point and the answer is the same, le-2r included
+    (posted at h(20), reverses le-2 posted at h(-0.8))."""
+    ids = ["ur-1", "ur-2", "ur-3", "ur-nothing"]
+    whole = _ids((await reader.ledger_for_usage(ids)).items, "ledger_entry_id")
+    le2r = LedgerEntry(*LEDGER[2])
+    stray = dataclasses.replace(le2r, ledger_entry_id="le-x", reverses_entry_id="le-other")
+    early = dataclasses.replace(le2r, ledger_entry_id="le-early", posted_at=h(-1))  # before `since`
+    for since, credits in ((h(0), (le2r, stray, early)), (h(-5), (le2r,)), (h(25), ())):
+        known = KnownCredits(frozenset({("org-a", "prj-1")}), since, credits)
+        got = await reader.ledger_for_usage(ids, known)
+        assert _ids(got.items, "ledger_entry_id") == whole, since
+        assert got.call.params["credits_known_for"] == 1
+    # handed nothing for a stretch it covers, the walk does not read it again (le-2r missing)
+    known = KnownCredits(frozenset({("org-a", "prj-1")}), h(0), ())
+    assert "le-2r" not in _ids((await reader.ledger_for_usage(ids, known)).items, "ledger_entry_id")
+    # another project's credits change nothing of prj-1's walk
+    known = KnownCredits(frozenset({("org-a", "prj-2")}), h(0), ())
+    assert _ids((await reader.ledger_for_usage(ids, known)).items, "ledger_entry_id") == whole
+
+
 @pytest.mark.parametrize("with_index", [False, True])
 async def test_ledger_for_usage_same_with_and_without_a_reversal_index(
     billing_url: str, with_index: bool
@@ -250,7 +274,7 @@ async def test_ledger_for_usage_same_with_and_without_a_reversal_index(
                 await conn.execute(
                     "drop index billing.ledger_entries_org_id_project_id_posted_at_idx")
             plan = "\n".join(r[0] for r in await conn.fetch(
-                "explain (costs off) " + QUERIES["ledger_for_usage"], ["ur-2"]))
+                "explain (costs off) " + QUERIES["ledger_for_usage"], ["ur-2"], [], [], None))
         finally:
             await tx.rollback()
         used = "reverses_test_idx" if with_index else "org_id_project_id_posted_at_idx"
@@ -336,8 +360,6 @@ async def test_small_lookups(reader: PostgresBillingReader) -> None:
         ("ledger_for_usage", LedgerEntry),
         ("orphan_debits", LedgerEntry),
         ("orphan_debits_by_correlation", LedgerEntry),
-        ("suspect_usage", UsageRecord),
-        ("usage_coverage", Coverage),
         ("usage_hours", Coverage),
         ("app_instances", AppInstance),
         ("instances_in_scope", AppInstance),
@@ -355,6 +377,28 @@ async def test_columns_follow_dataclass_fields(billing_url: str, name: str, cls:
             f.name for f in dataclasses.fields(cls)]
     finally:
         await conn.close()
+
+
+async def test_screen_usage_columns_are_each_kinds_fields_side_by_side(billing_url: str) -> None:
+    """screen_usage's rows: the kind, then UsageRecord's, LedgerEntry's and Coverage's fields."""
+    conn = await asyncpg.connect(billing_url)
+    try:
+        stmt = await conn.prepare(QUERIES["screen_usage"])
+        assert [a.name for a in stmt.get_attributes()] == ["kind", *(
+            f.name for cls in (UsageRecord, LedgerEntry, Coverage) for f in dataclasses.fields(cls))]
+    finally:
+        await conn.close()
+
+
+async def suspect_rows(r: PostgresBillingReader, ids: list[str], window: Window) -> list[UsageRecord]:
+    """The rows screen_usage returns."""
+    return [x for x in (await r.screen_usage(ids, window)).items if isinstance(x, UsageRecord)]
+
+
+async def coverage_of(r: PostgresBillingReader, ids: list[str], window: Window) -> list[Coverage]:
+    """screen_usage's coverage, by instance and component."""
+    return sorted((x for x in (await r.screen_usage(ids, window)).items if isinstance(x, Coverage)),
+                  key=lambda c: (c.app_instance_id, c.component))
 
 
 # ------------------------------------------------------------------ read only, failures
@@ -438,7 +482,7 @@ def test_floor_hour_is_utc() -> None:
     assert floor_hour(t) == datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
-# ------------------------------------------------------------------ screening (suspect_usage)
+# ------------------------------------------------------------------ screening (screen_usage)
 
 
 @pytest.fixture
@@ -456,15 +500,15 @@ async def demo_db(fresh_database: str) -> AsyncIterator[tuple[str, Any]]:
     yield fresh_database, platform
 
 
-async def test_suspect_usage_returns_every_drifted_row_and_no_clean_one(
+async def test_screen_usage_returns_every_drifted_row_and_no_clean_one(
     demo_db: tuple[str, Any],
 ) -> None:
     url, platform = demo_db
     ids = [i.app_instance_id for i in platform.instances]
     async with PostgresBillingReader(url, 5000) as r:
-        got = await r.suspect_usage(ids, platform.window(7))
-    suspects = {u.usage_record_id for u in got.items}
-    assert got.call.request == "suspect_usage"
+        got = await r.screen_usage(ids, platform.window(7))
+    suspects = {u.usage_record_id for u in got.items if isinstance(u, UsageRecord)}
+    assert got.call.request == "screen_usage"
     for e in platform.expected:
         if e.check == "missing_usage" or e.flavour == "orphan_debit":
             continue  # no row to return
@@ -477,7 +521,7 @@ async def test_suspect_usage_returns_every_drifted_row_and_no_clean_one(
     assert suspects - drifted - reversed_dups == set()
     # the rows come whole, as usage_for_instances gives them
     full = {u.usage_record_id: u for u in (await _all_usage(url, ids, platform)).items}
-    assert all(full[u.usage_record_id] == u for u in got.items)
+    assert all(full[u.usage_record_id] == u for u in got.items if isinstance(u, UsageRecord))
 
 
 async def _all_usage(url: str, ids: list[str], platform: Any) -> Any:
@@ -491,14 +535,14 @@ async def test_half_even_tie_is_clean_until_off_by_one(demo_db: tuple[str, Any])
     (row,) = tie.usage_record_ids
     aid = tie.app_instance_id
     async with PostgresBillingReader(url, 5000) as r:
-        assert row not in {u.usage_record_id for u in (await r.suspect_usage([aid], platform.window(7))).items}
+        assert row not in {u.usage_record_id for u in await suspect_rows(r, [aid], platform.window(7))}
         conn = await asyncpg.connect(url)
         try:
             await conn.execute("update billing.ledger_entries set amount_minor = amount_minor + 1 "
                                "where usage_record_id = $1 and kind = 'usage'", row)
         finally:
             await conn.close()
-        assert row in {u.usage_record_id for u in (await r.suspect_usage([aid], platform.window(7))).items}
+        assert row in {u.usage_record_id for u in await suspect_rows(r, [aid], platform.window(7))}
 
 
 async def test_full_hour_rows_are_priced_exactly_at_a_tie(demo_db: tuple[str, Any]) -> None:
@@ -529,7 +573,7 @@ async def test_full_hour_rows_are_priced_exactly_at_a_tie(demo_db: tuple[str, An
     finally:
         await conn.close()
     async with PostgresBillingReader(url, 5000) as r:
-        got = {u.usage_record_id for u in (await r.suspect_usage([aid], platform.window(7))).items}
+        got = {u.usage_record_id for u in await suspect_rows(r, [aid], platform.window(7))}
     right, high, low = (row["usage_record_id"] for row in mine)
     assert right not in got
     assert {high, low} <= got
@@ -542,8 +586,8 @@ async def test_reversed_duplicate_is_returned_but_reports_nothing(demo_db: tuple
     case = next(c for c in platform.correct_cases if c.kind == "duplicate_reversed")
     aid = case.app_instance_id
     async with PostgresBillingReader(url, 5000) as r:
-        got = await r.suspect_usage([aid], platform.window(7))
-        members = [u for u in got.items if u.usage_record_id in case.usage_record_ids]
+        members = [u for u in await suspect_rows(r, [aid], platform.window(7))
+                   if u.usage_record_id in case.usage_record_ids]
         assert len(members) == len(case.usage_record_ids) >= 2
         ledger = await r.ledger_for_usage([u.usage_record_id for u in members])
         inst = await r.app_instances([aid])
@@ -565,18 +609,18 @@ async def test_jpy_and_rate_card_change_rows_are_clean(demo_db: tuple[str, Any])
     change = next(c for c in platform.correct_cases if c.kind == "rate_card_change")
     drifted = set().union(*(e.usage_record_ids for e in platform.expected))
     async with PostgresBillingReader(url, 5000) as r:
-        got = await r.suspect_usage([*jpy, change.app_instance_id], platform.window(7))
-    assert jpy and {u.usage_record_id for u in got.items} <= drifted | set().union(
+        got = await suspect_rows(r, [*jpy, change.app_instance_id], platform.window(7))
+    assert jpy and {u.usage_record_id for u in got} <= drifted | set().union(
         *(c.usage_record_ids for c in platform.correct_cases if c.kind == "duplicate_reversed"))
 
 
-async def test_usage_coverage_and_orphans_by_correlation(reader: PostgresBillingReader) -> None:
-    got = await reader.usage_coverage(["ai-1", "ai-404"], Window(h(-3), h(1)))
-    assert [(c.app_instance_id, c.component, c.rows) for c in got.items] == [
+async def test_screened_coverage_and_orphans_by_correlation(reader: PostgresBillingReader) -> None:
+    got = await coverage_of(reader, ["ai-1", "ai-404"], Window(h(-3), h(1)))
+    assert [(c.app_instance_id, c.component, c.rows) for c in got] == [
         ("ai-1", "ray-head", 1), ("ai-1", "ray-worker", 4)]
-    assert got.items[1].hours is None  # every hour from the first to the last: two timestamps
-    assert (got.items[1].first_hour, got.items[1].last_hour) == (h(-3), h(0))
-    assert [x in got.items[1].covered() for x in (h(-4), h(-3), h(-1), h(0), h(1), h(-0.5))] == [
+    assert got[1].hours is None  # every hour from the first to the last: two timestamps
+    assert (got[1].first_hour, got[1].last_hour) == (h(-3), h(0))
+    assert [x in got[1].covered() for x in (h(-4), h(-3), h(-1), h(0), h(1), h(-0.5))] == [
         False, True, True, True, False, False]
     o = await reader.orphan_debits_by_correlation(["corr-1", "corr-2"], Window(h(-10), h(0)))
     assert o.items == []  # the fixture's orphans carry no correlation id
@@ -636,13 +680,13 @@ async def test_coverage_lists_hours_only_where_a_run_of_hours_does_not_describe_
         demo_db: tuple[str, Any]) -> None:
     """A component with one row per hour from the first to the last comes back as two
     timestamps; a missing hour, a period_start off the top of the hour, or two rows of one
-    hour that leave as many rows as hours are told exactly (listed by usage_coverage, or,
+    hour that leave as many rows as hours are told exactly (listed by screen_usage, or,
     the last, found by hidden_gaps from the screened rows and listed by usage_hours)."""
     url, platform = demo_db
     ids = [i.app_instance_id for i in platform.instances]
     window = platform.window(7)
     async with PostgresBillingReader(url, 5000) as r:
-        before = (await r.usage_coverage(ids, window)).items
+        before = await coverage_of(r, ids, window)
     runs = [c for c in before if c.hours is None and c.rows >= 5]
     assert len(runs) >= 4
     gap, off, dup, hidden = runs[:4]
@@ -671,8 +715,8 @@ async def test_coverage_lists_hours_only_where_a_run_of_hours_does_not_describe_
     finally:
         await conn.close()
     async with PostgresBillingReader(url, 5000) as r:
-        got = (await r.usage_coverage(ids, window)).items
-        suspects = (await r.suspect_usage(ids, window)).items
+        got = await coverage_of(r, ids, window)
+        suspects = await suspect_rows(r, ids, window)
         gaps = hidden_gaps(got, suspects)
         exact = (await r.usage_hours(gaps, window)).items
     after = {(c.app_instance_id, c.component): c for c in got}

@@ -1,4 +1,4 @@
-"""The database's screening (``suspect_usage`` + ``usage_coverage``) against the full rows.
+"""The database's screening (``screen_usage``: suspects, coverage, credits) against the full rows.
 
 For several seeded scenario platforms with every injection flavour and every correct
 case, loaded into a real PostgreSQL: ``run_checks`` over every usage row of the window
@@ -15,11 +15,11 @@ import asyncpg
 import pytest
 
 from bot.diagnosis.checks import BillingEvidence, run_checks
-from bot.diagnosis.model import AppInstance, Finding, Window
+from bot.diagnosis.model import AppInstance, Finding, LedgerEntry, UsageRecord, Window
 from bot.scenario import ALL_CORRECT_CASES, ScenarioSpec, build_platform
 from bot.scenario.load import load_billing
 from bot.sources.billing import PostgresBillingReader
-from bot.sources.protocols import covered_hours, hidden_gaps
+from bot.sources.protocols import covered_hours, hidden_gaps, split_screened
 from tests.conftest import every_injection
 
 NOW = datetime(2026, 3, 2, 12, 30, tzinfo=UTC)  # this file's own clock: its platforms are its own
@@ -48,22 +48,25 @@ async def screened_findings(
 ) -> tuple[list[Finding], int]:
     ids = [i.app_instance_id for i in instances]
     comps = await reader.components(ids)
-    suspects = await reader.suspect_usage(ids, window)
-    coverage = await reader.usage_coverage(ids, window)
-    ledger = await reader.ledger_for_usage([u.usage_record_id for u in suspects.items])
+    got = split_screened((await reader.screen_usage(ids, window)).items,
+                         {(i.org_id, i.project_id) for i in instances}, window)
+    # the ledger read as the diagnosis asks it: the projects' credits the screening read are not read again
+    ledger = await reader.ledger_for_usage([u.usage_record_id for u in got.usage], got.credits)
+    again = await reader.ledger_for_usage([u.usage_record_id for u in got.usage])
+    assert sorted(e.ledger_entry_id for e in ledger.items) == sorted(e.ledger_entry_id for e in again.items)
     orphans = await reader.orphan_debits(sorted({(i.org_id, i.project_id) for i in instances}), window,
                                          [i.app_instance_id for i in instances])
     accounts = await reader.billing_accounts(sorted({i.org_id for i in instances}))
     cards = await reader.rate_cards(sorted({a.currency for a in accounts.items}))
-    gaps = hidden_gaps(coverage.items, suspects.items)
+    gaps = hidden_gaps(got.coverage, got.usage)
     exact = (await reader.usage_hours(gaps, window)).items if gaps else []
-    covered = covered_hours(coverage.items, exact)
+    covered = covered_hours(got.coverage, exact)
     findings = run_checks(BillingEvidence(
         window=window, now=now, instances=list(instances), components=comps.items,
-        usage=suspects.items, ledger=ledger.items + orphans.items, accounts=accounts.items,
+        usage=got.usage, ledger=ledger.items + orphans.items, accounts=accounts.items,
         rate_cards=cards.items, logs=[], logs_available=False, covered=covered,
     ))
-    return findings, len(suspects.items)
+    return findings, len(got.usage)
 
 
 @pytest.mark.parametrize("seed", [1, 7, 42, 2026])
@@ -124,7 +127,8 @@ async def test_split_screening_and_events_shared_across_instances(
     try:
         await load_billing(conn, platform, replace=True)
         async with PostgresBillingReader(fresh_database, 10_000) as reader:
-            one = {u.usage_record_id for u in (await reader.suspect_usage(ids, window)).items}
+            whole = (await reader.screen_usage(ids, window)).items
+            one = {u.usage_record_id for u in whole if isinstance(u, UsageRecord)}
         # two clean rows of two instances (screened in different parts) share an event
         a, b = await conn.fetch(
             """select distinct on (app_instance_id) usage_record_id, source_event_id
@@ -142,9 +146,12 @@ async def test_split_screening_and_events_shared_across_instances(
     async with PostgresBillingReader(fresh_database, 10_000, max_size=4) as reader:
         full = await full_findings(reader, platform.instances, window, platform.now)
         screened, _ = await screened_findings(reader, platform.instances, window, platform.now)
-        split = await reader.suspect_usage(ids, window)
+        split = await reader.screen_usage(ids, window)
     assert split.call.params["parts"] == 3
-    got = [u.usage_record_id for u in split.items]
+    got = [u.usage_record_id for u in split.items if isinstance(u, UsageRecord)]
+    credits = [e.ledger_entry_id for e in split.items if isinstance(e, LedgerEntry)]
+    assert credits and len(credits) == len(set(credits))  # a project two parts share: its credits once
+    assert set(credits) == {e.ledger_entry_id for e in whole if isinstance(e, LedgerEntry)}
     assert len(got) == len(set(got)) and set(got) == one  # the same rows, each once
     assert not {a["usage_record_id"], b["usage_record_id"]} & set(got)
     assert [f.model_dump() for f in screened] == [f.model_dump() for f in full]

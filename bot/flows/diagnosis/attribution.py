@@ -12,7 +12,7 @@ from bot.flows.diagnosis.context import Context, Step
 from bot.flows.diagnosis.state import CorrelatedRows, RunState
 from bot.flows.diagnosis.trace import instance_traces
 from bot.flows.steps_report import StepReport
-from bot.sources.protocols import BillingReader, covered_hours, hidden_gaps
+from bot.sources.protocols import BillingReader, covered_hours, hidden_gaps, split_screened
 
 FULL_READ_INSTANCES = 50
 SHOWN = 12
@@ -63,13 +63,16 @@ async def _prices(ctx: Context, state: RunState, rep: StepReport,
 async def _usage(ctx: Context, state: RunState, rep: StepReport, billing: BillingReader) -> None:
     instances, a = state.pivot.instances, state.attribution
     if instances and screened(ctx, len(instances)):
-        # at scale the database screens the rows; only the doubtful ones come back. Its
-        # concurrent parts take contiguous runs of these ids: in project order, each part
-        # reads the reversals of fewer projects
+        # at scale the database screens the rows; only the doubtful ones come back, with
+        # the coverage and the credits of the instances' projects. Its concurrent parts
+        # take contiguous runs of these ids: in project order, each part reads the credits
+        # of fewer projects
         ids = [i.app_instance_id for i in sorted(instances, key=lambda i: (i.org_id, i.project_id, i.app_instance_id))]
-        got_u, got_cov = await asyncio.gather(ctx.billing(rep, billing.suspect_usage, ids, ctx.window),
-                                              ctx.billing(rep, billing.usage_coverage, ids, ctx.window))
-        a.usage, cov = got_u or [], got_cov or []
+        answer = await ctx.billing(rep, billing.screen_usage, ids, ctx.window)
+        got = split_screened(answer or [], ((i.org_id, i.project_id) for i in instances), ctx.window)
+        a.usage, cov = got.usage, got.coverage
+        if answer is not None:  # its credits are known only when it answered
+            a.credits = got.credits
         gaps = hidden_gaps(cov, a.usage)
         exact = await ctx.billing(rep, billing.usage_hours, gaps, ctx.window) if gaps else []
         a.covered = covered_hours(cov, exact or [])

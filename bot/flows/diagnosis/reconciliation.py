@@ -61,7 +61,7 @@ async def _read(ctx: Context, state: RunState, rep: StepReport,
         orphan_call = ctx.billing(rep, billing.orphan_debits_by_correlation,
                                   correlation_ids(ctx.subject.correlation_id, usage), ctx.window)
     got_ledger, got_orphans, _ = await asyncio.gather(
-        ctx.billing(rep, billing.ledger_for_usage, row_ids(usage)),
+        ctx.billing(rep, billing.ledger_for_usage, row_ids(usage), state.attribution.credits),
         orphan_call,
         read_scope_logs(ctx, state, rep),  # an org's: the logs of its instances with missing hours
     )

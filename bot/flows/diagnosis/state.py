@@ -24,6 +24,7 @@ from bot.diagnosis.model import (
     UsageRecord,
 )
 from bot.export.run import ExportOutcome
+from bot.sources.protocols import KnownCredits
 
 
 @dataclass(slots=True)
@@ -89,6 +90,8 @@ class Attribution:
     rate_cards: list[RateCard] = field(default_factory=list)
     # screened at scale: which (instance, component) hours have a row at all (None: every row read)
     covered: dict[tuple[str, str], Hours] | None = None
+    # screened: the credits the screening read, which the reconciliation's ledger read reuses
+    credits: KnownCredits | None = None
     rows_examined: int = 0
     findings: list[Finding] = field(default_factory=list)
     # set when the rows are read (or could not be): the reconciliation's reading waits for it

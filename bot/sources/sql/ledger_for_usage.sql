@@ -13,6 +13,10 @@
 --   project and posted_at on the few rows it returns.
 -- Either way the answer is the same. No particular order. Columns in LedgerEntry field
 -- order.
+-- $2, $3, $4: the (org_id, project_id) pairs ($2[i], $3[i]) whose credits that reverse an
+-- entry, posted at or after $4, the caller already has (the screening read them): for
+-- those the walk stops at $4 (usually at once), and the reader adds the caller's credits
+-- that reverse one of the entries found. Empty arrays and NULL: every walk is whole.
 with direct as materialized (
     select l.ledger_entry_id, l.org_id, l.project_id, l.usage_record_id, l.direction, l.kind,
        l.amount_minor, l.currency, l.reverses_entry_id, l.idempotency_key, l.correlation_id,
@@ -22,6 +26,9 @@ with direct as materialized (
 ),
 scope as (
     select d.org_id, d.project_id, min(d.posted_at) as since,
+           case when $4::timestamptz is not null
+                     and (d.org_id, d.project_id) in (select * from unnest($2::text[], $3::text[]))
+                then $4::timestamptz else 'infinity'::timestamptz end as until,
            array_agg(d.ledger_entry_id) as entry_ids
     from direct d
     group by d.org_id, d.project_id
@@ -38,6 +45,7 @@ cross join lateral (
     where l.org_id = s.org_id
       and l.project_id = s.project_id
       and l.posted_at >= s.since
+      and l.posted_at < s.until
       and l.direction = 'credit'
       and l.reverses_entry_id = any(s.entry_ids)
     offset 0  -- one index scan per (org, project), never a seq scan + hash join

@@ -1,7 +1,7 @@
 -- The exact coverage of the (app_instance_id, component) pairs ($1[i], $2[i]) over the
 -- rows with period_start in [$3, $4): how many rows, the first and the last
 -- period_start, and every distinct period_start, sorted. Asked for the few components
--- whose usage_coverage answer could hide a missing hour (two rows of one hour).
+-- whose screened coverage (screen_usage) could hide a missing hour (two rows of one hour).
 -- Columns in Coverage field order. Index: usage_records (app_instance_id, period_start).
 select u.app_instance_id, u.component, count(*)::int as rows,
        min(u.period_start) as first_hour, max(u.period_start) as last_hour,

@@ -3,7 +3,20 @@
 -- hour), only those that might break rule 1, 2, 3, 6 or 7 (platform.md). A SUPERSET of
 -- what run_checks flags on these rows under those rules: a row left out is certain to
 -- be correct; a few extra rows are harmless (the checks read their ledger in full).
--- Columns in UsageRecord field order.
+-- Three kinds of answer rows, told by the first column (the reader maps each onto its
+-- dataclass, columns in field order):
+--   'usage':    a row worth a closer look (columns 2-21: UsageRecord);
+--   'credit':   a credit that reverses an entry (reverses_entry_id set), of the
+--               instances' (org_id, project_id), posted at or after $2 (columns 22-34:
+--               LedgerEntry): the screening reads them anyway (rule 6), and the
+--               ledger of the suspect rows then need not read those projects again;
+--   'coverage': rule 4 per (app_instance_id, component) of a known component (columns
+--               35-40: Coverage): how many rows, the first and the last period_start,
+--               and the distinct period_starts sorted only when the rows are not one per
+--               hour from the first to the last (as many rows as hours, every one on the
+--               top of a UTC hour). As many rows as hours can still hide a missing hour
+--               behind two rows of one hour: those rows are returned (rule 7), and the
+--               caller asks usage_hours for their components (hidden_gaps).
 --
 -- Every rule here is per app instance (rule 7's groups too: check_duplicates groups one
 -- instance's rows), so the reader may screen disjoint sets of instances in concurrent
@@ -141,35 +154,52 @@ deb as materialized (
       and (l.direction, l.kind) in (('debit', 'usage'), ('credit', 'reversal'))
     group by l.usage_record_id
 ),
+credits as materialized (
+    -- every credit that reverses an entry, of the instances' projects since $2: one
+    -- index range per (org_id, project_id); returned whole (kind 'credit')
+    select c.*
+    from (select distinct ic.org_id, ic.project_id from ic) as s
+    cross join lateral (
+        select l.ledger_entry_id, l.org_id, l.project_id, l.usage_record_id, l.direction, l.kind,
+               l.amount_minor, l.currency, l.reverses_entry_id, l.idempotency_key, l.correlation_id,
+               l.description, l.posted_at
+        from billing.ledger_entries l
+        where l.org_id = s.org_id
+          and l.project_id = s.project_id
+          and l.posted_at >= $2
+          and l.direction = 'credit'
+          and l.reverses_entry_id is not null
+        offset 0
+    ) as c
+),
 reversed as (
     select unnest(d.revs) as ledger_entry_id
     from deb d
     where d.revs is not null
     union
     select c.reverses_entry_id
-    from (select distinct ic.org_id, ic.project_id from ic) as s
-    cross join lateral (
-        select l.reverses_entry_id
-        from billing.ledger_entries l
-        where l.org_id = s.org_id
-          and l.project_id = s.project_id
-          and l.posted_at >= $2
-          and l.direction = 'credit'
-          and l.kind = 'reversal'
-          and l.reverses_entry_id is not null
-        offset 0
-    ) as c
+    from credits c
+    where c.kind = 'reversal'
 ),
 k as materialized (
-    select grouping(u.source_event_id) as g, u.app_instance_id, u.source_event_id,
-           coalesce(u.component, '') as component, u.component is null as no_component, u.period_start
+    -- one pass, three groupings (g): 1: the source events of an instance shared by two
+    -- rows; 2: the (component, period_start) of an instance shared by two rows (rule 7);
+    -- 3: every (instance, component): its coverage (rule 4)
+    select grouping(u.source_event_id, u.period_start) as g, u.app_instance_id, u.source_event_id,
+           coalesce(u.component, '') as component, u.component is null as no_component, u.period_start,
+           count(*)::int as n, min(u.period_start) as first_hour, max(u.period_start) as last_hour,
+           -- date_bin: arithmetic on the timestamp, no time zone rules (date_trunc's cost)
+           count(*) filter (where u.period_start
+                                  <> date_bin('1 hour', u.period_start,
+                                              timestamptz '2000-01-01 00:00+00')) as off_hour
     from billing.usage_records u
     where u.app_instance_id = any($1::text[])
       and u.period_start >= $2
       and u.period_start < $3
     group by grouping sets ((u.app_instance_id, u.source_event_id),
-                            (u.app_instance_id, u.component, u.period_start))
-    having count(*) > 1
+                            (u.app_instance_id, u.component, u.period_start),
+                            (u.app_instance_id, u.component))
+    having count(*) > 1 or grouping(u.source_event_id, u.period_start) = 3
 ),
 r as (
     select u.usage_record_id, u.app_instance_id, u.source_event_id, u.component, u.period_start,
@@ -212,16 +242,52 @@ f as materialized (
                 or (abs(r.quantity * r.m - r.amount::numeric * 1000000000000) * 2 = 1000000000000
                     and r.amount % 2 <> 0)))
        or r.id in (select v.ledger_entry_id from reversed v where v.ledger_entry_id is not null)
-       or exists (select 1 from k where k.g = 0 and k.app_instance_id = r.app_instance_id
-                    and k.source_event_id = r.source_event_id)
        or exists (select 1 from k where k.g = 1 and k.app_instance_id = r.app_instance_id
+                    and k.source_event_id = r.source_event_id)
+       or exists (select 1 from k where k.g = 2 and k.app_instance_id = r.app_instance_id
                     and k.component = coalesce(r.component, '')
                     and k.no_component = (r.component is null)
                     and k.period_start = r.period_start)
 )
-select u.usage_record_id, u.source_event_id, u.org_id, u.project_id, u.usage_source,
+select 'usage' as kind,
+       u.usage_record_id, u.source_event_id, u.org_id, u.project_id, u.usage_source,
        u.allocation_id, u.app_instance_id, u.component, u.control_plane_component,
        u.operating_mode, u.control_plane_scope, u.runtime_backend, u.resource_class,
        u.quantity, u.unit, u.period_start, u.period_end, u.correlation_id, u.trace_id,
-       u.recorded_at
+       u.recorded_at,
+       -- the other kinds' columns, typed and named here (the first branch's rule)
+       null::text as ledger_entry_id, null::text as org_id, null::text as project_id,
+       null::text as usage_record_id, null::text as direction, null::text as kind,
+       null::bigint as amount_minor, null::text as currency, null::text as reverses_entry_id,
+       null::text as idempotency_key, null::text as correlation_id, null::text as description,
+       null::timestamptz as posted_at,
+       null::text as app_instance_id, null::text as component, null::int as rows,
+       null::timestamptz as first_hour, null::timestamptz as last_hour, null::timestamptz[] as hours
 from f join billing.usage_records u on u.usage_record_id = f.usage_record_id
+union all
+select 'credit',
+       null, null, null, null, null, null, null, null, null, null, null, null, null, null,
+       null, null, null, null, null, null,
+       c.ledger_entry_id, c.org_id, c.project_id, c.usage_record_id, c.direction, c.kind,
+       c.amount_minor, c.currency, c.reverses_entry_id, c.idempotency_key, c.correlation_id,
+       c.description, c.posted_at,
+       null, null, null, null, null, null
+from credits c
+union all
+select 'coverage',
+       null, null, null, null, null, null, null, null, null, null, null, null, null, null,
+       null, null, null, null, null, null,
+       null, null, null, null, null, null, null, null, null, null, null, null, null,
+       k.app_instance_id, k.component, k.n, k.first_hour, k.last_hour,
+       case when k.off_hour = 0
+                 and k.n = extract(epoch from k.last_hour - k.first_hour) / 3600 + 1
+            then null
+            else array(select distinct h.period_start
+                       from billing.usage_records h
+                       where h.app_instance_id = k.app_instance_id
+                         and h.component = k.component
+                         and h.period_start >= $2
+                         and h.period_start < $3
+                       order by h.period_start) end
+from k
+where k.g = 3 and not k.no_component
