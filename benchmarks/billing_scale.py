@@ -629,12 +629,11 @@ async def screened_path(
         cards = await reader.rate_cards(sorted({a.currency for a in accounts.items}))
         return components, accounts, cards
 
-    (screen, got, ledger), orphans, (components, accounts, cards) = await asyncio.gather(
+    (screen, got, ledger), (components, accounts, cards) = await asyncio.gather(
         screened_and_ledger(),
-        reader.orphan_debits(pairs, window, ids),
         money(),
     )
-    for f in (screen, ledger, orphans, components, accounts, cards):
+    for f in (screen, ledger, components, accounts, cards):
         timings[f.call.request] = f.call.duration_ms
     timings["reader"] = (time.perf_counter() - t0) * 1000
     t1 = time.perf_counter()
@@ -643,7 +642,7 @@ async def screened_path(
     covered = covered_hours(got.coverage, exact)
     findings = run_checks(BillingEvidence(
         window=window, now=now, instances=instances, components=components.items,
-        usage=got.usage, ledger=ledger.items + orphans.items, accounts=accounts.items,
+        usage=got.usage, ledger=ledger.items + got.orphans, accounts=accounts.items,
         rate_cards=cards.items, logs=[], logs_available=False, covered=covered,
     ))
     timings["run_checks"] = (time.perf_counter() - t1) * 1000
@@ -651,7 +650,7 @@ async def screened_path(
     timings["instances"] = len(instances)
     timings["usage_rows"] = sum(c.rows for c in got.coverage)
     timings["suspect_rows"] = len(got.usage)
-    timings["ledger_rows"] = len(ledger.items) + len(orphans.items)
+    timings["ledger_rows"] = len(ledger.items) + len(got.orphans)
     timings["findings"] = len(findings)
     return timings, findings
 
@@ -846,9 +845,9 @@ async def org_dispute(url: str, meta: dict[str, Any], runs: int) -> dict[str, An
 
 
 async def org_queries_alone(url: str, meta: dict[str, Any], runs: int) -> dict[str, Any]:
-    """(d)'s two heavy reads, each alone (nothing else running): the screening (its two
-    parts on the cores, with the coverage and the credits) and the orphan debits, as the
-    diagnosis asks them."""
+    """(d)'s heavy reads, each alone (nothing else running): the screening (its two parts
+    on the cores; with the coverage, the credits and the orphan debits of the tenant's
+    projects) and then the ledger of its suspect rows, as the diagnosis asks them."""
     anchor: datetime = meta["anchor"]
     window = Window(anchor - timedelta(days=7) + timedelta(minutes=5), anchor + timedelta(minutes=5))
     async with PostgresBillingReader(url, 120_000) as reader:
@@ -858,13 +857,11 @@ async def org_queries_alone(url: str, meta: dict[str, Any], runs: int) -> dict[s
         pairs = sorted({(i.org_id, i.project_id) for i in instances})
 
         async def once() -> dict[str, float | int]:
-            got: dict[str, float | int] = {}
-            for name, call in (("screen_usage", lambda: reader.screen_usage(ids, window)),
-                               ("orphan_debits", lambda: reader.orphan_debits(pairs, window, ids))):
-                t0 = time.perf_counter()
-                await call()
-                got[name] = (time.perf_counter() - t0) * 1000
-            return got
+            t0 = time.perf_counter()
+            got = split_screened((await reader.screen_usage(ids, window)).items, pairs, window)
+            t1 = time.perf_counter()
+            await reader.ledger_for_usage(sorted({u.usage_record_id for u in got.usage}), got.credits)
+            return {"screen_usage": (t1 - t0) * 1000, "ledger_for_usage": (time.perf_counter() - t1) * 1000}
 
         return await repeat(once, runs)
 
@@ -971,7 +968,7 @@ def main() -> None:
                          "option it is dropped if a previous run created it)")
     ap.add_argument("--org", action="store_true",
                     help="measure only (d): recon diagnose --org for the tenant's 1,000 instances, end to end, "
-                         "then its two heavy reads each alone")
+                         "then its heavy reads each alone")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     asyncio.run(amain(args))

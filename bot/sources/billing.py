@@ -295,13 +295,14 @@ class PostgresBillingReader(ExportReads):
         self, app_instance_ids: Sequence[str], window: Window
     ) -> Fetched[UsageRecord | LedgerEntry | Coverage]:
         """The rows worth a closer look, the credits of the instances' projects that reverse
-        an entry, and every component's coverage (see screen_usage.sql).
+        an entry, their usage debits without a usage row, and every component's coverage
+        (see screen_usage.sql).
 
         Every rule the query screens for is per app instance (rule 7's groups too: the
         checks group duplicates within one instance's rows), so many instances are
         screened as ``SCREEN_PARTS`` concurrent queries over disjoint sets of them, on
         as many connections: the server's cores share the work, and the union of the
-        parts is exactly what one query over all of them returns (a credit of a project
+        parts is exactly what one query over all of them returns (an entry of a project
         two parts share comes once).
         """
         ids = ids_of(app_instance_ids)
@@ -309,20 +310,21 @@ class PostgresBillingReader(ExportReads):
         params = {"app_instance_ids": sample(ids), "period_start_from": start.isoformat()}
         parts = partition(ids, min(SCREEN_PARTS, self._max_size), SCREEN_PART_MIN)
         if len(parts) == 1:
-            return await self._run("screen_usage", screened, (parts[0], start, window.end), params, window)
+            return await self._run("screen_usage", screened, (parts[0], start, window.end, window.start),
+                                   params, window)
         t0 = time.perf_counter()
         got = await asyncio.gather(*(
-            self._run("screen_usage", screened, (part, start, window.end), params, window)
+            self._run("screen_usage", screened, (part, start, window.end, window.start), params, window)
             for part in parts
         ))
         items: list[UsageRecord | LedgerEntry | Coverage] = []
-        credits: set[str] = set()
+        entries: set[str] = set()
         for f in got:
             for x in f.items:
                 if isinstance(x, LedgerEntry):
-                    if x.ledger_entry_id in credits:
+                    if x.ledger_entry_id in entries:
                         continue
-                    credits.add(x.ledger_entry_id)
+                    entries.add(x.ledger_entry_id)
                 items.append(x)
         call = dataclasses.replace(
             got[0].call,

@@ -86,12 +86,14 @@ class KnownCredits:
 
 @dataclass(frozen=True, slots=True)
 class Screened:
-    """``screen_usage``'s answer by kind: the suspect rows, the coverage, and the credits
-    as ``ledger_for_usage`` takes them."""
+    """``screen_usage``'s answer by kind: the suspect rows, the coverage, the credits as
+    ``ledger_for_usage`` takes them, and the usage debits without a usage row
+    (``orphan_debits`` of ``credits.org_projects``)."""
 
     usage: list[UsageRecord]
     coverage: list[Coverage]
     credits: KnownCredits
+    orphans: list[LedgerEntry]
 
 
 def split_screened(items: Iterable[UsageRecord | LedgerEntry | Coverage],
@@ -101,15 +103,18 @@ def split_screened(items: Iterable[UsageRecord | LedgerEntry | Coverage],
     usage: list[UsageRecord] = []
     coverage: list[Coverage] = []
     credits: list[LedgerEntry] = []
+    orphans: list[LedgerEntry] = []
     for x in items:
         if isinstance(x, UsageRecord):
             usage.append(x)
         elif isinstance(x, Coverage):
             coverage.append(x)
-        else:
+        elif x.direction == "credit":
             credits.append(x)
+        else:
+            orphans.append(x)
     since = window.start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    return Screened(usage, coverage, KnownCredits(frozenset(org_projects), since, tuple(credits)))
+    return Screened(usage, coverage, KnownCredits(frozenset(org_projects), since, tuple(credits)), orphans)
 
 
 def covered_hours(*coverage: Iterable[Coverage]) -> dict[tuple[str, str], Hours]:
@@ -201,12 +206,14 @@ class BillingReader(Protocol):
     async def screen_usage(
         self, app_instance_ids: Sequence[str], window: Window
     ) -> Fetched[UsageRecord | LedgerEntry | Coverage]:
-        """The database's first pass over many instances' rows in the window, three kinds
+        """The database's first pass over many instances' rows in the window, four kinds
         of items: the rows that could break rules 1, 2, 3, 6 or 7 (a superset of what the
         checks report: rows it leaves out are certain to be correct under those rules);
         every credit that reverses an entry, of the instances' (org_id, project_id),
-        posted from the window's start (floored to the hour) on (``KnownCredits``); and
-        per (instance, component) the hours that have a usage row (rule 4)."""
+        posted from the window's start (floored to the hour) on (``KnownCredits``); the
+        usage debits of those projects without a usage row (``orphan_debits``' answer);
+        and per (instance, component) the hours that have a usage row (rule 4).
+        ``split_screened`` tells them apart."""
         ...
 
     async def usage_hours(self, components: Sequence[tuple[str, str]], window: Window) -> Fetched[Coverage]:

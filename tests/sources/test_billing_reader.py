@@ -32,7 +32,7 @@ from bot.diagnosis.model import (
 )
 from bot.errors import SourceError, SourceUnavailable
 from bot.sources.billing import QUERIES, PostgresBillingReader, floor_hour
-from bot.sources.protocols import Coverage, KnownCredits, hidden_gaps
+from bot.sources.protocols import Coverage, KnownCredits, hidden_gaps, split_screened
 from bot.store.db import with_database
 from tests.constants import H
 
@@ -299,6 +299,22 @@ async def test_orphan_debits(reader: PostgresBillingReader) -> None:
     hinted = await reader.orphan_debits([("org-a", "prj-1"), ("org-b", "prj-9")], w, ["ai-1", "ai-2", "ai-404"])
     assert _ids(hinted.items, "ledger_entry_id") == ["le-o1", "le-o2", "le-o3"]
     assert hinted.call.params["app_instance_ids"] == ["ai-1", "ai-2", "ai-404"]
+
+
+@pytest.mark.parametrize("window", [Window(h(-10), h(0)), Window(h(-10), h(-3)), Window(h(-4.5), h(0)),
+                                    Window(h(-3.5), h(0)), Window(h(-1.9), h(-1.5))])
+async def test_screened_orphans_are_orphan_debits_of_the_instances_projects(
+    reader: PostgresBillingReader, window: Window,
+) -> None:
+    """The screening's debits without a usage row are orphan_debits' answer for the
+    instances' projects, the window's own start included (not the hour it is floored to:
+    le-o1 at T0-4h is out of [T0-3.5h, T0), though the rows are read from T0-4h)."""
+    got = split_screened((await reader.screen_usage(["ai-1", "ai-2"], window)).items,
+                         {("org-a", "prj-1")}, window)
+    want = await reader.orphan_debits([("org-a", "prj-1")], window)
+    assert _ids(got.orphans, "ledger_entry_id") == _ids(want.items, "ledger_entry_id")
+    assert sorted(got.orphans, key=str) == sorted(want.items, key=str)
+    assert all(c.direction == "credit" for c in got.credits.credits)
 
 
 async def test_orphan_debits_are_the_same_with_and_without_the_instances(demo_db: tuple[str, Any]) -> None:

@@ -54,8 +54,12 @@ async def screened_findings(
     ledger = await reader.ledger_for_usage([u.usage_record_id for u in got.usage], got.credits)
     again = await reader.ledger_for_usage([u.usage_record_id for u in got.usage])
     assert sorted(e.ledger_entry_id for e in ledger.items) == sorted(e.ledger_entry_id for e in again.items)
+    # the orphans as the screening answers them: orphan_debits' answer for the same projects
     orphans = await reader.orphan_debits(sorted({(i.org_id, i.project_id) for i in instances}), window,
                                          [i.app_instance_id for i in instances])
+    assert sorted(e.ledger_entry_id for e in got.orphans) == sorted(e.ledger_entry_id for e in orphans.items)
+    assert sorted(got.orphans, key=str) == sorted(orphans.items, key=str)
+    assert got.orphans, "every injection includes a debit without a usage row"
     accounts = await reader.billing_accounts(sorted({i.org_id for i in instances}))
     cards = await reader.rate_cards(sorted({a.currency for a in accounts.items}))
     gaps = hidden_gaps(got.coverage, got.usage)
@@ -63,7 +67,7 @@ async def screened_findings(
     covered = covered_hours(got.coverage, exact)
     findings = run_checks(BillingEvidence(
         window=window, now=now, instances=list(instances), components=comps.items,
-        usage=got.usage, ledger=ledger.items + orphans.items, accounts=accounts.items,
+        usage=got.usage, ledger=ledger.items + got.orphans, accounts=accounts.items,
         rate_cards=cards.items, logs=[], logs_available=False, covered=covered,
     ))
     return findings, len(got.usage)
@@ -150,7 +154,7 @@ async def test_split_screening_and_events_shared_across_instances(
     assert split.call.params["parts"] == 3
     got = [u.usage_record_id for u in split.items if isinstance(u, UsageRecord)]
     credits = [e.ledger_entry_id for e in split.items if isinstance(e, LedgerEntry)]
-    assert credits and len(credits) == len(set(credits))  # a project two parts share: its credits once
+    assert credits and len(credits) == len(set(credits))  # a project two parts share: its entries once
     assert set(credits) == {e.ledger_entry_id for e in whole if isinstance(e, LedgerEntry)}
     assert len(got) == len(set(got)) and set(got) == one  # the same rows, each once
     assert not {a["usage_record_id"], b["usage_record_id"]} & set(got)

@@ -64,15 +64,15 @@ async def _usage(ctx: Context, state: RunState, rep: StepReport, billing: Billin
     instances, a = state.pivot.instances, state.attribution
     if instances and screened(ctx, len(instances)):
         # at scale the database screens the rows; only the doubtful ones come back, with
-        # the coverage and the credits of the instances' projects. Its concurrent parts
-        # take contiguous runs of these ids: in project order, each part reads the credits
-        # of fewer projects
+        # the coverage, and the credits and the orphan debits of the instances' projects.
+        # Its concurrent parts take contiguous runs of these ids: in project order, each
+        # part reads the ledger of fewer projects
         ids = [i.app_instance_id for i in sorted(instances, key=lambda i: (i.org_id, i.project_id, i.app_instance_id))]
         answer = await ctx.billing(rep, billing.screen_usage, ids, ctx.window)
         got = split_screened(answer or [], ((i.org_id, i.project_id) for i in instances), ctx.window)
         a.usage, cov = got.usage, got.coverage
-        if answer is not None:  # its credits are known only when it answered
-            a.credits = got.credits
+        if answer is not None:  # its credits and orphans are known only when it answered
+            a.credits, a.orphans = got.credits, got.orphans
         gaps = hidden_gaps(cov, a.usage)
         exact = await ctx.billing(rep, billing.usage_hours, gaps, ctx.window) if gaps else []
         a.covered = covered_hours(cov, exact or [])

@@ -5,7 +5,7 @@ the approved procedure would post, and one follow-up per owning layer."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 
 from bot.diagnosis import core
 from bot.diagnosis.checks import RECONCILIATION_CHECKS, propose_corrections, run_checks, sort_findings
@@ -16,6 +16,7 @@ from bot.flows.diagnosis.context import Context, Step
 from bot.flows.diagnosis.scope_logs import read_scope_logs, report_scope_logs
 from bot.flows.diagnosis.state import Reconciliation, RunState
 from bot.flows.steps_report import StepReport, Verdict
+from bot.sources.protocols import BillingReader
 
 
 def correlation_ids(subject_cid: str | None, usage: Sequence[UsageRecord]) -> list[str]:
@@ -30,39 +31,42 @@ def row_ids(usage: Sequence[UsageRecord]) -> list[str]:
 
 
 async def fetch(ctx: Context, state: RunState, rep: StepReport) -> None:
-    """Starts once the instances are known: an org's debits without a usage row are asked
-    at once (they need only the instances' orgs and projects), alongside the attribution's
-    reading; the rest waits for the attribution's rows."""
-    billing, corr_ledger = ctx.sources.billing, state.rows.ledger
-    orphan_task = None
-    if billing is not None and ctx.org_scope is not None and (state.pivot.instances or corr_ledger):
-        pairs = sorted({(i.org_id, i.project_id) for i in state.pivot.instances}
-                       | {(e.org_id, e.project_id) for e in corr_ledger})
-        ids = [i.app_instance_id for i in state.pivot.instances]
-        orphan_task = asyncio.ensure_future(ctx.billing(rep, billing.orphan_debits, pairs, ctx.window, ids))
-    try:
-        await state.attribution.read.wait()
-        await _read(ctx, state, rep, orphan_task)
-    finally:
-        if orphan_task is not None:
-            orphan_task.cancel()
+    """Waits for the attribution's rows (screened at scale: the screening also answered
+    the debits without a usage row of the instances' projects, and the credits that the
+    ledger read then need not read again)."""
+    await state.attribution.read.wait()
+    await _read(ctx, state, rep)
 
 
-async def _read(ctx: Context, state: RunState, rep: StepReport,
-                orphan_task: asyncio.Future[list[LedgerEntry] | None] | None) -> None:
+async def _orphans(ctx: Context, state: RunState, rep: StepReport,
+                   billing: BillingReader) -> list[LedgerEntry] | None:
+    """Usage debits without a usage row: an org's, of every (org, project) of its instances
+    and of the correlated entries; else those of the subject's calls."""
+    corr_ledger, a = state.rows.ledger, state.attribution
+    if ctx.org_scope is None:
+        return await ctx.billing(rep, billing.orphan_debits_by_correlation,
+                                 correlation_ids(ctx.subject.correlation_id, a.usage), ctx.window)
+    pairs = ({(i.org_id, i.project_id) for i in state.pivot.instances}
+             | {(e.org_id, e.project_id) for e in corr_ledger})
+    ids = [i.app_instance_id for i in state.pivot.instances]
+    if a.credits is None:  # not screened, or the screening did not answer
+        return await ctx.billing(rep, billing.orphan_debits, sorted(pairs), ctx.window, ids)
+    extra = sorted(pairs - a.credits.org_projects)
+    more = await ctx.billing(rep, billing.orphan_debits, extra, ctx.window, ids) if extra else []
+    return None if more is None else [*a.orphans, *more]
+
+
+async def _read(ctx: Context, state: RunState, rep: StepReport) -> None:
     billing, instances, corr_ledger = ctx.sources.billing, state.pivot.instances, state.rows.ledger
     if billing is None or not (instances or corr_ledger):
         return
-    usage = state.attribution.usage
-    if orphan_task is not None:
-        orphan_call: Awaitable[list[LedgerEntry] | None] = orphan_task
-    else:
-        # debits of the subject's calls whose usage row does not exist
-        orphan_call = ctx.billing(rep, billing.orphan_debits_by_correlation,
-                                  correlation_ids(ctx.subject.correlation_id, usage), ctx.window)
+    usage, credits = state.attribution.usage, state.attribution.credits
+    # asked exactly as the prefetch asks it (bot.flows.diagnosis.ahead) unless screened
+    ledger_read = (ctx.billing(rep, billing.ledger_for_usage, row_ids(usage)) if credits is None
+                   else ctx.billing(rep, billing.ledger_for_usage, row_ids(usage), credits))
     got_ledger, got_orphans, _ = await asyncio.gather(
-        ctx.billing(rep, billing.ledger_for_usage, row_ids(usage), state.attribution.credits),
-        orphan_call,
+        ledger_read,
+        _orphans(ctx, state, rep, billing),
         read_scope_logs(ctx, state, rep),  # an org's: the logs of its instances with missing hours
     )
     ledger, orphans = got_ledger or [], got_orphans or []
@@ -105,6 +109,5 @@ def report(ctx: Context, state: RunState, rep: StepReport) -> None:
         rep.state = "partial"
 
 
-# its reading waits for the attribution's rows itself (``Attribution.read``), so that an
-# org's orphan debits are asked alongside the attribution's screening
+# its reading waits for the attribution's rows itself (``Attribution.read``)
 STEP = Step("reconciliation", fetch, report, needs=("billing_rows", "pivot"))

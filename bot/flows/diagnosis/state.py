@@ -90,8 +90,11 @@ class Attribution:
     rate_cards: list[RateCard] = field(default_factory=list)
     # screened at scale: which (instance, component) hours have a row at all (None: every row read)
     covered: dict[tuple[str, str], Hours] | None = None
-    # screened: the credits the screening read, which the reconciliation's ledger read reuses
+    # screened: the credits the screening read, which the reconciliation's ledger read
+    # reuses, and the usage debits without a usage row of the same projects (None: the
+    # screening did not answer)
     credits: KnownCredits | None = None
+    orphans: list[LedgerEntry] = field(default_factory=list)
     rows_examined: int = 0
     findings: list[Finding] = field(default_factory=list)
     # set when the rows are read (or could not be): the reconciliation's reading waits for it

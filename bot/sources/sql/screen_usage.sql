@@ -1,5 +1,5 @@
 -- The database's first pass over many instances' usage rows: of the rows of the app
--- instances $1 with period_start in [$2, $3) ($2: the window's start floored to the
+-- instances $1 with period_start in [$2, $3) ($2: the window's start $4 floored to the
 -- hour), only those that might break rule 1, 2, 3, 6 or 7 (platform.md). A SUPERSET of
 -- what run_checks flags on these rows under those rules: a row left out is certain to
 -- be correct; a few extra rows are harmless (the checks read their ledger in full).
@@ -10,6 +10,9 @@
 --               instances' (org_id, project_id), posted at or after $2 (columns 22-34:
 --               LedgerEntry): the screening reads them anyway (rule 6), and the
 --               ledger of the suspect rows then need not read those projects again;
+--   'orphan':   a usage debit of those projects posted in [$4, $3) ($4: the window's
+--               start) whose usage_record_id is NULL or names no usage row (columns
+--               22-34: LedgerEntry; what orphan_debits answers for those projects);
 --   'coverage': rule 4 per (app_instance_id, component) of a known component (columns
 --               35-40: Coverage): how many rows, the first and the last period_start,
 --               and the distinct period_starts sorted only when the rows are not one per
@@ -154,32 +157,47 @@ deb as materialized (
       and (l.direction, l.kind) in (('debit', 'usage'), ('credit', 'reversal'))
     group by l.usage_record_id
 ),
-credits as materialized (
-    -- every credit that reverses an entry, of the instances' projects since $2: one
-    -- index range per (org_id, project_id); returned whole (kind 'credit')
+walk as materialized (
+    -- one index range per (org_id, project_id) of the instances, from $2 on: every credit
+    -- that reverses an entry, and the usage debits posted in [$4, $3) (the orphan
+    -- candidates); narrow (the few returned are read whole by primary key)
     select c.*
     from (select distinct ic.org_id, ic.project_id from ic) as s
     cross join lateral (
-        select l.ledger_entry_id, l.org_id, l.project_id, l.usage_record_id, l.direction, l.kind,
-               l.amount_minor, l.currency, l.reverses_entry_id, l.idempotency_key, l.correlation_id,
-               l.description, l.posted_at
+        select l.ledger_entry_id, l.usage_record_id, l.direction = 'credit' as credit,
+               l.kind = 'reversal' as reversal, l.reverses_entry_id
         from billing.ledger_entries l
         where l.org_id = s.org_id
           and l.project_id = s.project_id
           and l.posted_at >= $2
-          and l.direction = 'credit'
-          and l.reverses_entry_id is not null
+          and ((l.direction = 'credit' and l.reverses_entry_id is not null)
+               or (l.direction = 'debit' and l.kind = 'usage' and l.posted_at >= $4 and l.posted_at < $3))
         offset 0
     ) as c
+),
+orphans as (
+    -- the debits whose usage_record_id is NULL or names no usage row: those naming a row
+    -- screened here (deb) are set aside by one hash anti-join; only the rest (debits of
+    -- rows before $2, of other instances, or of none) are looked up in the primary key
+    select w.ledger_entry_id
+    from (
+        select w.ledger_entry_id, w.usage_record_id
+        from walk w
+        where not w.credit
+          and not exists (select 1 from deb d where d.usage_record_id = w.usage_record_id)
+        offset 0
+    ) as w
+    where w.usage_record_id is null
+       or not exists (select 1 from billing.usage_records u where u.usage_record_id = w.usage_record_id)
 ),
 reversed as (
     select unnest(d.revs) as ledger_entry_id
     from deb d
     where d.revs is not null
     union
-    select c.reverses_entry_id
-    from credits c
-    where c.kind = 'reversal'
+    select w.reverses_entry_id
+    from walk w
+    where w.credit and w.reversal
 ),
 k as materialized (
     -- one pass, three groupings (g): 1: the source events of an instance shared by two
@@ -268,11 +286,21 @@ union all
 select 'credit',
        null, null, null, null, null, null, null, null, null, null, null, null, null, null,
        null, null, null, null, null, null,
-       c.ledger_entry_id, c.org_id, c.project_id, c.usage_record_id, c.direction, c.kind,
-       c.amount_minor, c.currency, c.reverses_entry_id, c.idempotency_key, c.correlation_id,
-       c.description, c.posted_at,
+       l.ledger_entry_id, l.org_id, l.project_id, l.usage_record_id, l.direction, l.kind,
+       l.amount_minor, l.currency, l.reverses_entry_id, l.idempotency_key, l.correlation_id,
+       l.description, l.posted_at,
        null, null, null, null, null, null
-from credits c
+from walk w join billing.ledger_entries l on l.ledger_entry_id = w.ledger_entry_id
+where w.credit
+union all
+select 'orphan',
+       null, null, null, null, null, null, null, null, null, null, null, null, null, null,
+       null, null, null, null, null, null,
+       l.ledger_entry_id, l.org_id, l.project_id, l.usage_record_id, l.direction, l.kind,
+       l.amount_minor, l.currency, l.reverses_entry_id, l.idempotency_key, l.correlation_id,
+       l.description, l.posted_at,
+       null, null, null, null, null, null
+from orphans o join billing.ledger_entries l on l.ledger_entry_id = o.ledger_entry_id
 union all
 select 'coverage',
        null, null, null, null, null, null, null, null, null, null, null, null, null, null,
