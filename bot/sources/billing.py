@@ -62,7 +62,7 @@ from bot.sources.billing_args import coverage, describe_url, known_reversals, no
 from bot.sources.billing_args import ids as ids_of
 from bot.sources.billing_export import ExportReads
 from bot.sources.billing_sql import QUERIES, SOURCE
-from bot.sources.protocols import Coverage, Fetched, KnownCredits, SourceCall
+from bot.sources.protocols import Coverage, Fetched, KnownCredits, SourceCall, floor_hour
 
 log = logging.getLogger(__name__)
 
@@ -105,11 +105,6 @@ _UNREACHABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.ConnectionFailureError,
     asyncpg.exceptions.ClientCannotConnectError,
 )
-
-
-def floor_hour(t: datetime) -> datetime:
-    """The top of t's hour, in UTC."""
-    return t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 class PostgresBillingReader(ExportReads):
@@ -244,18 +239,13 @@ class PostgresBillingReader(ExportReads):
     ) -> Fetched[LedgerEntry]:
         ids = ids_of(usage_record_ids)
         params: dict[str, Any] = {"usage_record_ids": sample(ids)}
-        pairs = sorted(known.org_projects) if known is not None else []
-        if known is not None:
-            params.update(credits_known_since=known.since.isoformat(), credits_known_for=len(pairs))
-        got = await self._run(
-            "ledger_for_usage",
-            LedgerEntry,
-            (ids, [o for o, _ in pairs], [p for _, p in pairs], known.since if known is not None else None),
-            params,
-            None,
-        )
-        if known is not None:
-            got.items.extend(known_reversals(got.items, set(ids), known))
+        if known is None:
+            return await self._run("ledger_for_usage", LedgerEntry, (ids, [], [], None), params, None)
+        pairs = sorted(known.org_projects)
+        params.update(credits_known_since=known.since.isoformat(), credits_known_for=len(pairs))
+        got = await self._run("ledger_for_usage", LedgerEntry,
+                              (ids, [o for o, _ in pairs], [p for _, p in pairs], known.since), params, None)
+        got.items.extend(known_reversals(got.items, set(ids), known))
         return got
 
     async def orphan_debits(

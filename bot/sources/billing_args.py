@@ -46,7 +46,7 @@ def screened(kind: str, *cols: Any) -> UsageRecord | LedgerEntry | Coverage:
     """One row of screen_usage: its kind, then each kind's columns side by side."""
     if kind == "usage":
         return UsageRecord(*cols[:20])
-    if kind in ("credit", "orphan"):
+    if kind == "ledger":
         return LedgerEntry(*cols[20:33])
     if kind == "coverage":
         return coverage(*cols[33:39])

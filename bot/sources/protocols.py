@@ -48,6 +48,11 @@ class SourceCall:
     via: str = ""  # where it went: "http://loki:3100", "offline:/path", "postgres"
 
 
+def floor_hour(t: datetime) -> datetime:
+    """The top of t's hour, in UTC: where the billing reader's usage windows start."""
+    return t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
 @dataclass(slots=True)
 class Fetched(Generic[T]):
     items: list[T]
@@ -113,8 +118,8 @@ def split_screened(items: Iterable[UsageRecord | LedgerEntry | Coverage],
             credits.append(x)
         else:
             orphans.append(x)
-    since = window.start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    return Screened(usage, coverage, KnownCredits(frozenset(org_projects), since, tuple(credits)), orphans)
+    return Screened(usage, coverage, KnownCredits(frozenset(org_projects), floor_hour(window.start), tuple(credits)),
+                    orphans)
 
 
 def covered_hours(*coverage: Iterable[Coverage]) -> dict[tuple[str, str], Hours]:

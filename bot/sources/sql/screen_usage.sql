@@ -6,13 +6,13 @@
 -- Three kinds of answer rows, told by the first column (the reader maps each onto its
 -- dataclass, columns in field order):
 --   'usage':    a row worth a closer look (columns 2-21: UsageRecord);
---   'credit':   a credit that reverses an entry (reverses_entry_id set), of the
---               instances' (org_id, project_id), posted at or after $2 (columns 22-34:
---               LedgerEntry): the screening reads them anyway (rule 6), and the
---               ledger of the suspect rows then need not read those projects again;
---   'orphan':   a usage debit of those projects posted in [$4, $3) ($4: the window's
---               start) whose usage_record_id is NULL or names no usage row (columns
---               22-34: LedgerEntry; what orphan_debits answers for those projects);
+--   'ledger':   an entry of the instances' (org_id, project_id) (columns 22-34:
+--               LedgerEntry), either a credit that reverses an entry (reverses_entry_id
+--               set) posted at or after $2: the screening reads them anyway (rule 6), and
+--               the ledger of the suspect rows then need not read those projects again;
+--               or a usage debit posted in [$4, $3) ($4: the window's start) whose
+--               usage_record_id is NULL or names no usage row: what orphan_debits answers
+--               for those projects. Their direction tells them apart;
 --   'coverage': rule 4 per (app_instance_id, component) of a known component (columns
 --               35-40: Coverage): how many rows, the first and the last period_start,
 --               and the distinct period_starts sorted only when the rows are not one per
@@ -240,7 +240,11 @@ r as (
            or d.posted_at < $2
            or d.currency is null
            or (d.currency <> p.currency and upper(d.currency) <> upper(p.currency)) as off,
-           d.id, d.amount, u.quantity, p.m, u.quantity = 3600 and d.amount = p.hour_amount as hour_ok
+           d.id, d.amount,
+           -- n - a*10^12 (rule 5 below): 0 for a full hour debited its precomputed amount,
+           -- the numeric arithmetic only for the other rows
+           case when u.quantity = 3600 and d.amount = p.hour_amount then 0
+                else u.quantity * p.m - d.amount::numeric * 1000000000000 end as x
     from billing.usage_records u
     left join pr p
            on p.app_instance_id = u.app_instance_id and p.component = u.component
@@ -255,10 +259,8 @@ f as materialized (
     select r.usage_record_id
     from r
     where r.off
-       or (r.hour_ok is not true  -- not the precomputed full hour: the exact test
-           and (abs(r.quantity * r.m - r.amount::numeric * 1000000000000) * 2 > 1000000000000
-                or (abs(r.quantity * r.m - r.amount::numeric * 1000000000000) * 2 = 1000000000000
-                    and r.amount % 2 <> 0)))
+       or abs(r.x) * 2 > 1000000000000
+       or (abs(r.x) * 2 = 1000000000000 and r.amount % 2 <> 0)
        or r.id in (select v.ledger_entry_id from reversed v where v.ledger_entry_id is not null)
        or exists (select 1 from k where k.g = 1 and k.app_instance_id = r.app_instance_id
                     and k.source_event_id = r.source_event_id)
@@ -283,24 +285,17 @@ select 'usage' as kind,
        null::timestamptz as first_hour, null::timestamptz as last_hour, null::timestamptz[] as hours
 from f join billing.usage_records u on u.usage_record_id = f.usage_record_id
 union all
-select 'credit',
+select 'ledger',
        null, null, null, null, null, null, null, null, null, null, null, null, null, null,
        null, null, null, null, null, null,
        l.ledger_entry_id, l.org_id, l.project_id, l.usage_record_id, l.direction, l.kind,
        l.amount_minor, l.currency, l.reverses_entry_id, l.idempotency_key, l.correlation_id,
        l.description, l.posted_at,
        null, null, null, null, null, null
-from walk w join billing.ledger_entries l on l.ledger_entry_id = w.ledger_entry_id
-where w.credit
-union all
-select 'orphan',
-       null, null, null, null, null, null, null, null, null, null, null, null, null, null,
-       null, null, null, null, null, null,
-       l.ledger_entry_id, l.org_id, l.project_id, l.usage_record_id, l.direction, l.kind,
-       l.amount_minor, l.currency, l.reverses_entry_id, l.idempotency_key, l.correlation_id,
-       l.description, l.posted_at,
-       null, null, null, null, null, null
-from orphans o join billing.ledger_entries l on l.ledger_entry_id = o.ledger_entry_id
+from (select w.ledger_entry_id from walk w where w.credit
+      union all
+      select o.ledger_entry_id from orphans o) as e
+join billing.ledger_entries l on l.ledger_entry_id = e.ledger_entry_id
 union all
 select 'coverage',
        null, null, null, null, null, null, null, null, null, null, null, null, null, null,
