@@ -311,7 +311,7 @@ async def test_wait_for_wakes_on_the_request(slack_standin: SlackStandIn) -> Non
     assert not waiter.done()
     await client.chat_postMessage(channel="C1", text="b")
     calls = await waiter
-    assert time.monotonic() - started < 1.0 and len(calls) == 2
+    assert time.monotonic() - started < 4.0 and len(calls) == 2  # woken by the post, not by its 5 s timeout
     assert [c.args["text"] for c in await slack_standin.wait_for_calls("chat.postMessage", 2)] == ["a", "b"]
 
     with pytest.raises(AssertionError, match=r"(?s)within 0.05s; 2 calls.*chat.postMessage -> 200 ok"):
