@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import statistics
+import time
 from collections.abc import AsyncIterator, Sequence
 
 from bot.commands.serve import serve
@@ -19,6 +20,18 @@ def pct(values: Sequence[float], p: float) -> float:
     s = sorted(values)
     k = max(0, min(len(s) - 1, int(-(-p * len(s) // 100)) - 1))
     return s[k]
+
+
+def machine_speed_s(n: int = 10_000_000) -> float:
+    """Seconds this machine takes right now for ``n`` pure-Python additions: the yardstick
+    benchmarks/README.md quotes (1.5-1.8 s on the 2-core machine when it is quiet). Its
+    speed swings by more than a factor of two from one minute to the next, so a figure
+    means little without the yardstick taken beside it."""
+    t0 = time.perf_counter()
+    total = 0
+    for i in range(n):
+        total += i
+    return time.perf_counter() - t0
 
 
 def summary(values: Sequence[float]) -> dict[str, float]:

@@ -67,6 +67,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import machine_speed_s  # noqa: E402
 from bot.diagnosis.checks import BillingEvidence, run_checks  # noqa: E402
 from bot.diagnosis.model import Window  # noqa: E402
 from bot.sources.billing import PostgresBillingReader  # noqa: E402
@@ -866,6 +867,27 @@ async def org_queries_alone(url: str, meta: dict[str, Any], runs: int) -> dict[s
         return await repeat(once, runs)
 
 
+# The server's yardstick: a hash aggregate of 300k groups over 1M generated rows (no table),
+# the kind of work the screening does; its time says how fast the server is this minute.
+YARDSTICK_SQL = ("select count(*) from (select i % 300000 as k, count(*) "
+                 "from generate_series(1, 1000000) as i group by 1) as g")
+
+
+async def database_speed_s(url: str) -> float:
+    """Seconds the server takes for YARDSTICK_SQL (the better of two tries)."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("set work_mem = '256MB'")
+        times = []
+        for _ in range(2):
+            t0 = time.perf_counter()
+            await conn.fetchval(YARDSTICK_SQL)
+            times.append(time.perf_counter() - t0)
+        return min(times)
+    finally:
+        await conn.close()
+
+
 def report_org(res: dict[str, Any]) -> str:
     c = res["counts"]
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -935,6 +957,8 @@ async def amain(args: argparse.Namespace) -> None:
         return
     reversal_index = await set_reversal_index(url, args.with_reversal_index)
     print(f"index on ledger_entries (reverses_entry_id): {'yes' if reversal_index else 'no'}")
+    before = machine_speed_s()
+    db_before = await database_speed_s(url)
     if args.org:
         res = {"d_org_dispute": await org_dispute(url, meta, args.runs), "load_average": os.getloadavg()}
         res["d_org_dispute"]["alone"] = await org_queries_alone(url, meta, args.runs)
@@ -942,6 +966,13 @@ async def amain(args: argparse.Namespace) -> None:
     else:
         res = await measure(url, meta, args.runs, args.explain)
         verdicts = report(meta, res)
+    speed = {"before_s": round(before, 2), "after_s": round(machine_speed_s(), 2),
+             "db_before_s": round(db_before, 2), "db_after_s": round(await database_speed_s(url), 2)}
+    verdicts.append(f"machine speed: 10M Python additions {speed['before_s']:.2f} s before the runs, "
+                    f"{speed['after_s']:.2f} s after; the server's yardstick query {speed['db_before_s']:.2f} s "
+                    f"before, {speed['db_after_s']:.2f} s after")
+    print(verdicts[-1])
+    res["machine_speed"] = speed
     res["reversal_index"] = reversal_index
     RESULTS_DIR.mkdir(exist_ok=True)
     out = RESULTS_DIR / f"billing_scale{'-org' if args.org else ''}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
