@@ -23,10 +23,10 @@ def pct(values: Sequence[float], p: float) -> float:
 
 
 def machine_speed_s(n: int = 10_000_000) -> float:
-    """Seconds this machine takes right now for ``n`` pure-Python additions: the yardstick
-    benchmarks/README.md quotes (1.5-1.8 s on the 2-core machine when it is quiet). Its
-    speed swings by more than a factor of two from one minute to the next, so a figure
-    means little without the yardstick taken beside it."""
+    """Seconds this machine takes right now for ``n`` pure-Python additions in a function
+    (about 0.75 s on the 2-core VM; the README's older 1.5-1.8 s were the same loop at
+    module level, which is slower). The VM's speed swings by up to a factor of two from
+    one minute to the next, so a figure means little without a yardstick beside it."""
     t0 = time.perf_counter()
     total = 0
     for i in range(n):
