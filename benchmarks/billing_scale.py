@@ -710,7 +710,7 @@ async def repeat(
 
 async def explain(pool: asyncpg.Pool, tenant_ids: list[str], window: Window) -> None:
     """EXPLAIN (ANALYZE, BUFFERS) of the reader's heavy queries at tenant scale."""
-    from bot.sources.billing import QUERIES, floor_hour
+    from bot.sources.billing import _QUERY_SETTINGS, QUERIES, floor_hour
 
     async with pool.acquire() as conn:
         # the reader's SET LOCALs (bot.sources.billing._TX_SETTINGS), for the session
@@ -725,12 +725,13 @@ async def explain(pool: asyncpg.Pool, tenant_ids: list[str], window: Window) -> 
             ("orphan_debits", ([p[0] for p in pairs], [p[1] for p in pairs],
                                window.start, window.end, tenant_ids)),
             ("instances_in_scope", (TENANT, None, window.start, window.end)),
-            ("screen_usage", (tenant_ids, floor_hour(window.start), window.end)),
+            ("screen_usage", (tenant_ids, floor_hour(window.start), window.end, window.start)),
         ]
         for name, args in cases:
-            if name == "screen_usage":  # its SET LOCALs (bot.sources.billing._QUERY_SETTINGS)
-                await conn.execute("set enable_mergejoin = off; set work_mem = '256MB'")
-            plan = await conn.fetch("explain (analyze, buffers, costs off) " + QUERIES[name], *args)
+            async with conn.transaction(readonly=True):
+                for key, value in _QUERY_SETTINGS.get(name, {}).items():  # as the reader sets them
+                    await conn.execute(f"set local {key} = '{value}'")
+                plan = await conn.fetch("explain (analyze, buffers, costs off) " + QUERIES[name], *args)
             print(f"\n--- EXPLAIN ANALYZE {name} (tenant)")
             for r in plan:
                 line = re.sub(r"'\{[^}]{60,}\}'", "'{…ids…}'", r[0])
