@@ -161,3 +161,51 @@ async def test_split_screening_and_events_shared_across_instances(
     assert [f.model_dump() for f in screened] == [f.model_dump() for f in full]
     for f in full:
         assert not {a["usage_record_id"], b["usage_record_id"]} & set(f.usage_record_ids)
+
+
+async def test_a_debit_reversed_by_a_credit_named_for_another_row_is_screened(fresh_database: str) -> None:
+    """Hostile ledger: a reversal credit posted in another org's project names row X (its
+    usage_record_id) but reverses row Y's debit. The project walk never sees it; it is found
+    only through X. Y's debit is then no longer a charge, so Y must be a suspect, and the
+    screened findings must still equal the full path's."""
+    spec = ScenarioSpec.grid(
+        orgs=3, projects_per_org=2, instances_per_project=3,
+        injections=every_injection(alternate_hours=True), correct_cases=ALL_CORRECT_CASES,
+    )
+    platform = build_platform(spec, now=NOW, seed=11)
+    window = platform.window(7)
+    mine = [i for i in platform.instances if i.org_id == platform.instances[0].org_id]
+    other = next(i for i in platform.instances if i.org_id != mine[0].org_id)
+    ids = [i.app_instance_id for i in mine]
+    conn = await asyncpg.connect(fresh_database)
+    try:
+        await load_billing(conn, platform, replace=True)
+        async with PostgresBillingReader(fresh_database, 10_000) as reader:
+            before = sorted(u.usage_record_id for u in (await reader.screen_usage(ids, window)).items
+                            if isinstance(u, UsageRecord))
+        # two clean rows of one instance, each with its one usage debit
+        x, y = await conn.fetch(
+            """select u.usage_record_id, l.ledger_entry_id, l.amount_minor, l.currency
+               from billing.usage_records u
+               join billing.ledger_entries l on l.usage_record_id = u.usage_record_id and l.kind = 'usage'
+               where u.app_instance_id = any($1::text[]) and u.period_start >= $2 and u.period_start < $3
+                 and not u.usage_record_id = any($4::text[])
+               order by u.app_instance_id, u.period_start, u.usage_record_id limit 2""",
+            ids, window.start, window.end, before)
+        await conn.execute(
+            """insert into billing.ledger_entries (ledger_entry_id, org_id, project_id, usage_record_id,
+                   direction, kind, amount_minor, currency, reverses_entry_id, idempotency_key, posted_at)
+               values ('le-hostile-reversal', $1, $2, $3, 'credit', 'reversal', $4, $5, $6,
+                       'hostile:1', $7)""",
+            other.org_id, other.project_id, x["usage_record_id"], y["amount_minor"], y["currency"],
+            y["ledger_entry_id"], window.end)
+    finally:
+        await conn.close()
+    async with PostgresBillingReader(fresh_database, 10_000) as reader:
+        got = {u.usage_record_id for u in (await reader.screen_usage(ids, window)).items
+               if isinstance(u, UsageRecord)}
+        full = await full_findings(reader, mine, window, platform.now)
+        screened, _ = await screened_findings(reader, mine, window, platform.now)
+    assert {x["usage_record_id"], y["usage_record_id"]} <= got
+    assert any(y["usage_record_id"] in f.usage_record_ids for f in full)
+    assert [f.model_dump() for f in screened] == [f.model_dump() for f in full]

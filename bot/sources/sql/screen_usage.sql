@@ -137,11 +137,14 @@ pr as materialized (
     ) as p
 ),
 deb as materialized (
-    -- per row: how many usage debits and reversal credits name it, and (when one) that entry
-    select l.usage_record_id, count(*) as n, min(l.ledger_entry_id) as id,
+    -- per row, of the usage debits and reversal credits that name it: ok when there is
+    -- exactly one, a usage debit posted at or after $2; and (when one) that entry's
+    -- amount, currency, org and project
+    select l.usage_record_id,
+           count(*) = 1 and bool_and(l.direction = 'debit' and l.kind = 'usage')
+           and min(l.posted_at) >= $2 as ok,
            min(l.amount_minor) as amount, min(l.currency) as currency,
-           bool_and(l.direction = 'debit' and l.kind = 'usage') as debit,
-           min(l.org_id) as org_id, min(l.project_id) as project_id, min(l.posted_at) as posted_at,
+           min(l.org_id) as org_id, min(l.project_id) as project_id,
            array_agg(l.reverses_entry_id) filter (where l.reverses_entry_id is not null) as revs
     from billing.ledger_entries l
     where l.usage_record_id = any(array(
@@ -233,18 +236,17 @@ r as (
            or u.resource_class <> p.resource_class
            or p.exact is not true
            or u.quantity < 0
-           or d.n is distinct from 1
-           or not d.debit
+           or d.ok is not true
            or d.org_id <> u.org_id
            or d.project_id <> u.project_id
-           or d.posted_at < $2
            or d.currency is null
            or (d.currency <> p.currency and upper(d.currency) <> upper(p.currency)) as off,
-           d.id, d.amount,
-           -- n - a*10^12 (rule 5 below): 0 for a full hour debited its precomputed amount,
-           -- the numeric arithmetic only for the other rows
-           case when u.quantity = 3600 and d.amount = p.hour_amount then 0
-                else u.quantity * p.m - d.amount::numeric * 1000000000000 end as x
+           -- rule 5: a full hour debited its key's precomputed amount passes at once; only
+           -- the other rows take the numeric test, n - a*10^12 compared with 10^12/2
+           case when u.quantity = 3600 and d.amount = p.hour_amount then false
+                else abs(u.quantity * p.m - d.amount::numeric * 1000000000000) * 2 > 1000000000000
+                     or (abs(u.quantity * p.m - d.amount::numeric * 1000000000000) * 2 = 1000000000000
+                         and d.amount % 2 <> 0) end as bad_price
     from billing.usage_records u
     left join pr p
            on p.app_instance_id = u.app_instance_id and p.component = u.component
@@ -258,16 +260,29 @@ r as (
 f as materialized (
     select r.usage_record_id
     from r
-    where r.off
-       or abs(r.x) * 2 > 1000000000000
-       or (abs(r.x) * 2 = 1000000000000 and r.amount % 2 <> 0)
-       or r.id in (select v.ledger_entry_id from reversed v where v.ledger_entry_id is not null)
-       or exists (select 1 from k where k.g = 1 and k.app_instance_id = r.app_instance_id
-                    and k.source_event_id = r.source_event_id)
-       or exists (select 1 from k where k.g = 2 and k.app_instance_id = r.app_instance_id
-                    and k.component = coalesce(r.component, '')
-                    and k.no_component = (r.component is null)
-                    and k.period_start = r.period_start)
+    where r.off or r.bad_price
+    union
+    -- a row whose debit is reversed: the few reversed entries, looked up by primary key,
+    -- name their rows (any row of these instances named by a reversed entry: a superset)
+    select u.usage_record_id
+    from (select distinct v.ledger_entry_id from reversed v where v.ledger_entry_id is not null) as v
+    join billing.ledger_entries l on l.ledger_entry_id = v.ledger_entry_id
+    join billing.usage_records u on u.usage_record_id = l.usage_record_id
+    where u.app_instance_id = any($1::text[])
+      and u.period_start >= $2
+      and u.period_start < $3
+    union
+    -- every member of a duplicate group (rule 7): the few groups' rows, by index (a probe
+    -- of every row against k would cost a hash lookup per row)
+    select u.usage_record_id
+    from k
+    join billing.usage_records u
+      on u.app_instance_id = k.app_instance_id
+     and u.period_start >= $2 and u.period_start < $3
+     and ((k.g = 1 and u.source_event_id = k.source_event_id)
+          or (k.g = 2 and u.period_start = k.period_start
+              and coalesce(u.component, '') = k.component and (u.component is null) = k.no_component))
+    where k.g in (1, 2)
 )
 select 'usage' as kind,
        u.usage_record_id, u.source_event_id, u.org_id, u.project_id, u.usage_source,
