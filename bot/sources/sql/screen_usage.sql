@@ -162,8 +162,10 @@ deb as materialized (
 ),
 walk as materialized (
     -- one index range per (org_id, project_id) of the instances, from $2 on: every credit
-    -- that reverses an entry, and the usage debits posted in [$4, $3) (the orphan
-    -- candidates); narrow (the few returned are read whole by primary key)
+    -- that reverses an entry, and the orphan candidates: the usage debits posted in
+    -- [$4, $3) that name no row screened here (deb, one hashed lookup per debit; keeping
+    -- the project's every debit instead, to set them aside later, costs a tuplestore of
+    -- them all); narrow (the few returned are read whole by primary key)
     select c.*
     from (select distinct ic.org_id, ic.project_id from ic) as s
     cross join lateral (
@@ -174,24 +176,19 @@ walk as materialized (
           and l.project_id = s.project_id
           and l.posted_at >= $2
           and ((l.direction = 'credit' and l.reverses_entry_id is not null)
-               or (l.direction = 'debit' and l.kind = 'usage' and l.posted_at >= $4 and l.posted_at < $3))
+               or (l.direction = 'debit' and l.kind = 'usage' and l.posted_at >= $4 and l.posted_at < $3
+                   and not exists (select 1 from deb d where d.usage_record_id = l.usage_record_id)))
         offset 0
     ) as c
 ),
 orphans as (
-    -- the debits whose usage_record_id is NULL or names no usage row: those naming a row
-    -- screened here (deb) are set aside by one hash anti-join; only the rest (debits of
-    -- rows before $2, of other instances, or of none) are looked up in the primary key
+    -- the candidates whose usage_record_id is NULL or names no usage row at all (debits of
+    -- rows before $2, of other instances, or of none): looked up in the primary key
     select w.ledger_entry_id
-    from (
-        select w.ledger_entry_id, w.usage_record_id
-        from walk w
-        where not w.credit
-          and not exists (select 1 from deb d where d.usage_record_id = w.usage_record_id)
-        offset 0
-    ) as w
-    where w.usage_record_id is null
-       or not exists (select 1 from billing.usage_records u where u.usage_record_id = w.usage_record_id)
+    from walk w
+    where not w.credit
+      and (w.usage_record_id is null
+           or not exists (select 1 from billing.usage_records u where u.usage_record_id = w.usage_record_id))
 ),
 reversed as (
     select unnest(d.revs) as ledger_entry_id
