@@ -136,10 +136,22 @@ pr as materialized (
      and b.resource_class = ic.resource_class
     ) as p
 ),
-deb as materialized (
+ids as materialized (
+    -- the rows' ids, sorted as the index is (byte order is the C.UTF-8 order of ASCII
+    -- ids): the index scan's own sort of the array finds it sorted; any order is correct
+    select array(
+        select u.usage_record_id
+        from billing.usage_records u
+        where u.app_instance_id = any($1::text[])
+          and u.period_start >= $2
+          and u.period_start < $3
+        order by u.usage_record_id collate "C") as a
+),
+deb as (
     -- per row, of the usage debits and reversal credits that name it: ok when there is
     -- exactly one, a usage debit posted at or after $2; and (when one) that entry's
-    -- amount, currency, org and project
+    -- amount, currency, org and project. Read once, by r's hash join (not materialized:
+    -- the walk asks ids, and the reversals come through f0)
     select l.usage_record_id,
            count(*) = 1 and bool_and(l.direction = 'debit' and l.kind = 'usage')
            and min(l.posted_at) >= $2 as ok,
@@ -147,15 +159,7 @@ deb as materialized (
            min(l.org_id) as org_id, min(l.project_id) as project_id,
            array_agg(l.reverses_entry_id) filter (where l.reverses_entry_id is not null) as revs
     from billing.ledger_entries l
-    where l.usage_record_id = any(array(
-        select u.usage_record_id
-        from billing.usage_records u
-        where u.app_instance_id = any($1::text[])
-          and u.period_start >= $2
-          and u.period_start < $3
-        -- sorted as the index is (byte order is the C.UTF-8 order of ASCII ids): the
-        -- index scan's own sort of the array finds it sorted; any order is correct
-        order by u.usage_record_id collate "C"))
+    where l.usage_record_id = any((select ids.a from ids)::text[])
       -- a refund or promo credit is a concession, not a mismatch; other kinds are no charge
       and (l.direction, l.kind) in (('debit', 'usage'), ('credit', 'reversal'))
     group by l.usage_record_id
@@ -163,7 +167,7 @@ deb as materialized (
 walk as materialized (
     -- one index range per (org_id, project_id) of the instances, from $2 on: every credit
     -- that reverses an entry, and the orphan candidates: the usage debits posted in
-    -- [$4, $3) that name no row screened here (deb, one hashed lookup per debit; keeping
+    -- [$4, $3) that name no row screened here (ids, one hashed lookup per debit; keeping
     -- the project's every debit instead, to set them aside later, costs a tuplestore of
     -- them all); narrow (the few returned are read whole by primary key)
     select c.*
@@ -177,7 +181,7 @@ walk as materialized (
           and l.posted_at >= $2
           and ((l.direction = 'credit' and l.reverses_entry_id is not null)
                or (l.direction = 'debit' and l.kind = 'usage' and l.posted_at >= $4 and l.posted_at < $3
-                   and not exists (select 1 from deb d where d.usage_record_id = l.usage_record_id)))
+                   and not exists (select 1 from ids, unnest(ids.a) as i(id) where i.id = l.usage_record_id)))
         offset 0
     ) as c
 ),
@@ -189,15 +193,6 @@ orphans as (
     where not w.credit
       and (w.usage_record_id is null
            or not exists (select 1 from billing.usage_records u where u.usage_record_id = w.usage_record_id))
-),
-reversed as (
-    select unnest(d.revs) as ledger_entry_id
-    from deb d
-    where d.revs is not null
-    union
-    select w.reverses_entry_id
-    from walk w
-    where w.credit and w.reversal
 ),
 k as materialized (
     -- one pass, three groupings (g): 1: the source events of an instance shared by two
@@ -243,7 +238,8 @@ r as (
            case when u.quantity = 3600 and d.amount = p.hour_amount then false
                 else abs(u.quantity * p.m - d.amount::numeric * 1000000000000) * 2 > 1000000000000
                      or (abs(u.quantity * p.m - d.amount::numeric * 1000000000000) * 2 = 1000000000000
-                         and d.amount % 2 <> 0) end as bad_price
+                         and d.amount % 2 <> 0) end as bad_price,
+           d.revs
     from billing.usage_records u
     left join pr p
            on p.app_instance_id = u.app_instance_id and p.component = u.component
@@ -254,10 +250,26 @@ r as (
       and u.period_start < $3
     offset 0
 ),
-f as materialized (
-    select r.usage_record_id
+f0 as materialized (
+    -- the rows flagged row by row; a row some reversal credit names is among them (it has
+    -- not exactly one usage debit), and brings the entries those credits reverse
+    select r.usage_record_id, r.revs
     from r
     where r.off or r.bad_price
+),
+reversed as (
+    -- the entries reversed: by the credits that name a row, and by the projects' credits
+    select unnest(f0.revs) as ledger_entry_id
+    from f0
+    where f0.revs is not null
+    union
+    select w.reverses_entry_id
+    from walk w
+    where w.credit and w.reversal
+),
+f as materialized (
+    select f0.usage_record_id
+    from f0
     union
     -- a row whose debit is reversed: the few reversed entries, looked up by primary key,
     -- name their rows (any row of these instances named by a reversed entry: a superset)
