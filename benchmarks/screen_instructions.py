@@ -45,10 +45,10 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.billing_scale import DATA_DIR, TENANT  # noqa: E402
 from bot.sources.billing import _QUERY_SETTINGS, floor_hour  # noqa: E402
 
-PGDATA = Path(__file__).resolve().parent / ".data" / "pg"
-TENANT = "org-tenant"
+PGDATA = DATA_DIR / "pg"
 TRIVIAL = ("select 1 where $1::text[] is not null and $2::timestamptz is not null "
            "and $3::timestamptz is not null and $4::timestamptz is not null")
 

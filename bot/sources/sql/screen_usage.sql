@@ -215,7 +215,7 @@ k as materialized (
     having count(*) > 1 or grouping(u.source_event_id, u.period_start) = 3
 ),
 r as (
-    select u.usage_record_id, u.app_instance_id, u.source_event_id, u.component, u.period_start,
+    select u.usage_record_id,
            p.app_instance_id is null
            or u.org_id is distinct from p.org_id
            or u.project_id is distinct from p.project_id
@@ -274,7 +274,7 @@ f as materialized (
     -- a row whose debit is reversed: the few reversed entries, looked up by primary key,
     -- name their rows (any row of these instances named by a reversed entry: a superset)
     select u.usage_record_id
-    from (select distinct v.ledger_entry_id from reversed v where v.ledger_entry_id is not null) as v
+    from reversed v
     join billing.ledger_entries l on l.ledger_entry_id = v.ledger_entry_id
     join billing.usage_records u on u.usage_record_id = l.usage_record_id
     where u.app_instance_id = any($1::text[])
