@@ -274,7 +274,9 @@ f as materialized (
     -- a row whose debit is reversed: the few reversed entries, looked up by primary key,
     -- name their rows (any row of these instances named by a reversed entry: a superset)
     select u.usage_record_id
-    from reversed v
+    -- (the distinct subquery stays: without it the planner joins every row of these
+    -- instances to the ledger instead of probing for the few reversed entries)
+    from (select distinct v.ledger_entry_id from reversed v where v.ledger_entry_id is not null) as v
     join billing.ledger_entries l on l.ledger_entry_id = v.ledger_entry_id
     join billing.usage_records u on u.usage_record_id = l.usage_record_id
     where u.app_instance_id = any($1::text[])
